@@ -1,0 +1,79 @@
+"""cupatch: GPU patch gathering and tiled-inference stitching for 2D/3D images.
+
+The public names are loaded on first use, so ``import cupatch`` stays cheap and never
+touches CUDA.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> submodule that defines it
+_EXPORTS = {
+    "build_info": "_backend",
+    "gpu_available": "_backend",
+    "gather_patches": "ops",
+    "stitch_tiles": "ops",
+    "BlendAccumulator": "ops",
+    "SourceTable": "ops",
+    "window_table": "_windows",
+    "WINDOWS": "_windows",
+    "PatchSpecs": "patching",
+    "TileSpecs": "patching",
+    "is_tile_specs": "patching",
+    "Patching": "patching",
+    "RandomPatching": "patching",
+    "FixedRandomPatching": "patching",
+    "SequentialPatching": "patching",
+    "TiledPatching": "patching",
+    "WholeSamplePatching": "patching",
+    "StratifiedPatching": "patching",
+    "FixedPatching": "patching",
+    "ImageRegionData": "region",
+    "collate_regions": "region",
+    "decollate_regions": "region",
+    "PatchDataset": "dataset",
+    "BatchLoader": "loader",
+    "predict_tiled": "inference",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cupatch' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover - static analysers see the real imports
+    from ._backend import build_info, gpu_available
+    from ._windows import WINDOWS, window_table
+    from .dataset import PatchDataset
+    from .inference import predict_tiled
+    from .loader import BatchLoader
+    from .ops import BlendAccumulator, SourceTable, gather_patches, stitch_tiles
+    from .patching import (
+        FixedPatching,
+        FixedRandomPatching,
+        Patching,
+        PatchSpecs,
+        RandomPatching,
+        SequentialPatching,
+        StratifiedPatching,
+        TiledPatching,
+        TileSpecs,
+        WholeSamplePatching,
+        is_tile_specs,
+    )
+    from .region import ImageRegionData, collate_regions, decollate_regions
