@@ -1,0 +1,156 @@
+"""Normalisation statistics and the fused affine form, against direct NumPy formulas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import to_numpy
+
+from cupatch.normalization import (
+    MeanStdNormalization,
+    MinMaxNormalization,
+    NoNormalization,
+    QuantileNormalization,
+)
+from cupatch.stacks import as_stack, as_stacks
+
+
+def _stacks(xp, dtype=np.uint16, placement="auto"):
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 4000, (3, 2, 17, 19)).astype(dtype)  # S C Y X
+    b = rng.integers(100, 9000, (1, 2, 9, 31)).astype(dtype)
+    if placement == "disk":
+        return [as_stack(a, "SCYX", placement="disk"), as_stack(b, "SCYX", placement="disk")], a, b
+    return [as_stack(xp.asarray(a), "SCYX"), as_stack(xp.asarray(b), "SCYX")], a, b
+
+
+def _per_channel(a, b):
+    """All values per channel, (C, N) float64."""
+    return np.concatenate([a.transpose(1, 0, 2, 3).reshape(2, -1), b.transpose(1, 0, 2, 3).reshape(2, -1)], axis=1).astype(np.float64)
+
+
+@pytest.mark.parametrize("placement", ["auto", "disk"])
+def test_mean_std_fit_matches_numpy(xp, placement):
+    stacks, a, b = _stacks(xp, placement=placement)
+    values = _per_channel(a, b)
+    norm = MeanStdNormalization().fit(stacks, progress=False)
+    np.testing.assert_allclose(norm.means, values.mean(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(norm.stds, values.std(axis=1), rtol=1e-10)  # population std
+    scale, shift = norm.input_scale_shift(2)
+    assert scale.dtype == np.float32 and shift.dtype == np.float32
+    x = a[:1].astype(np.float32)
+    expected = (a[:1].astype(np.float64) - values.mean(axis=1)[None, :, None, None]) / (
+        values.std(axis=1)[None, :, None, None] + 1e-6)
+    np.testing.assert_allclose(to_numpy(norm.normalize(xp.asarray(x))), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(norm.denormalize(norm.normalize(x)), x, rtol=1e-5, atol=1e-2)
+
+
+def test_pooled_and_channel_subset():
+    stacks, a, b = _stacks(np)
+    values = _per_channel(a, b)
+    pooled = MeanStdNormalization(per_channel=False).fit(stacks, progress=False)
+    np.testing.assert_allclose(pooled.means, [values.mean()], rtol=1e-12)
+    np.testing.assert_allclose(pooled.input_scale_shift(3)[0], np.full(3, 1 / (values.std() + 1e-6), np.float32))
+    subset = MeanStdNormalization().fit(stacks, channels=[1], progress=False)
+    np.testing.assert_allclose(subset.means, [values[1].mean()], rtol=1e-12)
+    with pytest.raises(ValueError, match="Channel index 5"):
+        MeanStdNormalization().fit(stacks, channels=[5], progress=False)
+
+
+def test_min_max(xp):
+    stacks, a, b = _stacks(xp)
+    values = _per_channel(a, b)
+    norm = MinMaxNormalization().fit(stacks, progress=False)
+    np.testing.assert_array_equal(norm.mins, values.min(axis=1))
+    np.testing.assert_array_equal(norm.maxes, values.max(axis=1))
+    scale, shift = norm.input_scale_shift(2)
+    lo, hi = values.min(axis=1), values.max(axis=1)
+    np.testing.assert_allclose(scale, 1 / (hi - lo + 1e-8), rtol=1e-7)
+    np.testing.assert_allclose(shift, -lo / (hi - lo + 1e-8), rtol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16, np.uint8, np.float32])
+@pytest.mark.parametrize("placement", ["auto", "disk"])
+def test_quantiles_exact(dtype, placement):
+    stacks, a, b = _stacks(np, dtype=np.uint16, placement=placement)
+    if dtype != np.uint16:
+        a, b = (a % 200).astype(dtype) - (50 if dtype == np.int16 else 0), (b % 200).astype(dtype)
+        stacks = [as_stack(a, "SCYX", placement=placement), as_stack(b, "SCYX", placement=placement)]
+    values = _per_channel(a, b)
+    norm = QuantileNormalization(0.013, 0.987).fit(stacks, progress=False)
+    np.testing.assert_allclose(norm.lower_values, np.quantile(values, 0.013, axis=1), rtol=1e-12)
+    np.testing.assert_allclose(norm.upper_values, np.quantile(values, 0.987, axis=1), rtol=1e-12)
+
+
+def test_quantiles_estimated_for_large_float_data_on_disk(monkeypatch):
+    import cupatch.normalization as nm
+
+    monkeypatch.setattr(nm, "MAX_QUANTILE_SAMPLES", 1000)  # force subsampling
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4, 1, 64, 64)).astype(np.float32)
+    norm = QuantileNormalization(0.1, 0.9).fit([as_stack(a, "SCYX", placement="disk")], progress=False)
+    exact = np.quantile(a, [0.1, 0.9])
+    np.testing.assert_allclose([norm.lower_values[0], norm.upper_values[0]], exact, atol=0.1)
+    assert not np.allclose([norm.lower_values[0], norm.upper_values[0]], exact, rtol=0, atol=1e-9)
+
+
+def test_targets_and_denormalize_uses_target_stats():
+    stacks, a, b = _stacks(np)
+    targets = [as_stack(a[:, :1] * 2, "SCYX"), as_stack(b[:, :1] * 2, "SCYX")]
+    norm = MeanStdNormalization().fit(stacks, targets=targets, progress=False)
+    t_values = np.concatenate([a[:, 0].ravel(), b[:, 0].ravel()]).astype(np.float64) * 2
+    np.testing.assert_allclose(norm.target_means, [t_values.mean()])
+    y = np.full((2, 1, 3, 3), 0.5, np.float32)
+    np.testing.assert_allclose(norm.denormalize(y), 0.5 * (t_values.std() + 1e-6) + t_values.mean(), rtol=1e-6)
+    skip = MeanStdNormalization(means=[1.0], stds=[2.0], skip_target=True)
+    assert skip.denormalize(y) is y
+    np.testing.assert_array_equal(skip.target_scale_shift(1)[0], [1.0])
+
+
+def test_given_statistics_and_broadcasting():
+    norm = MeanStdNormalization(means=[10.0], stds=[2.0])
+    assert norm.fitted
+    scale, shift = norm.input_scale_shift(3)
+    np.testing.assert_array_equal(scale, np.full(3, np.float32(1 / (2 + 1e-6))))
+    np.testing.assert_array_equal(shift, np.full(3, np.float32(-10 / (2 + 1e-6))))
+    with pytest.raises(ValueError, match="has 2 entries but there are 3 channels"):
+        MeanStdNormalization(means=[1, 2], stds=[1, 1]).input_scale_shift(3)
+    with pytest.raises(ValueError, match="no target statistics"):
+        norm.target_scale_shift(1)
+    with pytest.raises(ValueError, match="not fitted"):
+        MinMaxNormalization().input_scale_shift(1)
+    with pytest.raises(ValueError, match="stds must be non-negative"):
+        MeanStdNormalization(means=[0], stds=[-1])
+    with pytest.raises(ValueError, match="lower < upper"):
+        QuantileNormalization(0.9, 0.1)
+    # fit keeps given statistics and computes only the missing ones
+    stacks, a, b = _stacks(np)
+    fitted = MinMaxNormalization(mins=[0, 0], maxes=[1, 1]).fit(stacks, targets=stacks, progress=False)
+    np.testing.assert_array_equal(fitted.maxes, [1, 1])
+    np.testing.assert_array_equal(fitted.target_maxes, _per_channel(a, b).max(axis=1))
+
+
+def test_no_normalization():
+    norm = NoNormalization()
+    scale, shift = norm.input_scale_shift(2)
+    np.testing.assert_array_equal(scale, [1, 1])
+    np.testing.assert_array_equal(shift, [0, 0])
+    x = np.arange(4, dtype=np.float32).reshape(1, 1, 2, 2)
+    np.testing.assert_array_equal(norm.denormalize(x), x)
+
+
+def test_progress_bar_can_be_switched(capsys):
+    stacks, _, _ = _stacks(np)
+    MeanStdNormalization().fit(stacks, progress=False)
+    assert capsys.readouterr().err == ""
+    MeanStdNormalization().fit(stacks, progress=True)
+    assert "input statistics" in capsys.readouterr().err
+
+
+def test_denormalize_torch():
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    norm = MeanStdNormalization(means=[1.0, 2.0], stds=[3.0, 4.0])
+    x = torch.ones((2, 2, 3, 3))
+    out = norm.denormalize(x)
+    assert isinstance(out, torch.Tensor)
+    np.testing.assert_allclose(out[:, 0].numpy(), 1 * (3 + 1e-6) + 1, rtol=1e-6)
