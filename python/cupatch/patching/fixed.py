@@ -1,0 +1,104 @@
+"""A fixed list of patch (or tile) specs, CAREamics' ``FixedPatching``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ._base import BasePatching
+from ._validation import as_index, as_indices, as_int, as_int_tuple
+from .specs import PatchSpecs, is_tile_specs
+
+__all__ = ["FixedPatching"]
+
+_TILE_FIELDS = ("crop_coords", "crop_size", "stitch_coords")
+
+
+class FixedPatching(BasePatching):
+    """Patches given explicitly as a sequence of specs (e.g. a validation split).
+
+    Parameters
+    ----------
+    specs : sequence of PatchSpecs
+        The specs, in index order. All must have the same number of spatial dimensions
+        and the same ``patch_size``. When every spec is a tile spec
+        (:func:`~cupatch.is_tile_specs`), :meth:`spec_table` returns a tile table.
+
+    Notes
+    -----
+    The specs are validated and stored as integer arrays; :meth:`get_patch_spec`
+    rebuilds an equal dict (plain Python ints and tuples) each time.
+    """
+
+    def __init__(self, specs: Sequence[Mapping]):
+        if isinstance(specs, Mapping) or not isinstance(specs, Sequence):
+            raise TypeError(f"specs must be a sequence of PatchSpecs dicts, got {type(specs).__name__}")
+        if len(specs) == 0:
+            raise ValueError("specs must not be empty")
+        for i, s in enumerate(specs):
+            if not isinstance(s, Mapping):
+                raise TypeError(f"specs[{i}] must be a PatchSpecs dict, got {type(s).__name__}")
+            missing = {"data_idx", "sample_idx", "coords", "patch_size"} - set(s)
+            if missing:
+                raise ValueError(f"specs[{i}] lacks the field(s) {sorted(missing)}")
+        ndim = len(specs[0]["coords"])
+        if ndim not in (2, 3):
+            raise ValueError(f"specs[0]['coords'] must have 2 or 3 entries, got {ndim}")
+        patch_size = as_int_tuple(specs[0]["patch_size"], "specs[0]['patch_size']", length=ndim, minimum=1)
+        self._tiles = all(is_tile_specs(s) for s in specs)
+        n_cols = 2 + (4 if self._tiles else 1) * ndim
+        table = np.empty((len(specs), n_cols), dtype=np.int64)
+        totals = np.zeros(len(specs), dtype=np.int64)
+        for i, s in enumerate(specs):
+            table[i, 0] = as_int(s["data_idx"], f"specs[{i}]['data_idx']")
+            table[i, 1] = as_int(s["sample_idx"], f"specs[{i}]['sample_idx']")
+            if table[i, 0] < 0 or table[i, 1] < 0:
+                raise ValueError(f"specs[{i}] has a negative data_idx or sample_idx")
+            table[i, 2 : 2 + ndim] = as_int_tuple(s["coords"], f"specs[{i}]['coords']", length=ndim)
+            size = as_int_tuple(s["patch_size"], f"specs[{i}]['patch_size']", length=ndim, minimum=1)
+            if size != patch_size:
+                raise ValueError(
+                    f"specs[{i}]['patch_size'] is {size} but specs[0]['patch_size'] is {patch_size}; "
+                    "all specs of a FixedPatching must share one patch size"
+                )
+            if self._tiles:
+                for f, name in enumerate(_TILE_FIELDS):
+                    col = 2 + (f + 1) * ndim
+                    table[i, col : col + ndim] = as_int_tuple(s[name], f"specs[{i}]['{name}']", length=ndim)
+                totals[i] = as_int(s.get("total_tiles", 0), f"specs[{i}]['total_tiles']")
+        self._table_all = table
+        self._totals = totals
+        self._ndim = ndim
+        self._patch_size = patch_size
+        self._n_stacks = int(table[:, 0].max()) + 1
+
+    @property
+    def n_patches(self) -> int:
+        """Number of specs."""
+        return len(self._table_all)
+
+    def spec_table(self, indices) -> np.ndarray:
+        """Rows of the stored table (patch table, or tile table when all specs are tiles)."""
+        idx = as_indices(indices, self.n_patches)
+        return np.ascontiguousarray(self._table_all[idx])
+
+    def get_patch_spec(self, index: int) -> PatchSpecs:
+        """The spec at ``index`` (same values on every call)."""
+        i = as_index(index, self.n_patches)
+        r = self._table_all[i].tolist()
+        nd = self._ndim
+        spec = {"data_idx": r[0], "sample_idx": r[1], "coords": tuple(r[2 : 2 + nd]), "patch_size": self._patch_size}
+        if self._tiles:
+            for f, name in enumerate(_TILE_FIELDS):
+                col = 2 + (f + 1) * nd
+                spec[name] = tuple(r[col : col + nd])
+            spec["total_tiles"] = int(self._totals[i])
+        return spec
+
+    def get_patch_indices(self, data_idx: int) -> list[int]:
+        """Indices of the specs with this ``data_idx`` (in index order)."""
+        k = as_int(data_idx, "data_idx")
+        if k < 0:
+            raise IndexError(f"data_idx must be >= 0, got {k}")
+        return np.flatnonzero(self._table_all[:, 0] == k).tolist()

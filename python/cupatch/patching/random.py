@@ -1,0 +1,119 @@
+"""Random patching: CAREamics' counts and index mapping, counter-based coordinates.
+
+Difference from CAREamics (deliberate): CAREamics draws fresh coordinates from one
+``numpy.random.Generator`` on every call, so the same index gives different patches on
+each call and every DataLoader worker, forked with an identical Generator state, draws the
+same sequence. Here the coordinates of a patch are a pure function of
+``(seed, epoch, index)`` through :func:`cupatch._random.hash4`; the same index gives the same
+patch within an epoch, on every backend and in every worker, and :meth:`set_epoch` moves to
+a new, independent set of patches.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from .._random import Stream, resolve_seed, splitmix64, uniform_int
+from ._base import BasePatching
+from ._bins import SampleBins
+from ._validation import as_int, as_patch_size, validate_data_shapes
+
+__all__ = ["FixedRandomPatching", "RandomPatching", "stream_hashes"]
+
+
+def stream_hashes(seed: int, epoch: int, indices: np.ndarray, streams: Sequence[int]) -> list[np.ndarray]:
+    """``hash4(seed, epoch, indices, s)`` for several streams, sharing the common prefix.
+
+    Equal to calling :func:`cupatch._random.hash4` once per stream, but the first three
+    SplitMix64 rounds are computed once.
+    """
+    prefix = splitmix64(splitmix64(splitmix64(np.uint64(seed)) ^ np.uint64(epoch)) ^ indices.view(np.uint64))
+    return [splitmix64(prefix ^ np.uint64(s)) for s in streams]
+
+
+def _n_patches_per_sample(spatial: Sequence[int], patch_size: Sequence[int]) -> int:
+    """CAREamics' count: the non-overlapping grid count ``prod ceil(N / P)``."""
+    return math.prod(-(-n // p) for n, p in zip(spatial, patch_size))
+
+
+class RandomPatching(BasePatching):
+    """Random patches, about one per grid cell of each sample and epoch.
+
+    Parameters
+    ----------
+    data_shapes : sequence of sequence of int
+        SC(Z)YX shape of every image stack (only S and the spatial sizes are used).
+    patch_size : sequence of int
+        Patch size, (Z)YX; one entry per spatial axis.
+    seed : int or None, optional
+        Seed of the counter-based generator; ``None`` draws fresh entropy once.
+
+    Notes
+    -----
+    Each sample of stack ``k`` contributes ``prod(ceil(N / P))`` patches; indices are
+    numbered stack by stack, sample by sample, so an index fixes ``data_idx`` and
+    ``sample_idx`` (as in CAREamics). The top-left corner along an axis of size ``N`` is
+    uniform over ``0 .. max(0, N - P)`` (inclusive): ``uniform_int(hash4(seed, epoch, index,
+    Stream.COORD + axis), max(0, N - P) + 1)``. When ``N < P`` it is 0 and the gather pads.
+    """
+
+    def __init__(self, data_shapes: Sequence[Sequence[int]], patch_size: Sequence[int], seed: int | None = None):
+        self._data_shapes = validate_data_shapes(data_shapes)
+        self._ndim = len(self._data_shapes[0]) - 2
+        self._patch_size = as_patch_size(patch_size, self._ndim)
+        self._seed = resolve_seed(seed)
+        self._epoch = 0
+        spatial = np.array([s[2:] for s in self._data_shapes], dtype=np.int64)
+        # number of valid top-left corners per stack and axis
+        self._n_corners = np.maximum(0, spatial - np.array(self._patch_size)) + 1
+        self._bins = SampleBins(
+            [np.full(s[0], _n_patches_per_sample(s[2:], self._patch_size)) for s in self._data_shapes]
+        )
+
+    @property
+    def seed(self) -> int:
+        """The (resolved) seed."""
+        return self._seed
+
+    def _coords_epoch(self) -> int:
+        return self._epoch
+
+    def _table(self, indices: np.ndarray) -> np.ndarray:
+        data_idx, sample_idx, _ = self._bins.locate(indices)
+        table = np.empty((len(indices), 2 + self._ndim), dtype=np.int64)
+        table[:, 0] = data_idx
+        table[:, 1] = sample_idx
+        hashes = stream_hashes(
+            self._seed, self._coords_epoch(), indices, [Stream.COORD + a for a in range(self._ndim)]
+        )
+        for axis, h in enumerate(hashes):
+            table[:, 2 + axis] = uniform_int(h, self._n_corners[data_idx, axis])
+        return table
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(n_stacks={len(self._data_shapes)}, patch_size={self._patch_size}, "
+            f"seed={self._seed}, n_patches={self.n_patches})"
+        )
+
+
+class FixedRandomPatching(RandomPatching):
+    """Random patches that never change (validation), same counts as :class:`RandomPatching`.
+
+    The coordinates are those :class:`RandomPatching` would give at epoch 0 for the same
+    seed; :meth:`set_epoch` does not change them. Same seed, same specs. Unlike CAREamics
+    nothing is pre-generated, so construction is O(number of stacks).
+    """
+
+    def _coords_epoch(self) -> int:
+        return 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Accepted for interface compatibility; the patches stay fixed."""
+        epoch = as_int(epoch, "epoch")
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        self._epoch = epoch

@@ -1,0 +1,94 @@
+"""Sequential (sliding-window) patching, CAREamics' ``SequentialPatching``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ._base import BasePatching
+from ._bins import SampleBins, unravel_c_order
+from ._validation import as_overlaps, as_patch_size, validate_data_shapes
+
+__all__ = ["SequentialPatching", "sequential_starts"]
+
+
+def sequential_starts(size: int, patch: int, overlap: int) -> np.ndarray:
+    """Window starts along one axis: ``0, step, 2*step, ...`` while the window fits, plus
+    a final right-aligned window at ``size - patch`` if the last one stops short."""
+    step = patch - overlap
+    starts = np.arange(0, size - patch + 1, step, dtype=np.int64)
+    if starts[-1] + patch < size:
+        starts = np.append(starts, size - patch)
+    return starts
+
+
+class SequentialPatching(BasePatching):
+    """Regular grid of (possibly overlapping) windows covering every pixel of each sample.
+
+    Parameters
+    ----------
+    data_shapes : sequence of sequence of int
+        SC(Z)YX shape of every image stack.
+    patch_size : sequence of int
+        Window size, (Z)YX.
+    overlaps : sequence of int or None, optional
+        Overlap between neighbouring windows per axis (``0 <= overlap < patch``; odd
+        values are allowed, there is no stitching). ``None`` means no overlap.
+
+    Raises
+    ------
+    ValueError
+        If a stack is smaller than the patch along some axis (CAREamics raises an
+        ``IndexError`` from inside its constructor in that case).
+
+    Notes
+    -----
+    Per axis the starts are ``0, P - O, 2(P - O), ...`` while ``start <= N - P``, plus a
+    last window at ``N - P`` if needed. Windows are the C-order product (X fastest),
+    repeated for each sample: exactly CAREamics' specs in CAREamics' order.
+    """
+
+    def __init__(
+        self,
+        data_shapes: Sequence[Sequence[int]],
+        patch_size: Sequence[int],
+        overlaps: Sequence[int] | None = None,
+    ):
+        self._data_shapes = validate_data_shapes(data_shapes)
+        self._ndim = len(self._data_shapes[0]) - 2
+        self._patch_size = as_patch_size(patch_size, self._ndim)
+        self._overlaps = (0,) * self._ndim if overlaps is None else as_overlaps(overlaps, self._patch_size)
+        for k, shape in enumerate(self._data_shapes):
+            for a, (n, p) in enumerate(zip(shape[2:], self._patch_size)):
+                if n < p:
+                    raise ValueError(
+                        f"patch_size[{a}] ({p}) is larger than axis {a} of data_shapes[{k}] ({shape}); "
+                        "sequential patching needs images at least as large as the patch"
+                    )
+        per_axis = [
+            [sequential_starts(n, p, o) for n, p, o in zip(s[2:], self._patch_size, self._overlaps)]
+            for s in self._data_shapes
+        ]
+        self._counts = np.array([[len(a) for a in axes] for axes in per_axis], dtype=np.int64)
+        # per axis: all stacks' starts concatenated, and where each stack's block begins
+        self._starts = [np.concatenate([axes[a] for axes in per_axis]) for a in range(self._ndim)]
+        self._offsets = np.zeros_like(self._counts)
+        self._offsets[1:] = np.cumsum(self._counts, axis=0)[:-1]
+        per_sample = self._counts.prod(axis=1)
+        self._bins = SampleBins([np.full(s[0], n) for s, n in zip(self._data_shapes, per_sample)])
+
+    @property
+    def overlaps(self) -> tuple[int, ...]:
+        """Overlap per axis."""
+        return self._overlaps
+
+    def _table(self, indices: np.ndarray) -> np.ndarray:
+        data_idx, sample_idx, local = self._bins.locate(indices)
+        multi = unravel_c_order(local, self._counts[data_idx])
+        table = np.empty((len(indices), 2 + self._ndim), dtype=np.int64)
+        table[:, 0] = data_idx
+        table[:, 1] = sample_idx
+        for a in range(self._ndim):
+            table[:, 2 + a] = self._starts[a][self._offsets[data_idx, a] + multi[:, a]]
+        return table

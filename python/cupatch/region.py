@@ -1,0 +1,217 @@
+"""``ImageRegionData``: a region (patch, tile or whole sample) with its metadata.
+
+Follows CAREamics' ``careamics.dataset.image_region_data.ImageRegionData`` field for field.
+:func:`collate_regions` builds the batched form CAREamics gets from torch's
+``default_collate`` (same layout), but keeps the data in its own array library (NumPy or
+CuPy) and the metadata in plain Python lists and NumPy int64 arrays on the host, so no
+torch is needed and :func:`decollate_regions` never synchronises a device.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, Generic, NamedTuple, TypeVar
+
+import numpy as np
+
+__all__ = ["ImageRegionData", "collate_regions", "decollate_regions"]
+
+RegionSpecT = TypeVar("RegionSpecT")
+
+# typing.NamedTuple accepts Generic as a second base from Python 3.11 on
+_BASES: tuple = (NamedTuple, Generic[RegionSpecT]) if sys.version_info >= (3, 11) else (NamedTuple,)
+
+
+class ImageRegionData(*_BASES):  # type: ignore[misc]
+    """One region of an image stack, or a batch of them after :func:`collate_regions`.
+
+    Attributes
+    ----------
+    data : array
+        Region data C(Z)YX (NumPy on the CPU path, CuPy on the GPU path); ``(B, C, [Z,] Y,
+        X)`` once collated.
+    source : str
+        Where the stack comes from: ``"array"``, a file path, a zarr URI.
+    data_shape : sequence of int
+        SC(Z)YX shape of the stack (C adjusted to the selected channels for inputs).
+    dtype : str
+        dtype of the original data (e.g. ``"uint16"``), not of ``data``.
+    axes : str
+        Axes of the original data, user order.
+    target_axes : str
+        Axes predictions are restored to.
+    original_data_shape : sequence of int
+        Shape of the stack in the original axis order.
+    region_spec : PatchSpecs or TileSpecs
+        The spec that produced the region.
+    additional_metadata : dict
+        Extra information, e.g. ``{"chunks": ..., "shards": ...}`` for zarr stacks.
+    """
+
+    data: Any
+    source: Any
+    data_shape: Any
+    dtype: Any
+    axes: Any
+    target_axes: Any
+    original_data_shape: Any
+    region_spec: Any
+    additional_metadata: Any
+
+    @classmethod
+    def from_model_output(cls, input_region: ImageRegionData, output_data: Any) -> ImageRegionData:
+        """Copy every field of ``input_region`` except ``data``, which becomes ``output_data``.
+
+        As in CAREamics, ``data_shape`` keeps the input's channel count.
+        """
+        return cls(output_data, *input_region[1:])
+
+
+def _stack(arrays: Sequence[Any]) -> Any:
+    """Stack region arrays along a new first axis in their own array library."""
+    first = arrays[0]
+    module = type(first).__module__.split(".")[0]
+    if module == "cupy":
+        import cupy
+
+        return cupy.stack(arrays)
+    if module == "numpy" or isinstance(first, np.ndarray):
+        return np.stack(arrays)
+    if hasattr(first, "__array_namespace__"):
+        return first.__array_namespace__().stack(arrays)
+    raise TypeError(f"cannot collate region data of type {type(first).__name__}; expected NumPy or CuPy arrays")
+
+
+class PerAxis(list):
+    """A list of per-axis int64 arrays ``(B,)``: the collated form of a tuple field."""
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_int_seq(v: Any) -> bool:
+    return isinstance(v, (tuple, list)) and all(_is_int(x) for x in v)
+
+
+def _collate_value(values: list[Any], name: str) -> Any:
+    """Ints -> int64 array (B,); int sequences -> list of per-axis int64 arrays; else list."""
+    if all(_is_int(v) for v in values):
+        return np.array(values, dtype=np.int64)
+    if all(_is_int_seq(v) for v in values):
+        lengths = {len(v) for v in values}
+        if len(lengths) != 1:
+            raise ValueError(f"{name} has different lengths across the batch: {sorted(lengths)}")
+        return PerAxis(np.array(axis_values, dtype=np.int64) for axis_values in zip(*values))
+    return list(values)
+
+
+def _collate_dict(dicts: list[Mapping[str, Any]], name: str) -> dict[str, Any]:
+    keys = list(dicts[0].keys())
+    for i, d in enumerate(dicts):
+        if set(d.keys()) != set(keys):
+            raise ValueError(
+                f"{name} of region {i} has keys {sorted(d.keys())}, region 0 has {sorted(keys)}; "
+                "every region of a batch needs the same keys"
+            )
+    return {k: _collate_value([d[k] for d in dicts], f"{name}[{k!r}]") for k in keys}
+
+
+def collate_regions(regions: Sequence[ImageRegionData]) -> ImageRegionData:
+    """Batch regions the way CAREamics' collation does, without torch.
+
+    Parameters
+    ----------
+    regions : sequence of ImageRegionData
+        B regions with equally shaped ``data`` and the same metadata keys.
+
+    Returns
+    -------
+    ImageRegionData
+        ``data`` stacked to ``(B, C, [Z,] Y, X)`` in the regions' array library;
+        ``source``, ``dtype``, ``axes``, ``target_axes``: lists of length B;
+        ``data_shape``, ``original_data_shape``: lists of per-dimension int64 arrays of
+        length B; ``region_spec`` and ``additional_metadata``: dicts whose int fields are
+        int64 arrays ``(B,)`` and whose tuple fields (``coords``, ``patch_size``, ...,
+        zarr ``chunks``/``shards``) are lists of per-axis int64 arrays ``(B,)``; other
+        values are kept as lists of length B. Metadata stays on the host.
+
+    Raises
+    ------
+    ValueError
+        If ``regions`` is empty, data shapes differ, or metadata keys/lengths differ.
+    """
+    regions = list(regions)
+    if not regions:
+        raise ValueError("regions must not be empty")
+    shapes = {tuple(r.data.shape) for r in regions}
+    if len(shapes) != 1:
+        raise ValueError(
+            f"regions have different data shapes {sorted(shapes)}; batch regions of one shape "
+            "(e.g. whole-sample prediction of differently sized images needs batches of 1)"
+        )
+    return ImageRegionData(
+        data=_stack([r.data for r in regions]),
+        source=[r.source for r in regions],
+        data_shape=_collate_value([tuple(r.data_shape) for r in regions], "data_shape"),
+        dtype=[r.dtype for r in regions],
+        axes=[r.axes for r in regions],
+        target_axes=[r.target_axes for r in regions],
+        original_data_shape=_collate_value([tuple(r.original_data_shape) for r in regions], "original_data_shape"),
+        region_spec=_collate_dict([r.region_spec for r in regions], "region_spec"),
+        additional_metadata=_collate_dict([r.additional_metadata for r in regions], "additional_metadata"),
+    )
+
+
+def _to_list(v: Any) -> list:
+    return v.tolist() if hasattr(v, "tolist") else list(v)
+
+
+def _is_1d_array(a: Any) -> bool:
+    return hasattr(a, "shape") and hasattr(a, "dtype") and len(a.shape) == 1
+
+
+def _decollate_value(v: Any, batch_size: int) -> list[Any]:
+    """Inverse of :func:`_collate_value`: one plain Python value per batch item."""
+    # PerAxis marks our own per-axis lists; a plain list of 1-D arrays/tensors comes from
+    # torch's default_collate, which uses the same layout
+    if isinstance(v, PerAxis) or (isinstance(v, list) and v and all(_is_1d_array(a) for a in v)):
+        per_axis = [_to_list(a) for a in v]
+        return [tuple(int(axis[i]) for axis in per_axis) for i in range(batch_size)]
+    if _is_1d_array(v):
+        return [int(x) for x in _to_list(v)]
+    return list(v)
+
+
+def decollate_regions(batch: ImageRegionData) -> list[ImageRegionData]:
+    """Split a collated batch back into regions (exact inverse of :func:`collate_regions`).
+
+    ``data`` items are views ``batch.data[i]`` in the batch's array library; metadata
+    becomes plain Python values (ints, tuples of ints, strings). Metadata is read from
+    host arrays, so no device synchronisation happens. A batch collated by torch's
+    ``default_collate`` (tensors instead of arrays) is accepted too.
+
+    Returns
+    -------
+    list of ImageRegionData
+    """
+    batch_size = len(batch.source)
+    data_shape = _decollate_value(batch.data_shape, batch_size)
+    original = _decollate_value(batch.original_data_shape, batch_size)
+    specs = {k: _decollate_value(v, batch_size) for k, v in batch.region_spec.items()}
+    extra = {k: _decollate_value(v, batch_size) for k, v in batch.additional_metadata.items()}
+    return [
+        ImageRegionData(
+            data=batch.data[i],
+            source=batch.source[i],
+            data_shape=data_shape[i],
+            dtype=batch.dtype[i],
+            axes=batch.axes[i],
+            target_axes=batch.target_axes[i],
+            original_data_shape=original[i],
+            region_spec={k: v[i] for k, v in specs.items()},
+            additional_metadata={k: v[i] for k, v in extra.items()},
+        )
+        for i in range(batch_size)
+    ]
