@@ -1,0 +1,6 @@
+"""``python -m cupatch``: the same as the ``cupatch`` command."""
+
+from .cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
