@@ -15,6 +15,7 @@ __all__ = [
     "BaseStack",
     "check_channels",
     "check_dtype",
+    "gpu_available",
     "require_gpu",
 ]
 
@@ -58,6 +59,15 @@ def check_channels(channels: Sequence[int] | None, n_channels: int, what: str = 
                 f"channel(s) (valid indices 0..{n_channels - 1}). Check the provided `{what}`."
             )
     return channels
+
+
+def gpu_available() -> bool:
+    """True when a CUDA device can be used (never raises)."""
+    try:
+        require_gpu()
+    except RuntimeError:
+        return False
+    return True
 
 
 def require_gpu() -> None:

@@ -1,0 +1,583 @@
+"""``PatchDataset``: patches of image stacks, gathered, normalised and augmented in one launch.
+
+Every batch goes through :func:`cupatch.ops.gather_patches` once per array (input, target):
+the channel subset, the cast to the output dtype, the normalisation (``x * scale + shift``)
+and the flips/quarter turns are all fused into that call, on the GPU (CuPy) or on the CPU
+(NumPy, native threads).
+
+Stacks that live on the compute device are gathered in place (their
+:class:`cupatch.ops.SourceTable` is built once). Stacks that do not (host or disk stacks with a
+GPU device, disk stacks with the CPU device) are fed through a staging buffer: each patch's
+window is read with ``read_region`` (raw dtype, only the touched TIFF pages or Zarr chunks),
+written into pinned host memory, uploaded asynchronously on the current stream and gathered
+from there. So a dataset larger than GPU memory trains too.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from .augmentation import Augmentations
+from .normalization import NoNormalization, Normalization
+from .stacks import as_stacks, validate_axes
+from .stacks.base import SUPPORTED_DTYPES, check_channels, gpu_available, require_gpu
+
+__all__ = ["PatchDataset"]
+
+#: Fraction of free GPU memory that placement="auto" may fill with stacks.
+GPU_PLACEMENT_FRACTION = 0.5
+
+_TRAINING_STRATEGIES = ("RandomPatching", "FixedRandomPatching", "StratifiedPatching")
+_OUTPUT_DTYPES = tuple(np.dtype(d) for d in ("float32", "float16", "float64"))
+
+
+def _resolve_device(device: str) -> str:
+    if device not in ("auto", "gpu", "cpu"):
+        raise ValueError(f"device must be 'auto', 'gpu' or 'cpu', got {device!r}")
+    if device == "auto":
+        return "gpu" if gpu_available() else "cpu"
+    if device == "gpu":
+        require_gpu()
+    return device
+
+
+class _Staging:
+    """Ring of host buffers (pinned on GPU) for patches of stacks that are not resident.
+
+    A buffer is reused only after the upload that read it has finished (its event), so the
+    next batch can be read on the host while the previous upload is still in flight.
+    """
+
+    def __init__(self, device: str, depth: int = 3) -> None:
+        self.device = device
+        self.depth = depth
+        self._buffers: list = [None] * depth
+        self._events: list = [None] * depth
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def acquire(self, shape, dtype) -> tuple[int, np.ndarray]:
+        with self._lock:
+            slot = self._next
+            self._next = (self._next + 1) % self.depth
+        event = self._events[slot]
+        if event is not None:
+            event.synchronize()
+            self._events[slot] = None
+        buf = self._buffers[slot]
+        size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        if buf is None or buf.nbytes < size:
+            if self.device == "gpu":
+                import cupyx
+
+                buf = cupyx.empty_pinned((size,), dtype=np.uint8)
+            else:
+                buf = np.empty(size, dtype=np.uint8)
+            self._buffers[slot] = buf
+        return slot, buf[:size].view(dtype).reshape(shape)
+
+    def upload(self, slot: int, host: np.ndarray):
+        """Asynchronous host-to-device copy on the current stream (GPU), else the host array."""
+        if self.device != "gpu":
+            return host
+        import cupy
+
+        dev = cupy.empty(host.shape, dtype=host.dtype)
+        stream = cupy.cuda.get_current_stream()
+        dev.set(host, stream=stream)
+        event = cupy.cuda.Event(block=False, disable_timing=True)
+        event.record(stream)
+        self._events[slot] = event
+        return dev
+
+
+class _Role:
+    """The stacks of one side of the dataset (inputs or targets) and how to gather them."""
+
+    def __init__(self, stacks, device: str, placement: str, channels):
+        self.stacks = stacks
+        self.channels = channels
+        self.dtype = np.result_type(*[s.dtype for s in stacks])
+        if self.dtype not in SUPPORTED_DTYPES:
+            raise TypeError(f"the stacks' dtypes {[str(s.dtype) for s in stacks]} have no supported common dtype")
+        self.n_channels_out = stacks[0].data_shape[1] if channels is None else len(channels)
+        self.resident = all(self._is_resident(s, device) for s in stacks)
+        self._table = None
+
+    @staticmethod
+    def _is_resident(stack, device: str) -> bool:
+        if stack.array is None:
+            return False
+        on_gpu = type(stack.array).__module__.startswith("cupy")
+        return on_gpu == (device == "gpu")
+
+    def source_arrays(self) -> list:
+        arrays = []
+        for s in self.stacks:
+            a = s.array
+            if a.dtype != self.dtype:  # mixed dtypes: cast once to the common dtype
+                a = a.astype(self.dtype)
+            arrays.append(a)
+        return arrays
+
+    def source_table(self):
+        if self._table is None:
+            from .ops import SourceTable
+
+            self._table = SourceTable(self.source_arrays())
+        return self._table
+
+
+class PatchDataset:
+    """Patches of image stacks for training, validation or prediction (CAREamics-compatible).
+
+    Parameters
+    ----------
+    inputs : array, path, stack or list of them
+        Input images: NumPy/CuPy arrays, TIFF paths, Zarr arrays/groups/paths/URIs, or stacks
+        (see :func:`cupatch.stacks.as_stacks`).
+    patching : Patching or callable
+        A strategy built on the stacks' SC(Z)YX shapes, or a callable taking the list of
+        shapes and returning one (e.g. ``lambda shapes: RandomPatching(shapes, (64, 64), seed=1)``).
+    axes : str
+        Axes of the inputs (``STCZYX`` subset with Y and X).
+    targets : same as inputs, optional
+        Targets with the inputs' sample and spatial shapes; they get the same coordinates and
+        augmentations as the inputs, and keep all their channels.
+    target_axes : str, optional
+        Axes of the targets (default ``axes``).
+    channels : sequence of int, optional
+        Input channel subset (the channel axis is kept).
+    normalization : Normalization, optional
+        Applied to inputs and targets; missing statistics are computed in one pass at
+        construction. Default: no normalisation (float cast only).
+    augmentations : Augmentations, optional
+        Random flips / quarter turns, the same for input and target.
+    device : {"auto", "gpu", "cpu"}
+        Where batches are made: ``"gpu"`` (CuPy arrays; RuntimeError if no GPU is usable),
+        ``"cpu"`` (NumPy), ``"auto"`` (GPU when usable).
+    placement : {"auto", "gpu", "cpu", "disk"}
+        Where the stacks live. ``"auto"``: on a GPU device, stacks are uploaded once (stored
+        dtype) when they fit in half the free GPU memory and otherwise fed from the host; on the
+        CPU, arrays stay in memory and files are memory-mapped or read lazily.
+    dtype : numpy dtype
+        Output dtype of batches (float32, float16 or float64).
+    progress : bool
+        Progress bar while normalisation statistics are computed.
+
+    Notes
+    -----
+    ``dataset[i]`` returns a tuple ``(input,)`` or ``(input, target)`` of
+    :class:`cupatch.ImageRegionData` with C(Z)YX data and CAREamics' metadata;
+    :meth:`get_batch` returns the collated pair for many indices at once.
+    """
+
+    def __init__(
+        self,
+        inputs,
+        patching,
+        *,
+        axes: str,
+        targets=None,
+        target_axes: str | None = None,
+        channels: Sequence[int] | None = None,
+        normalization: Normalization | None = None,
+        augmentations: Augmentations | None = None,
+        device: str = "auto",
+        placement: str = "auto",
+        dtype=np.float32,
+        progress: bool = True,
+    ) -> None:
+        self.device = _resolve_device(device)
+        self.axes = validate_axes(axes)
+        self.target_axes = validate_axes(target_axes) if target_axes is not None else self.axes
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in _OUTPUT_DTYPES:
+            raise TypeError(f"dtype must be one of {[d.name for d in _OUTPUT_DTYPES]}, got {self.dtype}")
+
+        inputs_ = as_stacks(inputs, self.axes, placement="disk" if placement == "disk" else "auto")
+        targets_ = None
+        if targets is not None:
+            targets_ = as_stacks(targets, self.target_axes, placement="disk" if placement == "disk" else "auto")
+            self._check_targets(inputs_, targets_)
+        self.channels = check_channels(channels, inputs_[0].data_shape[1])
+        self._check_stacks(inputs_, "inputs")
+        inputs_, targets_ = self._place(inputs_, targets_, placement)
+        self.input_stacks = inputs_
+        self.target_stacks = targets_
+        self._input = _Role(inputs_, self.device, placement, self.channels)
+        self._target = _Role(targets_, self.device, placement, None) if targets_ is not None else None
+
+        if isinstance(patching, type) or (callable(patching) and not hasattr(patching, "spec_table")):
+            patching = patching([s.data_shape for s in inputs_])  # a class or a factory
+        self.patching = patching
+        self._check_patching()
+
+        self.normalization = normalization if normalization is not None else NoNormalization()
+        if not isinstance(self.normalization, Normalization):
+            raise TypeError(f"normalization must be a cupatch.normalization.Normalization, got {type(normalization).__name__}")
+        if not self.normalization.fitted or (targets_ is not None and self._target_stats_missing()):
+            self.normalization.fit(inputs_, targets=targets_, channels=self.channels, progress=progress)
+        self._input_affine = self.normalization.input_scale_shift(self._input.n_channels_out)
+        self._target_affine = (
+            self.normalization.target_scale_shift(self._target.n_channels_out) if self._target is not None else None
+        )
+
+        if augmentations is not None and not isinstance(augmentations, Augmentations):
+            raise TypeError(f"augmentations must be a cupatch.augmentation.Augmentations, got {type(augmentations).__name__}")
+        self.augmentations = augmentations if augmentations is not None and augmentations.enabled else None
+        if self.augmentations is not None:
+            self.augmentations.check_patch_size(self.patching.patch_size)
+
+        self.epoch = 0
+        self._staging = _Staging(self.device)
+        self._pool: ThreadPoolExecutor | None = None
+        self._affine_dev: dict = {}
+        self._meta_cache: dict = {}
+
+    # -- construction checks -----------------------------------------------------------------
+    @staticmethod
+    def _check_stacks(stacks, name: str) -> None:
+        first = stacks[0]
+        for k, s in enumerate(stacks):
+            if len(s.data_shape) != len(first.data_shape):
+                raise ValueError(
+                    f"{name}[{k}] has {len(s.data_shape) - 2} spatial dimensions, {name}[0] has "
+                    f"{len(first.data_shape) - 2}: all stacks must be 2-D or all 3-D"
+                )
+            if s.data_shape[1] != first.data_shape[1]:
+                raise ValueError(
+                    f"{name}[{k}] has {s.data_shape[1]} channels, {name}[0] has {first.data_shape[1]}: "
+                    f"all stacks must have the same channel count"
+                )
+
+    @classmethod
+    def _check_targets(cls, inputs, targets) -> None:
+        if len(inputs) != len(targets):
+            raise ValueError(f"got {len(inputs)} input stacks but {len(targets)} target stacks")
+        cls._check_stacks(targets, "targets")
+        for k, (i, t) in enumerate(zip(inputs, targets)):
+            if i.data_shape[0] != t.data_shape[0] or i.data_shape[2:] != t.data_shape[2:]:
+                raise ValueError(
+                    f"input/target shape mismatch for stack {k}: input SC(Z)YX shape {i.data_shape}, "
+                    f"target {t.data_shape} (samples and spatial sizes must match)"
+                )
+
+    def _place(self, inputs, targets, placement: str):
+        """Move stacks to the compute device when requested / when they fit."""
+        all_stacks = list(inputs) + list(targets or [])
+        if placement == "gpu" and self.device != "gpu":
+            raise ValueError("placement='gpu' needs device='gpu' (or 'auto' with a usable GPU)")
+        if placement in ("gpu", "cpu"):
+            target = placement
+        elif placement == "auto" and self.device == "gpu":
+            import cupy
+
+            free, _ = cupy.cuda.runtime.memGetInfo()
+            fits = sum(s.nbytes for s in all_stacks) <= GPU_PLACEMENT_FRACTION * free
+            target = "gpu" if fits else None
+        elif placement == "auto":
+            # CPU device: host arrays stay, CuPy arrays come back to the host
+            target = None
+            if any(s.placement == "gpu" for s in all_stacks):
+                inputs = [s.to_device("cpu") if s.placement == "gpu" else s for s in inputs]
+                targets = None if targets is None else [s.to_device("cpu") if s.placement == "gpu" else s for s in targets]
+        else:  # disk
+            target = None
+        if target is not None:
+            inputs = [s.to_device(target) for s in inputs]
+            targets = None if targets is None else [s.to_device(target) for s in targets]
+        return inputs, targets
+
+    def _check_patching(self) -> None:
+        p = self.patching
+        for attr in ("spec_table", "get_patch_spec", "n_patches", "ndim"):
+            if not hasattr(p, attr):
+                raise TypeError(f"patching must be a patching strategy (missing {attr!r}), got {type(p).__name__}")
+        shapes = [s.data_shape for s in self.input_stacks]
+        if p.ndim != len(shapes[0]) - 2:
+            raise ValueError(f"patching is {p.ndim}-D but the stacks have {len(shapes[0]) - 2} spatial dimensions")
+        strategy_shapes = getattr(p, "data_shapes", None)
+        if strategy_shapes is not None:
+            if len(strategy_shapes) != len(shapes) or any(
+                a[0] != b[0] or tuple(a[2:]) != tuple(b[2:]) for a, b in zip(strategy_shapes, shapes)
+            ):
+                raise ValueError(
+                    f"patching was built for shapes {list(strategy_shapes)} but the stacks have {shapes}"
+                )
+        if type(p).__name__ in _TRAINING_STRATEGIES and p.patch_size is not None:
+            for k, shape in enumerate(shapes):
+                if any(n < q for n, q in zip(shape[2:], p.patch_size)):
+                    raise ValueError(
+                        f"Not all images sizes are greater or equal than the patch size for training "
+                        f"and validation: stack {k} has spatial shape {tuple(shape[2:])}, patch size "
+                        f"{tuple(p.patch_size)}"
+                    )
+
+    def _target_stats_missing(self) -> bool:
+        try:
+            self.normalization.target_scale_shift(1)
+        except ValueError:
+            return True
+        return False
+
+    # -- basic protocol ----------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.patching.n_patches)
+
+    @property
+    def has_target(self) -> bool:
+        return self._target is not None
+
+    @property
+    def ndim(self) -> int:
+        return int(self.patching.ndim)
+
+    @property
+    def n_channels(self) -> int:
+        """Channels of the input batches."""
+        return self._input.n_channels_out
+
+    @property
+    def xp(self):
+        """The array module of the batches: cupy on the GPU, numpy on the CPU."""
+        if self.device == "gpu":
+            import cupy
+
+            return cupy
+        return np
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch: random coordinates and augmentations change with it."""
+        epoch = int(epoch)
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        self.epoch = epoch
+        if hasattr(self.patching, "set_epoch"):
+            self.patching.set_epoch(epoch)
+
+    def denormalize(self, predictions):
+        """Undo the target (or input) normalisation of model outputs (channel axis 1)."""
+        return self.normalization.denormalize(predictions)
+
+    # -- gathering ---------------------------------------------------------------------------
+    def _batch_patch_size(self, table: np.ndarray) -> tuple[int, ...]:
+        size = self.patching.patch_size
+        if size is not None:
+            return tuple(int(v) for v in size)
+        sizes = {tuple(self.input_stacks[int(k)].data_shape[2:]) for k in np.unique(table[:, 0])}
+        if len(sizes) > 1:
+            raise ValueError(
+                f"a batch of whole samples needs equal sample shapes, got {sorted(sizes)}; use batch_size=1 "
+                f"or tiled patching"
+            )
+        return sizes.pop()
+
+    def _affine_on_device(self, role: str):
+        if self.device != "gpu":
+            return self._input_affine if role == "input" else self._target_affine
+        if role not in self._affine_dev:
+            import cupy
+
+            scale, shift = self._input_affine if role == "input" else self._target_affine
+            self._affine_dev[role] = (cupy.asarray(scale), cupy.asarray(shift))
+        return self._affine_dev[role]
+
+    def _read_regions(self, role: _Role, specs: np.ndarray, patch_size) -> Any:
+        """Read each patch window on the host into a staging buffer and upload it."""
+        n_ch = role.n_channels_out
+        slot, host = self._staging.acquire((len(specs), n_ch, *patch_size), role.dtype)
+        ndim = len(patch_size)
+
+        def read(b: int) -> None:
+            row = specs[b]
+            stack = role.stacks[int(row[0])]
+            host[b] = stack.read_region(int(row[1]), row[2 : 2 + ndim], patch_size, role.channels)
+
+        if len(specs) > 1 and not all(s.array is not None for s in role.stacks):
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cupatch-read")
+            list(self._pool.map(read, range(len(specs))))
+        else:
+            for b in range(len(specs)):
+                read(b)
+        return self._staging.upload(slot, host)
+
+    def _gather(self, role: _Role, which: str, specs: np.ndarray, patch_size, flags):
+        from .ops import gather_patches
+
+        scale, shift = self._affine_on_device(which)
+        flip_y, flip_x, rot = flags if flags is not None else (None, None, None)
+        if role.resident:
+            sources, gather_specs, channels = role.source_table(), specs, role.channels
+        else:
+            region = self._read_regions(role, specs, patch_size)
+            gather_specs = np.zeros_like(specs)
+            gather_specs[:, 1] = np.arange(len(specs))
+            sources, channels = [region], None  # the staging buffer holds the channel subset
+        return gather_patches(
+            sources, gather_specs, patch_size, channels=channels, dtype=self.dtype,
+            scale=scale, shift=shift, flip_y=flip_y, flip_x=flip_x, rot90=rot,
+        )
+
+    def gather_arrays(self, indices) -> tuple[Any, Any]:
+        """Batch arrays only (no metadata): ``(input, target)``, target None without targets."""
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        table = self.patching.spec_table(indices)
+        specs = np.ascontiguousarray(table[:, : 2 + self.ndim])
+        patch_size = self._batch_patch_size(specs)
+        flags = self.augmentations.draw(indices, self.epoch) if self.augmentations is not None else None
+        x = self._gather(self._input, "input", specs, patch_size, flags)
+        y = self._gather(self._target, "target", specs, patch_size, flags) if self._target is not None else None
+        return x, y
+
+    # -- regions -----------------------------------------------------------------------------
+    def _metadata(self, stack, channels, axes: str) -> dict:
+        data_shape = list(stack.data_shape)
+        original = list(stack.original_data_shape)
+        if channels is not None:
+            data_shape[1] = len(channels)
+            if "C" in stack.original_axes:
+                original[stack.original_axes.index("C")] = len(channels)
+        return {
+            "source": stack.source,
+            "data_shape": tuple(data_shape),
+            "dtype": str(stack.dtype),
+            "axes": axes,
+            "target_axes": self.target_axes,
+            "original_data_shape": tuple(original),
+            "additional_metadata": dict(stack.additional_metadata),
+        }
+
+    def __getitem__(self, index: int):
+        """Patch ``index`` as ``(input,)`` or ``(input, target)`` :class:`ImageRegionData`."""
+        from .region import ImageRegionData
+
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"index must be an integer, got {type(index).__name__}")
+        spec = self.patching.get_patch_spec(int(index))
+        x, y = self.gather_arrays([int(index)])
+        k = int(spec["data_idx"])
+        out = [ImageRegionData(data=x[0], region_spec=spec, **self._metadata(self.input_stacks[k], self.channels, self.axes))]
+        if y is not None:
+            out.append(ImageRegionData(data=y[0], region_spec=spec, **self._metadata(self.target_stacks[k], None, self.target_axes)))
+        return tuple(out)
+
+    def get_batch(self, indices):
+        """Collated batch for ``indices``: ``(input, target)`` :class:`ImageRegionData`.
+
+        ``target`` is None without targets. The data are ``(B, C, [Z,] Y, X)`` arrays (CuPy on
+        the GPU, NumPy on the CPU) made by one gather call per array; the metadata equal
+        :func:`cupatch.collate_regions` of the ``__getitem__`` items.
+        """
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        x, y = self.gather_arrays(indices)
+        table = self.patching.spec_table(indices)
+        x_region = self._collated(x, table, indices, self.input_stacks, self.channels, self.axes)
+        y_region = None
+        if y is not None:
+            y_region = self._collated(y, table, indices, self.target_stacks, None, self.target_axes)
+        return x_region, y_region
+
+    def _collated(self, data, table, indices, stacks, channels, axes):
+        """Collated ImageRegionData built from the spec table (no per-item dicts)."""
+        from .region import ImageRegionData
+
+        data_idx = table[:, 0]
+        key = (id(stacks), axes)
+        metas = self._meta_cache.get(key)
+        if metas is None:  # per-stack metadata never changes: build it once
+            metas = self._meta_cache[key] = [self._metadata(s, channels, axes) for s in stacks]
+        per_item = [metas[k] for k in data_idx.tolist()]
+        shapes = np.array([m["data_shape"] for m in metas], dtype=np.int64)[data_idx]
+        originals = np.array([m["original_data_shape"] for m in metas], dtype=np.int64)[data_idx]
+        return ImageRegionData(
+            data=data,
+            source=[m["source"] for m in per_item],
+            data_shape=_per_axis(shapes),
+            dtype=[m["dtype"] for m in per_item],
+            axes=[axes] * len(per_item),
+            target_axes=[self.target_axes] * len(per_item),
+            original_data_shape=_per_axis(originals),
+            region_spec=self._collated_specs(table, indices),
+            additional_metadata=_collate_extra([m["additional_metadata"] for m in metas], data_idx),
+        )
+
+    def _collated_specs(self, table: np.ndarray, indices: np.ndarray) -> dict:
+        """The collated ``region_spec`` of a batch, vectorised from the spec table."""
+        nd = self.ndim
+        keys = list(self.patching.get_patch_spec(int(indices[0])).keys()) if len(indices) else []
+        data_idx = table[:, 0]
+        columns = {"data_idx": 0, "sample_idx": 1, "coords": 2}
+        if table.shape[1] >= 2 + 4 * nd:
+            columns.update(crop_coords=2 + nd, crop_size=2 + 2 * nd, stitch_coords=2 + 3 * nd)
+        out: dict[str, Any] = {}
+        for key in keys:
+            if key in ("data_idx", "sample_idx"):
+                out[key] = table[:, columns[key]].copy()
+            elif key in columns:
+                start = columns[key]
+                out[key] = _per_axis(table[:, start : start + nd])
+            elif key == "patch_size":
+                size = self.patching.patch_size
+                if size is not None:
+                    sizes = np.broadcast_to(np.asarray(size, dtype=np.int64), (len(table), nd))
+                else:
+                    sizes = np.array([s.data_shape[2:] for s in self.input_stacks], dtype=np.int64)[data_idx]
+                out[key] = _per_axis(sizes)
+            elif key == "total_tiles" and hasattr(self.patching, "total_tiles"):
+                totals = np.array([self.patching.total_tiles(k) for k in range(len(self.input_stacks))], np.int64)
+                out[key] = totals[data_idx]
+            else:  # a field this function does not know: collate the per-item values
+                from .region import ImageRegionData, collate_regions
+
+                items = [ImageRegionData(np.zeros(1), "", (), "", "", "", (), self.patching.get_patch_spec(int(i)), {})
+                         for i in indices]
+                return collate_regions(items).region_spec
+        return out
+
+    def close(self) -> None:
+        """Stop the region-reading threads (they are restarted on demand)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __repr__(self) -> str:
+        return (
+            f"PatchDataset(n_patches={len(self)}, stacks={len(self.input_stacks)}, channels={self.n_channels}, "
+            f"target={self.has_target}, device={self.device!r}, resident={self._input.resident})"
+        )
+
+
+def _per_axis(columns: np.ndarray):
+    """(B, n) int table -> the collated per-axis form (list of contiguous int64 arrays (B,))."""
+    from .region import PerAxis
+
+    return PerAxis(np.ascontiguousarray(columns[:, a], dtype=np.int64) for a in range(columns.shape[1]))
+
+
+def _collate_extra(per_stack: list[dict], data_idx: np.ndarray) -> dict:
+    """Collated ``additional_metadata`` (zarr chunks/shards) by lookup per stack."""
+    used = np.unique(data_idx).tolist()
+    if not used:
+        return {}
+    keys = set(per_stack[used[0]])
+    for k in used:
+        if set(per_stack[k]) != keys:
+            raise ValueError(
+                f"additional_metadata of stack {k} has keys {sorted(per_stack[k])}, stack {used[0]} has "
+                f"{sorted(keys)}; every region of a batch needs the same keys"
+            )
+    out = {}
+    for key in per_stack[used[0]]:
+        values = [per_stack[k][key] if k in used else per_stack[used[0]][key] for k in range(len(per_stack))]
+        lengths = {len(v) for v in values}
+        if len(lengths) != 1:
+            raise ValueError(f"additional_metadata[{key!r}] has different lengths across the batch")
+        out[key] = _per_axis(np.array(values, dtype=np.int64)[data_idx])
+    return out
