@@ -1,0 +1,157 @@
+"""Tests of the ``cupatch`` command (``cupatch.cli.main`` and ``python -m cupatch``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cupatch
+from cupatch.cli import load_model, main
+
+PACKAGE_PARENT = str(Path(cupatch.__file__).resolve().parent.parent)
+
+
+def run_module(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_PARENT, env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "cupatch", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_help_via_python_m():
+    top = run_module("--help")
+    assert top.returncode == 0, top.stderr
+    assert "predict" in top.stdout and "info" in top.stdout
+    sub = run_module("predict", "--help")
+    assert sub.returncode == 0, sub.stderr
+    for option in ("--axes", "--tile", "--overlap", "--blend", "--batch-size", "--model", "--out", "--overwrite"):
+        assert option in sub.stdout
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 0
+    assert "predict" in capsys.readouterr().out
+
+
+def test_predict_with_defaults(capsys):
+    assert main(["predict", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"tiles:\s+25 ", out)  # 1024 px with tile 256 / overlap 32: 5 x 5 tiles
+    assert "tiles/s" in out and "device:" in out and "wall time:" in out
+    diff = float(re.search(r"max \|tiled - whole image\|: (\S+)", out).group(1))
+    assert diff <= 1e-4
+
+
+def test_predict_default_model_with_blend_reports_a_difference(capsys):
+    assert main(["predict", "--no-progress", "--blend", "linear", "--tile", "512", "--overlap", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "blend linear" in out
+    assert re.search(r"max \|tiled - whole image\|: \S+", out)
+
+
+def test_tiff_in_tiff_out(tmp_path, capsys):
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 5000, size=(2, 90, 70), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "in.tif", image)
+    args = ["predict", str(tmp_path / "in.tif"), "--axes", "SYX", "--tile", "32", "--overlap", "8"]
+    args += ["--out", str(tmp_path / "out.tif"), "--no-progress"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "out.tif" in out and "max |tiled - whole image|: 0" in out
+    from cupatch._sample import default_model
+
+    stored = tifffile.imread(tmp_path / "out.tif")
+    expected = default_model(8)(image[:, None].astype(np.float32))[:, 0]
+    np.testing.assert_allclose(stored, expected, rtol=1e-6, atol=1e-4)
+    # The output exists now: refused without --overwrite, replaced with it.
+    assert main(args) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0
+
+
+def test_npy_in_zarr_out_with_user_model(tmp_path, capsys):
+    import zarr
+
+    model_file = tmp_path / "mymodel.py"
+    model_file.write_text(
+        "import numpy as np\n"
+        "def two_channels(x):\n"
+        "    return np.concatenate([x, -x], axis=1)\n"
+        "class Doubler:\n"
+        "    def __call__(self, x):\n"
+        "        return 2 * x\n"
+    )
+    image = np.arange(3 * 40 * 50, dtype=np.float32).reshape(3, 40, 50)
+    np.save(tmp_path / "in.npy", image)
+    args = ["predict", str(tmp_path / "in.npy"), "--axes", "ZYX", "--tile", "2", "16", "16", "--overlap", "0", "4", "4"]
+    args += ["--model", f"{model_file}:two_channels", "--out", str(tmp_path / "out.zarr"), "--no-progress"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "whole image" not in out  # no whole-image check for user models
+    stored = zarr.open_array(str(tmp_path / "out.zarr"), mode="r")[...]
+    assert stored.shape == (2, 3, 40, 50)  # C inserted before the spatial axes
+    np.testing.assert_array_equal(stored[0], image)
+    np.testing.assert_array_equal(stored[1], -image)
+    # A class is instantiated; blending works through the command too.
+    args = ["predict", str(tmp_path / "in.npy"), "--axes", "ZYX", "--tile", "2", "16", "16", "--overlap", "0", "4", "4"]
+    args += ["--model", f"{model_file}:Doubler", "--blend", "hann", "--out", str(tmp_path / "o.npy"), "--no-progress"]
+    assert main(args) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "o.npy"), 2 * image, rtol=1e-5)
+
+
+def test_model_from_module_name(tmp_path, monkeypatch):
+    (tmp_path / "cli_test_models.py").write_text("def identity(x):\n    return x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert load_model("cli_test_models:identity")(5) == 5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "nocolon"], "module:callable"),
+        (["--model", "no_such_module_xyz:f"], "no_such_module_xyz"),
+        (["--model", "numpy:no_such_function"], "no_such_function"),
+        (["--model", "numpy:pi"], "not a callable"),
+        (["--tile", "16", "--overlap", "16"], "overlap"),
+        (["--tile", "16", "--overlap", "3"], "even"),
+        (["--axes", "ZYX"], "sample image is 2-D"),
+        (["--out", "/nonexistent-dir/x.zarr"], "does not exist"),
+        (["--out", "x.png"], "must end in"),
+    ],
+)
+def test_predict_errors(args, message, capsys):
+    assert main(["predict", "--no-progress", *args]) == 1
+    err = capsys.readouterr().err
+    assert "error" in err and message in err
+
+
+def test_missing_input_and_bad_axes(tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "missing.tif"), "--no-progress"]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    image = np.zeros((4, 20, 20), np.uint16)
+    np.save(tmp_path / "vol.npy", image)
+    assert main(["predict", str(tmp_path / "vol.npy"), "--no-progress"]) == 1
+    assert "--axes" in capsys.readouterr().err
+
+
+def test_unknown_blend_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["predict", "--blend", "max"])
+    assert info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_info_prints_build_information(capsys):
+    assert main(["info"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert isinstance(info, dict) and info
