@@ -145,6 +145,14 @@ def collate_regions(regions: Sequence[ImageRegionData]) -> ImageRegionData:
     regions = list(regions)
     if not regions:
         raise ValueError("regions must not be empty")
+    for i, r in enumerate(regions):
+        if not isinstance(r, tuple) or len(r) != len(ImageRegionData._fields):
+            raise TypeError(f"regions[{i}] must be an ImageRegionData, got {type(r).__name__}")
+        if not (hasattr(r.data, "shape") and hasattr(r.data, "dtype")):
+            raise TypeError(
+                f"cannot collate region data of type {type(r.data).__name__} (regions[{i}].data); "
+                "expected NumPy or CuPy arrays"
+            )
     shapes = {tuple(r.data.shape) for r in regions}
     if len(shapes) != 1:
         raise ValueError(
