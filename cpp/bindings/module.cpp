@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// pybind11 bindings of cupatch._core. Bindings only translate: validation with messages
+// for users happens in python/cupatch/ops.py; the checks here are cheap re-checks that
+// protect memory (std::invalid_argument -> ValueError, std::out_of_range -> IndexError,
+// cupatch::CudaError -> cupatch._core.CudaError, a RuntimeError).
+//
+// CPU entry points take NumPy arrays (exact dtype and C order, no silent conversion) and
+// release the GIL while the kernels run. GPU entry points take device pointers as integers
+// plus the CUDA stream to launch on; they never allocate and never synchronise.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <array>
+#include <optional>
+#include <string>
+
+#include "../src/cpu/parallel.h"
+#include "cupatch/device.h"
+#include "cupatch/dtype.h"
+#include "cupatch/errors.h"
+#include "cupatch/gather.h"
+#include "cupatch/random.h"
+#include "cupatch/stitch.h"
+
+#ifndef CUPATCH_VERSION
+#define CUPATCH_VERSION "0.0.0"
+#endif
+#ifndef CUPATCH_CUDA_ARCHITECTURES
+#define CUPATCH_CUDA_ARCHITECTURES ""
+#endif
+
+namespace py = pybind11;
+using cupatch::index_t;
+
+namespace {
+
+template <class T>
+using carray = py::array_t<T, py::array::c_style>;
+
+using Shape3 = std::array<index_t, 3>;
+
+std::string str(index_t v) { return std::to_string(v); }
+
+void require_2d(const py::array& a, index_t cols_min, const char* name) {
+    cupatch::require(a.ndim() == 2 && a.shape(1) >= cols_min,
+                     std::string(name) + " must be 2-D with at least " + str(cols_min) + " columns");
+}
+
+// Source table on the host: check the rows and every patch's indices.
+void check_gather_cpu(const carray<index_t>& sources, const carray<index_t>& specs, int ndim, const carray<index_t>& channels) {
+    cupatch::require(ndim == 2 || ndim == 3, "ndim must be 2 or 3");
+    require_2d(sources, cupatch::kSourceFields, "sources table");
+    require_2d(specs, 2 + ndim, "specs");
+    auto src = sources.unchecked<2>();
+    auto sp = specs.unchecked<2>();
+    auto ch = channels.unchecked<1>();
+    const index_t n_sources = src.shape(0);
+    index_t min_channels = -1;
+    for (index_t i = 0; i < n_sources; ++i) {
+        for (int d = 1; d <= 5; ++d) cupatch::require(src(i, d) >= 0, "sources table: negative extent");
+        cupatch::require(src(i, 0) != 0 || src(i, 1) * src(i, 2) * src(i, 3) * src(i, 4) * src(i, 5) == 0,
+                         "sources table: null data pointer");
+        if (min_channels < 0 || src(i, 2) < min_channels) min_channels = src(i, 2);
+    }
+    for (index_t k = 0; k < ch.shape(0); ++k)
+        cupatch::require_index(ch(k) >= 0 && ch(k) < min_channels, "channels: index " + str(ch(k)) + " out of range");
+    for (index_t b = 0; b < sp.shape(0); ++b) {
+        const index_t data_idx = sp(b, 0), sample = sp(b, 1);
+        cupatch::require_index(data_idx >= 0 && data_idx < n_sources,
+                               "specs: data_idx " + str(data_idx) + " out of range for " + str(n_sources) + " sources");
+        cupatch::require_index(sample >= 0 && sample < src(data_idx, 1),
+                               "specs: sample_idx " + str(sample) + " out of range for source " + str(data_idx));
+    }
+}
+
+cupatch::GatherArgs make_gather_args(index_t sources, index_t n_sources, int source_dtype, index_t specs, index_t n_patches,
+                                     index_t spec_cols, int ndim, const Shape3& patch, index_t channels, index_t n_channels,
+                                     index_t affine, index_t aug, index_t out, int out_dtype) {
+    cupatch::require(ndim == 2 || ndim == 3, "ndim must be 2 or 3");
+    cupatch::require(spec_cols >= 2 + ndim, "specs has too few columns");
+    cupatch::require(n_sources >= 0 && n_patches >= 0 && n_channels >= 1, "empty channel list or negative counts");
+    for (int d = 0; d < 3; ++d) cupatch::require(patch[d] >= 1, "patch_size entries must be positive");
+    cupatch::require(ndim == 3 || patch[0] == 1, "2-D patches need patch[0] == 1");
+    cupatch::GatherArgs a{};
+    a.sources = reinterpret_cast<const index_t*>(static_cast<std::uintptr_t>(sources));
+    a.n_sources = n_sources;
+    a.source_dtype = cupatch::dtype_from_code(source_dtype);
+    a.specs = reinterpret_cast<const index_t*>(static_cast<std::uintptr_t>(specs));
+    a.n_patches = n_patches;
+    a.spec_cols = spec_cols;
+    a.ndim = ndim;
+    for (int d = 0; d < 3; ++d) a.patch[d] = patch[d];
+    a.channels = reinterpret_cast<const index_t*>(static_cast<std::uintptr_t>(channels));
+    a.n_channels = n_channels;
+    a.affine = reinterpret_cast<const float*>(static_cast<std::uintptr_t>(affine));
+    a.aug = reinterpret_cast<const std::uint8_t*>(static_cast<std::uintptr_t>(aug));
+    a.out = reinterpret_cast<void*>(static_cast<std::uintptr_t>(out));
+    a.out_dtype = cupatch::dtype_from_code(out_dtype);
+    cupatch::require(cupatch::is_output_dtype(a.out_dtype), "output dtype must be float32, float16 or bfloat16");
+    return a;
+}
+
+void gather_cpu(const carray<index_t>& sources, int source_dtype, const carray<index_t>& specs, int ndim, const Shape3& patch,
+                const carray<index_t>& channels, const std::optional<carray<float>>& affine,
+                const std::optional<carray<std::uint8_t>>& aug, py::array out, int out_dtype) {
+    check_gather_cpu(sources, specs, ndim, channels);
+    const index_t n_patches = specs.shape(0), n_channels = channels.shape(0);
+    cupatch::require(!affine || affine->size() == 2 * n_channels, "affine must hold 2 * len(channels) values");
+    cupatch::require(!aug || aug->size() == n_patches, "aug must hold one flag byte per patch");
+    for (index_t b = 0; aug && b < n_patches; ++b) {
+        const unsigned turns = (aug->data()[b] >> cupatch::kAugRotShift) & 3u;
+        cupatch::require(turns % 2 == 0 || patch[1] == patch[2], "rot90 by an odd number of quarter turns needs square YX patches");
+    }
+    cupatch::require(out.writeable() && (out.flags() & py::array::c_style), "out must be a writable C-contiguous array");
+    const std::array<index_t, 5> want{n_patches, n_channels, patch[0], patch[1], patch[2]};
+    const int out_ndim = ndim + 2;
+    cupatch::require(out.ndim() == out_ndim, "out has the wrong number of dimensions");
+    for (int d = 0; d < out_ndim; ++d) {
+        const index_t expected = d < 2 ? want[d] : want[2 + (3 - ndim) + (d - 2)];
+        cupatch::require(out.shape(d) == expected, "out has the wrong shape");
+    }
+    cupatch::require(out.itemsize() == (cupatch::dtype_from_code(out_dtype) == cupatch::DType::float32 ? 4 : 2),
+                     "out itemsize does not match its dtype code");
+    auto ptr = [](const void* p) { return static_cast<index_t>(reinterpret_cast<std::uintptr_t>(p)); };
+    const cupatch::GatherArgs a = make_gather_args(
+        ptr(sources.data()), sources.shape(0), source_dtype, ptr(specs.data()), n_patches, specs.shape(1), ndim, patch,
+        ptr(channels.data()), n_channels, affine ? ptr(affine->data()) : 0, aug ? ptr(aug->data()) : 0,
+        ptr(out.mutable_data()), out_dtype);
+    py::gil_scoped_release release;
+    cupatch::gather_cpu(a);
+}
+
+// Output table on the host: check shapes and pointers.
+void check_outputs_cpu(const carray<index_t>& outputs, bool need_weights) {
+    require_2d(outputs, cupatch::kOutputFields, "outputs table");
+    auto o = outputs.unchecked<2>();
+    for (index_t i = 0; i < o.shape(0); ++i) {
+        for (int d = 2; d < 7; ++d) cupatch::require(o(i, d) >= 0, "outputs table: negative extent");
+        cupatch::require(o(i, 0) != 0, "outputs table: null data pointer");
+        cupatch::require(!need_weights || o(i, 1) != 0, "outputs table: blending needs weight arrays");
+    }
+}
+
+cupatch::StitchArgs make_stitch_args(index_t tiles, index_t n_tiles, index_t channels, const Shape3& tile, index_t specs,
+                                     index_t spec_cols, int ndim, index_t outputs, index_t n_outputs, index_t window,
+                                     index_t window_len) {
+    cupatch::require(ndim == 2 || ndim == 3, "ndim must be 2 or 3");
+    cupatch::require(spec_cols >= 2 + 4 * ndim, "specs has too few columns for a tile table");
+    cupatch::require(n_tiles >= 0 && n_tiles < (index_t(1) << 31), "too many tiles in one call");
+    cupatch::require(channels >= 1, "tiles need at least one channel");
+    for (int d = 0; d < 3; ++d) cupatch::require(tile[d] >= 1, "tile sizes must be positive");
+    cupatch::StitchArgs a{};
+    a.tiles = reinterpret_cast<const float*>(static_cast<std::uintptr_t>(tiles));
+    a.n_tiles = n_tiles;
+    a.channels = channels;
+    for (int d = 0; d < 3; ++d) a.tile[d] = tile[d];
+    a.specs = reinterpret_cast<const index_t*>(static_cast<std::uintptr_t>(specs));
+    a.spec_cols = spec_cols;
+    a.ndim = ndim;
+    a.outputs = reinterpret_cast<const index_t*>(static_cast<std::uintptr_t>(outputs));
+    a.n_outputs = n_outputs;
+    a.window = reinterpret_cast<const float*>(static_cast<std::uintptr_t>(window));
+    a.window_len = window_len;
+    return a;
+}
+
+cupatch::StitchArgs stitch_args_cpu(const carray<float>& tiles, const carray<index_t>& specs, const carray<index_t>& outputs,
+                                    bool blend, const carray<float>* window) {
+    const int ndim = static_cast<int>(tiles.ndim()) - 2;
+    cupatch::require(ndim == 2 || ndim == 3, "tiles must be (B, C, [Z,] Y, X)");
+    require_2d(specs, 2 + 4 * ndim, "specs");
+    cupatch::require(specs.shape(0) == tiles.shape(0), "specs must have one row per tile");
+    check_outputs_cpu(outputs, blend);
+    auto sp = specs.unchecked<2>();
+    auto o = outputs.unchecked<2>();
+    for (index_t b = 0; b < sp.shape(0); ++b) {
+        const index_t data_idx = sp(b, 0), sample = sp(b, 1);
+        cupatch::require_index(data_idx >= 0 && data_idx < o.shape(0), "specs: data_idx " + str(data_idx) + " out of range");
+        cupatch::require_index(sample >= 0 && sample < o(data_idx, 2), "specs: sample_idx " + str(sample) + " out of range");
+        cupatch::require(o(data_idx, 3) == tiles.shape(1), "outputs must have as many channels as the tiles");
+    }
+    Shape3 tile{1, 1, 1};
+    for (int d = 0; d < ndim; ++d) tile[3 - ndim + d] = tiles.shape(2 + d);
+    index_t window_len = 0;
+    index_t window_ptr = 0;
+    if (window) {
+        cupatch::require(window->ndim() == 3 && window->shape(0) == ndim && window->shape(1) == 4,
+                         "window_table must be (ndim, 4, T)");
+        window_len = window->shape(2);
+        for (int d = 0; d < 3; ++d) cupatch::require(window_len >= tile[d], "window_table is shorter than the tile");
+        window_ptr = static_cast<index_t>(reinterpret_cast<std::uintptr_t>(window->data()));
+    }
+    auto ptr = [](const void* p) { return static_cast<index_t>(reinterpret_cast<std::uintptr_t>(p)); };
+    return make_stitch_args(ptr(tiles.data()), tiles.shape(0), tiles.shape(1), tile, ptr(specs.data()), specs.shape(1), ndim,
+                            ptr(outputs.data()), outputs.shape(0), window_ptr, window_len);
+}
+
+py::array_t<std::uint64_t> hash4_array(const py::int_& seed, const py::int_& epoch, const carray<index_t>& index,
+                                       const py::int_& stream) {
+    auto as_u64 = [](const py::int_& v) { return static_cast<std::uint64_t>(PyLong_AsUnsignedLongLongMask(v.ptr())); };
+    const std::uint64_t s = as_u64(seed), e = as_u64(epoch), st = as_u64(stream);
+    if (PyErr_Occurred()) throw py::error_already_set();
+    py::array_t<std::uint64_t> out(index.size());
+    const index_t* in = index.data();
+    std::uint64_t* dst = out.mutable_data();
+    const index_t n = index.size();
+    {
+        py::gil_scoped_release release;
+        for (index_t i = 0; i < n; ++i) dst[i] = cupatch::hash4(s, e, static_cast<std::uint64_t>(in[i]), st);
+    }
+    return out.reshape(std::vector<py::ssize_t>(index.shape(), index.shape() + index.ndim()));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "cupatch native core: batched patch gather and tile stitching (CPU and CUDA).";
+    static py::exception<cupatch::CudaError> cuda_error(m, "CudaError", PyExc_RuntimeError);
+    (void)cuda_error;
+
+    py::list names;
+    for (int i = 0; i < static_cast<int>(cupatch::DType::count); ++i) names.append(cupatch::dtype_names()[i]);
+    m.attr("DTYPES") = py::tuple(names);
+    m.attr("SOURCE_FIELDS") = cupatch::kSourceFields;
+    m.attr("OUTPUT_FIELDS") = cupatch::kOutputFields;
+    m.attr("version") = CUPATCH_VERSION;
+    m.attr("cuda_architectures") = CUPATCH_CUDA_ARCHITECTURES;
+#ifdef CUPATCH_WITH_CUDA
+    m.attr("built_with_cuda") = true;
+    m.def("cuda_device_count", &cupatch::cuda_device_count, "Usable CUDA devices (0 on any CUDA error).");
+    m.def("cuda_runtime_version", &cupatch::cuda_runtime_version, "CUDA runtime version linked in (e.g. 13000).");
+#else
+    m.attr("built_with_cuda") = false;
+    m.def("cuda_device_count", []() { return 0; }, "Usable CUDA devices (always 0: built without CUDA).");
+    m.def("cuda_runtime_version", []() { return 0; }, "CUDA runtime version (0: built without CUDA).");
+#endif
+    m.def("cpu_threads", &cupatch::cpu_threads, "Threads used by the CPU kernels.");
+    m.def("set_cpu_threads", &cupatch::set_cpu_threads, py::arg("n"),
+          "Set the CPU kernel thread count (0 = CUPATCH_NUM_THREADS or all hardware threads).");
+
+    m.def("hash4", &hash4_array, py::arg("seed"), py::arg("epoch"), py::arg("index").noconvert(), py::arg("stream"),
+          "Counter-based hash (docs/contracts.md) of int64 indices, as uint64.");
+
+    m.def("gather_cpu", &gather_cpu, py::arg("sources").noconvert(), py::arg("source_dtype"), py::arg("specs").noconvert(),
+          py::arg("ndim"), py::arg("patch"), py::arg("channels").noconvert(), py::arg("affine").noconvert().none(true),
+          py::arg("aug").noconvert().none(true), py::arg("out"), py::arg("out_dtype"));
+
+    m.def(
+        "stitch_crop_cpu",
+        [](const carray<float>& tiles, const carray<index_t>& specs, const carray<index_t>& outputs) {
+            const cupatch::StitchArgs a = stitch_args_cpu(tiles, specs, outputs, false, nullptr);
+            py::gil_scoped_release release;
+            cupatch::stitch_crop_cpu(a);
+        },
+        py::arg("tiles").noconvert(), py::arg("specs").noconvert(), py::arg("outputs").noconvert());
+
+    m.def(
+        "stitch_blend_cpu",
+        [](const carray<float>& tiles, const carray<index_t>& specs, const carray<index_t>& outputs,
+           const carray<float>& window) {
+            const cupatch::StitchArgs a = stitch_args_cpu(tiles, specs, outputs, true, &window);
+            py::gil_scoped_release release;
+            cupatch::stitch_blend_cpu(a);
+        },
+        py::arg("tiles").noconvert(), py::arg("specs").noconvert(), py::arg("outputs").noconvert(),
+        py::arg("window").noconvert());
+
+#ifdef CUPATCH_WITH_CUDA
+    m.def(
+        "gather_cuda",
+        [](index_t sources, index_t n_sources, int source_dtype, index_t specs, index_t n_patches, index_t spec_cols, int ndim,
+           const Shape3& patch, index_t channels, index_t n_channels, index_t affine, index_t aug, index_t out, int out_dtype,
+           std::uintptr_t stream, int device) {
+            cupatch::require(sources != 0 && specs != 0 && channels != 0 && out != 0, "null device pointer");
+            const cupatch::GatherArgs a = make_gather_args(sources, n_sources, source_dtype, specs, n_patches, spec_cols, ndim,
+                                                           patch, channels, n_channels, affine, aug, out, out_dtype);
+            py::gil_scoped_release release;
+            cupatch::cuda_use_device(device);
+            cupatch::gather_cuda(a, stream);
+        },
+        py::arg("sources"), py::arg("n_sources"), py::arg("source_dtype"), py::arg("specs"), py::arg("n_patches"),
+        py::arg("spec_cols"), py::arg("ndim"), py::arg("patch"), py::arg("channels"), py::arg("n_channels"), py::arg("affine"),
+        py::arg("aug"), py::arg("out"), py::arg("out_dtype"), py::arg("stream"), py::arg("device"));
+
+    auto stitch_cuda = [](bool blend) {
+        return [blend](index_t tiles, index_t n_tiles, index_t channels, const Shape3& tile, index_t specs, index_t spec_cols,
+                       int ndim, index_t outputs, index_t n_outputs, index_t window, index_t window_len, std::uintptr_t stream,
+                       int device) {
+            cupatch::require(tiles != 0 && specs != 0 && outputs != 0, "null device pointer");
+            cupatch::require(!blend || (window != 0 && window_len >= tile[0] && window_len >= tile[1] && window_len >= tile[2]),
+                             "blending needs a window table at least as long as the tile");
+            const cupatch::StitchArgs a = make_stitch_args(tiles, n_tiles, channels, tile, specs, spec_cols, ndim, outputs,
+                                                           n_outputs, window, window_len);
+            py::gil_scoped_release release;
+            cupatch::cuda_use_device(device);
+            if (blend)
+                cupatch::stitch_blend_cuda(a, stream);
+            else
+                cupatch::stitch_crop_cuda(a, stream);
+        };
+    };
+    m.def("stitch_crop_cuda", stitch_cuda(false), py::arg("tiles"), py::arg("n_tiles"), py::arg("channels"), py::arg("tile"),
+          py::arg("specs"), py::arg("spec_cols"), py::arg("ndim"), py::arg("outputs"), py::arg("n_outputs"), py::arg("window"),
+          py::arg("window_len"), py::arg("stream"), py::arg("device"));
+    m.def("stitch_blend_cuda", stitch_cuda(true), py::arg("tiles"), py::arg("n_tiles"), py::arg("channels"), py::arg("tile"),
+          py::arg("specs"), py::arg("spec_cols"), py::arg("ndim"), py::arg("outputs"), py::arg("n_outputs"), py::arg("window"),
+          py::arg("window_len"), py::arg("stream"), py::arg("device"));
+    m.def(
+        "cuda_stream_wait",
+        [](std::uintptr_t producer, std::uintptr_t consumer, int device) {
+            py::gil_scoped_release release;
+            cupatch::cuda_use_device(device);
+            cupatch::cuda_stream_wait(producer, consumer);
+        },
+        py::arg("producer"), py::arg("consumer"), py::arg("device"),
+        "Make stream `consumer` wait for the work queued on `producer` (no host synchronisation).");
+#endif
+}

@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// Shared definitions for the host (C++) and device (CUDA) halves of cupatch.
+//
+// Every per-element formula lives in CUPATCH_HD inline functions so the CPU loops and the
+// CUDA kernels evaluate literally the same code; CPU tests therefore vouch for the maths
+// the GPU runs.
+#pragma once
+
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define CUPATCH_HD __host__ __device__ __forceinline__
+#else
+#define CUPATCH_HD inline
+#endif
+
+namespace cupatch {
+
+using index_t = std::int64_t;
+
+// Spatial axes are always handled as (Z, Y, X); 2-D data has Z = 1 and a zero Z stride.
+constexpr int kMaxSpatial = 3;
+
+// float32 multiply and add, each rounded to nearest even, never contracted into an FMA.
+// The host side is compiled with -ffp-contract=off (see CMakeLists.txt), the device side
+// uses the explicitly rounded intrinsics, so both give the same bits.
+CUPATCH_HD float mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+    return __fmul_rn(a, b);
+#else
+    return a * b;
+#endif
+}
+
+CUPATCH_HD float add_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+    return __fadd_rn(a, b);
+#else
+    return a + b;
+#endif
+}
+
+CUPATCH_HD index_t min_i(index_t a, index_t b) { return a < b ? a : b; }
+CUPATCH_HD index_t max_i(index_t a, index_t b) { return a > b ? a : b; }
+
+}  // namespace cupatch

@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// Tile stitching (docs/contracts.md, "Stitch") as host/device code.
+//
+// Tiles are C-contiguous float32 (B, C, TZ, TY, TX) (TZ = 1 for 2-D); outputs and weights
+// are C-contiguous float32 arrays described by an output table (view.h), each possibly a
+// slab [origin, origin + shape) of a larger image.
+//
+// crop : every tile row (b, c, tz, ty) inside the kept region is copied to its stitch
+//        position; crop_row() gives the x range and the destination.
+// blend: every image voxel covered by tiles of the batch is written by exactly one thread,
+//        the one of the lowest covering batch index, which adds the weighted contributions
+//        of all covering tiles in ascending batch order (blend_voxel()). No atomics, no
+//        races, identical results on every backend.
+#pragma once
+
+#include "cupatch/common.h"
+#include "cupatch/view.h"
+
+namespace cupatch {
+
+struct StitchArgs {
+    const float* tiles;  // (n_tiles, channels, TZ, TY, TX)
+    index_t n_tiles;
+    index_t channels;
+    index_t tile[3];       // (TZ, TY, TX)
+    const index_t* specs;  // (n_tiles, spec_cols) tile table
+    index_t spec_cols;
+    int ndim;
+    const index_t* outputs;  // (n_outputs, kOutputFields) output table
+    index_t n_outputs;
+    const float* window;  // blend only: (ndim, 4, window_len) table
+    index_t window_len;
+};
+
+// The tile-table fields of one tile, expanded to (Z, Y, X): 2-D tiles get Z coords 0,
+// crop 0, crop size 1 and stitch 0.
+struct TileSpec {
+    index_t data_idx;
+    index_t sample;
+    index_t coords[3];
+    index_t crop[3];
+    index_t size[3];
+    index_t stitch[3];
+};
+
+CUPATCH_HD TileSpec load_tile_spec(const StitchArgs& a, index_t b) {
+    const index_t* row = a.specs + b * a.spec_cols;
+    const int n = a.ndim, off = 3 - a.ndim;
+    TileSpec t;
+    t.data_idx = row[0];
+    t.sample = row[1];
+    for (int d = 0; d < 3; ++d) {
+        t.coords[d] = 0;
+        t.crop[d] = 0;
+        t.size[d] = 1;
+        t.stitch[d] = 0;
+    }
+    for (int d = 0; d < n; ++d) {
+        t.coords[off + d] = row[2 + d];
+        t.crop[off + d] = row[2 + n + d];
+        t.size[off + d] = row[2 + 2 * n + d];
+        t.stitch[off + d] = row[2 + 3 * n + d];
+    }
+    return t;
+}
+
+// True when the tile's data_idx and sample_idx address an existing output sample.
+CUPATCH_HD bool tile_target_valid(const StitchArgs& a, const TileSpec& t) {
+    if (t.data_idx < 0 || t.data_idx >= a.n_outputs) return false;
+    const OutputView o = load_output(a.outputs, t.data_idx);
+    return t.sample >= 0 && t.sample < o.shape[0];
+}
+
+// ---------------------------------------------------------------------------------------
+// crop
+
+CUPATCH_HD index_t crop_row_count(const StitchArgs& a) { return a.n_tiles * a.channels * a.tile[0] * a.tile[1]; }
+
+// Tile row (b, c, tz, ty) -> destination. Elements tx in [lo, hi) are copied from
+// tiles[src + tx] to out[dst + tx]; an empty range means nothing to do for this row.
+struct CropRow {
+    float* out;
+    index_t src;
+    index_t dst;
+    index_t lo;
+    index_t hi;
+};
+
+CUPATCH_HD CropRow crop_row(const StitchArgs& a, index_t row) {
+    const index_t TZ = a.tile[0], TY = a.tile[1], TX = a.tile[2];
+    const index_t ty = row % TY;
+    index_t rest = row / TY;
+    const index_t tz = rest % TZ;
+    rest /= TZ;
+    const index_t c = rest % a.channels;
+    const index_t b = rest / a.channels;
+
+    CropRow r;
+    r.out = nullptr;
+    r.src = row * TX;
+    r.dst = 0;
+    r.lo = 0;
+    r.hi = 0;
+    const TileSpec t = load_tile_spec(a, b);
+    if (!tile_target_valid(a, t)) return r;
+    const OutputView o = load_output(a.outputs, t.data_idx);
+    if (c >= o.shape[1]) return r;
+    // Z and Y: the row must lie in the kept region and land inside the output slab.
+    const index_t pos[2] = {tz, ty};
+    index_t dst[2];
+    for (int d = 0; d < 2; ++d) {
+        if (pos[d] < t.crop[d] || pos[d] >= t.crop[d] + t.size[d]) return r;
+        dst[d] = t.stitch[d] + (pos[d] - t.crop[d]) - o.origin[d];
+        if (dst[d] < 0 || dst[d] >= o.shape[2 + d]) return r;
+    }
+    // X: kept range, clipped to the tile and to the output slab.
+    const index_t shift = t.stitch[2] - t.crop[2] - o.origin[2];  // out x = tx + shift
+    index_t lo = max_i(max_i(t.crop[2], index_t(0)), -shift);
+    index_t hi = min_i(min_i(t.crop[2] + t.size[2], TX), o.shape[4] - shift);
+    if (hi < lo) hi = lo;
+    r.out = o.data;
+    r.lo = lo;
+    r.hi = hi;
+    r.dst = contiguous_offset(o.shape, t.sample, c, dst[0], dst[1], 0) + shift;
+    return r;
+}
+
+// ---------------------------------------------------------------------------------------
+// blend
+
+// Read window of a tile clipped to the image, per axis [lo, hi), and the border flag
+// f = left_border + 2 * right_border of the window table. Returns false when the tile
+// addresses no output or its clipped window is empty.
+struct BlendWindow {
+    index_t lo[3];
+    index_t hi[3];
+    unsigned flag[3];
+};
+
+CUPATCH_HD bool blend_window(const StitchArgs& a, const TileSpec& t, BlendWindow& w) {
+    if (!tile_target_valid(a, t)) return false;
+    const OutputView o = load_output(a.outputs, t.data_idx);
+    bool nonempty = true;
+    for (int d = 0; d < 3; ++d) {
+        const index_t c = t.coords[d], n = o.image[d], size = a.tile[d];
+        w.lo[d] = max_i(c, 0);
+        w.hi[d] = min_i(c + size, n);
+        w.flag[d] = (c <= 0 ? 1u : 0u) + (c + size >= n ? 2u : 0u);
+        if (w.hi[d] <= w.lo[d]) nonempty = false;
+    }
+    return nonempty;
+}
+
+// Separable window weight at tile position p, multiplied left to right, no contraction.
+CUPATCH_HD float blend_weight(const StitchArgs& a, const BlendWindow& w, const index_t p[3]) {
+    const index_t T = a.window_len;
+    if (a.ndim == 3) {
+        const float wz = a.window[(0 * 4 + w.flag[0]) * T + p[0]];
+        const float wy = a.window[(1 * 4 + w.flag[1]) * T + p[1]];
+        const float wx = a.window[(2 * 4 + w.flag[2]) * T + p[2]];
+        return mul_rn(mul_rn(wz, wy), wx);
+    }
+    const float wy = a.window[(0 * 4 + w.flag[1]) * T + p[1]];
+    const float wx = a.window[(1 * 4 + w.flag[2]) * T + p[2]];
+    return mul_rn(wy, wx);
+}
+
+// True when tiles b and t of the batch could share a voxel (same output sample and
+// intersecting clipped windows). Candidate lists for blend_voxel are built with this.
+CUPATCH_HD bool blend_tiles_overlap(const StitchArgs& a, index_t b, index_t t) {
+    const TileSpec sb = load_tile_spec(a, b), st = load_tile_spec(a, t);
+    if (sb.data_idx != st.data_idx || sb.sample != st.sample) return false;
+    BlendWindow wb, wt;
+    if (!blend_window(a, sb, wb) || !blend_window(a, st, wt)) return false;
+    for (int d = 0; d < 3; ++d)
+        if (max_i(wb.lo[d], wt.lo[d]) >= min_i(wb.hi[d], wt.hi[d])) return false;
+    return true;
+}
+
+// Does tile t cover image voxel s of (data_idx, sample)? On success p is the tile position.
+CUPATCH_HD bool blend_covers(const StitchArgs& a, index_t t, index_t data_idx, index_t sample, const index_t s[3],
+                             BlendWindow& w, index_t p[3]) {
+    const TileSpec ts = load_tile_spec(a, t);
+    if (ts.data_idx != data_idx || ts.sample != sample) return false;
+    if (!blend_window(a, ts, w)) return false;
+    for (int d = 0; d < 3; ++d) {
+        if (s[d] < w.lo[d] || s[d] >= w.hi[d]) return false;
+        p[d] = s[d] - ts.coords[d];
+    }
+    return true;
+}
+
+// Accumulate image voxel s (inside tile b's clipped window and inside the output slab)
+// if b owns it. `cand` lists, in ascending order, every tile that may cover the voxel
+// (nullptr means all tiles 0..n_cand-1). Returns whether b owned the voxel.
+//
+// The covering tiles are collected once (up to kBlendMaxCover of them; more only happens
+// with pathological overlaps and takes a slower path that recomputes them per channel).
+constexpr int kBlendMaxCover = 32;
+
+CUPATCH_HD bool blend_voxel(const StitchArgs& a, index_t b, index_t data_idx, index_t sample, const index_t s[3],
+                            const std::int32_t* cand, index_t n_cand) {
+    const index_t TZ = a.tile[0], TY = a.tile[1], TX = a.tile[2];
+    const index_t tile_voxels = TZ * TY * TX;
+    float cov_w[kBlendMaxCover];
+    index_t cov_off[kBlendMaxCover];
+    int n_cov = 0;
+    bool overflow = false;
+    BlendWindow w;
+    index_t p[3];
+    for (index_t i = 0; i < n_cand; ++i) {
+        const index_t t = cand ? cand[i] : i;
+        if (!blend_covers(a, t, data_idx, sample, s, w, p)) continue;
+        if (t < b) return false;  // owner rule: the lowest covering batch index writes
+        if (n_cov == kBlendMaxCover) {
+            overflow = true;
+            break;
+        }
+        cov_w[n_cov] = blend_weight(a, w, p);
+        cov_off[n_cov] = t * a.channels * tile_voxels + (p[0] * TY + p[1]) * TX + p[2];
+        ++n_cov;
+    }
+    const OutputView o = load_output(a.outputs, data_idx);
+    const index_t dz = s[0] - o.origin[0], dy = s[1] - o.origin[1], dx = s[2] - o.origin[2];
+    if (dz < 0 || dz >= o.shape[2] || dy < 0 || dy >= o.shape[3] || dx < 0 || dx >= o.shape[4]) return false;
+    const index_t n_channels = min_i(a.channels, o.shape[1]);
+    float wsum = 0.0f;
+    if (!overflow) {
+        for (index_t c = 0; c < n_channels; ++c) {
+            float acc = 0.0f;
+            for (int j = 0; j < n_cov; ++j) acc = add_rn(acc, mul_rn(cov_w[j], a.tiles[cov_off[j] + c * tile_voxels]));
+            float* out = o.data + contiguous_offset(o.shape, sample, c, dz, dy, dx);
+            *out = add_rn(*out, acc);
+        }
+        for (int j = 0; j < n_cov; ++j) wsum = add_rn(wsum, cov_w[j]);
+    } else {
+        for (index_t c = 0; c < n_channels; ++c) {
+            float acc = 0.0f;
+            for (index_t i = 0; i < n_cand; ++i) {
+                const index_t t = cand ? cand[i] : i;
+                if (t < b || !blend_covers(a, t, data_idx, sample, s, w, p)) continue;
+                const float v = a.tiles[(((t * a.channels + c) * TZ + p[0]) * TY + p[1]) * TX + p[2]];
+                acc = add_rn(acc, mul_rn(blend_weight(a, w, p), v));
+            }
+            float* out = o.data + contiguous_offset(o.shape, sample, c, dz, dy, dx);
+            *out = add_rn(*out, acc);
+        }
+        for (index_t i = 0; i < n_cand; ++i) {
+            const index_t t = cand ? cand[i] : i;
+            if (t < b || !blend_covers(a, t, data_idx, sample, s, w, p)) continue;
+            wsum = add_rn(wsum, blend_weight(a, w, p));
+        }
+    }
+    if (o.weight) {
+        const index_t wshape[5] = {o.shape[0], 1, o.shape[2], o.shape[3], o.shape[4]};
+        float* wt = o.weight + contiguous_offset(wshape, sample, 0, dz, dy, dx);
+        *wt = add_rn(*wt, wsum);
+    }
+    return true;
+}
+
+void stitch_crop_cpu(const StitchArgs& args);
+void stitch_blend_cpu(const StitchArgs& args);
+void stitch_crop_cuda(const StitchArgs& args, std::uintptr_t stream);
+void stitch_blend_cuda(const StitchArgs& args, std::uintptr_t stream);
+
+}  // namespace cupatch

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// Minimal std::thread parallel loop for the CPU kernels.
+//
+// Threads are started per call instead of kept in a pool: DataLoader workers fork, and a
+// forked child inherits no pool threads, so a persistent pool would deadlock there.
+// Starting a couple of threads costs tens of microseconds, negligible next to the work we
+// parallelise (small jobs run inline).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <exception>
+#include <thread>
+#include <vector>
+
+namespace cupatch {
+
+// Number of worker threads the CPU kernels use (set_cpu_threads(0) = all hardware threads).
+int cpu_threads();
+void set_cpu_threads(int n);
+
+// Run body(begin, end) over [0, n) split into contiguous chunks, one per thread.
+// `cost_per_item` is a rough element count per item; small jobs run on the caller thread.
+template <class Body>
+void parallel_for(std::int64_t n, std::int64_t cost_per_item, Body&& body) {
+    if (n <= 0) return;
+    constexpr std::int64_t kMinWorkPerThread = 1 << 15;
+    const std::int64_t total = n * std::max<std::int64_t>(cost_per_item, 1);
+    std::int64_t n_threads = std::min<std::int64_t>(cpu_threads(), n);
+    n_threads = std::min<std::int64_t>(n_threads, std::max<std::int64_t>(total / kMinWorkPerThread, 1));
+    if (n_threads <= 1) {
+        body(std::int64_t(0), n);
+        return;
+    }
+    std::vector<std::thread> workers;
+    std::vector<std::exception_ptr> errors(static_cast<std::size_t>(n_threads));
+    const std::int64_t chunk = (n + n_threads - 1) / n_threads;
+    auto run = [&](std::int64_t t) {
+        const std::int64_t begin = t * chunk, end = std::min(n, begin + chunk);
+        try {
+            if (begin < end) body(begin, end);
+        } catch (...) {
+            errors[static_cast<std::size_t>(t)] = std::current_exception();
+        }
+    };
+    workers.reserve(static_cast<std::size_t>(n_threads - 1));
+    for (std::int64_t t = 1; t < n_threads; ++t) workers.emplace_back(run, t);
+    run(0);
+    for (auto& w : workers) w.join();
+    for (auto& e : errors)
+        if (e) std::rethrow_exception(e);
+}
+
+}  // namespace cupatch

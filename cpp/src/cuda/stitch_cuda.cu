@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// CUDA stitching, one launch per batch of tiles.
+//
+// crop : tile rows are distributed like gather output rows (cuda_check.cuh); crop_row()
+//        (stitch.h) clips every row to the tile and the output slab.
+// blend: block (b, chunk) handles part of tile b's clipped window. The block first collects,
+//        in ascending order and without atomics, the batch tiles whose windows intersect
+//        tile b into shared memory (warp ballots + a block prefix sum); each thread then
+//        owns distinct voxels and calls blend_voxel() with that list. A voxel is written
+//        only by the block of its lowest covering tile and, within it, by one thread, so
+//        there are no races and the sums are added in the contract's order.
+#include <cuda_runtime.h>
+
+#include "cuda_check.cuh"
+#include "cupatch/stitch.h"
+
+namespace cupatch {
+
+namespace {
+
+constexpr int kBlendListCapacity = 1024;
+constexpr index_t kBlendVoxelsPerBlock = 2048;
+
+__global__ void __launch_bounds__(kThreadsPerBlock) crop_kernel(StitchArgs a, index_t n_rows, int shift) {
+    const int lane = static_cast<int>(threadIdx.x & 31u);
+    const index_t group = index_t(1) << shift;
+    const index_t rows_per_warp = index_t(32) >> shift;
+    const index_t sub = lane >> shift;
+    const index_t x0 = lane & (group - 1);
+    const index_t warp = (static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+    const index_t n_warps = (static_cast<index_t>(gridDim.x) * blockDim.x) >> 5;
+    for (index_t row = warp * rows_per_warp + sub; row < n_rows; row += n_warps * rows_per_warp) {
+        const CropRow r = crop_row(a, row);
+        for (index_t tx = r.lo + x0; tx < r.hi; tx += group) r.out[r.dst + tx] = a.tiles[r.src + tx];
+    }
+}
+
+__global__ void __launch_bounds__(kThreadsPerBlock) blend_kernel(StitchArgs a) {
+    __shared__ std::int32_t s_list[kBlendListCapacity];
+    __shared__ int s_warp_hits[kThreadsPerBlock / 32];
+    __shared__ index_t s_count;
+
+    const index_t b = blockIdx.x;
+    const int tid = static_cast<int>(threadIdx.x);
+    const int lane = tid & 31, warp = tid >> 5;
+    const TileSpec tb = load_tile_spec(a, b);
+    BlendWindow wb;
+    if (!blend_window(a, tb, wb)) return;  // the same for every thread of the block
+
+    if (tid == 0) s_count = 0;
+    __syncthreads();
+    // Ordered compaction of the overlapping tiles (the loop bounds are block-uniform).
+    for (index_t base = 0; base < a.n_tiles; base += kThreadsPerBlock) {
+        const index_t t = base + tid;
+        bool hit = false;
+        if (t < a.n_tiles) {
+            const TileSpec ts = load_tile_spec(a, t);
+            BlendWindow wt;
+            if (ts.data_idx == tb.data_idx && ts.sample == tb.sample && blend_window(a, ts, wt)) {
+                hit = true;
+                for (int d = 0; d < 3; ++d)
+                    if (max_i(wb.lo[d], wt.lo[d]) >= min_i(wb.hi[d], wt.hi[d])) hit = false;
+            }
+        }
+        const unsigned mask = __ballot_sync(0xffffffffu, hit);
+        if (lane == 0) s_warp_hits[warp] = __popc(mask);
+        __syncthreads();
+        index_t pos = s_count + __popc(mask & ((1u << lane) - 1u));
+        for (int w = 0; w < warp; ++w) pos += s_warp_hits[w];
+        if (hit && pos < kBlendListCapacity) s_list[pos] = static_cast<std::int32_t>(t);
+        __syncthreads();
+        if (tid == 0) {
+            index_t total = 0;
+            for (int w = 0; w < kThreadsPerBlock / 32; ++w) total += s_warp_hits[w];
+            s_count += total;
+        }
+        __syncthreads();
+    }
+    const index_t n_list = s_count;
+    // More overlapping tiles than the list holds: scan the whole batch instead (same result).
+    const bool use_list = n_list <= kBlendListCapacity;
+
+    const OutputView o = load_output(a.outputs, tb.data_idx);
+    index_t lo[3], n[3];
+    for (int d = 0; d < 3; ++d) {
+        lo[d] = max_i(wb.lo[d], o.origin[d]);
+        n[d] = min_i(wb.hi[d], o.origin[d] + o.shape[2 + d]) - lo[d];
+        if (n[d] <= 0) return;
+    }
+    const index_t n_voxels = n[0] * n[1] * n[2];
+    for (index_t v = static_cast<index_t>(blockIdx.y) * blockDim.x + tid; v < n_voxels;
+         v += static_cast<index_t>(gridDim.y) * blockDim.x) {
+        index_t s[3];
+        s[2] = lo[2] + v % n[2];
+        const index_t rest = v / n[2];
+        s[1] = lo[1] + rest % n[1];
+        s[0] = lo[0] + rest / n[1];
+        blend_voxel(a, b, tb.data_idx, tb.sample, s, use_list ? s_list : nullptr, use_list ? n_list : a.n_tiles);
+    }
+}
+
+}  // namespace
+
+void stitch_crop_cuda(const StitchArgs& a, std::uintptr_t stream) {
+    const index_t n_rows = crop_row_count(a);
+    if (n_rows <= 0) return;
+    const int shift = lanes_per_row_shift(a.tile[2]);
+    crop_kernel<<<row_blocks(n_rows, shift), kThreadsPerBlock, 0, reinterpret_cast<cudaStream_t>(stream)>>>(a, n_rows,
+                                                                                                           shift);
+    check_launch("stitch_tiles (crop) kernel launch");
+}
+
+void stitch_blend_cuda(const StitchArgs& a, std::uintptr_t stream) {
+    if (a.n_tiles <= 0) return;
+    const index_t tile_voxels = a.tile[0] * a.tile[1] * a.tile[2];
+    index_t chunks = (tile_voxels + kBlendVoxelsPerBlock - 1) / kBlendVoxelsPerBlock;
+    if (chunks > 65535) chunks = 65535;
+    if (chunks < 1) chunks = 1;
+    const dim3 grid(static_cast<unsigned>(a.n_tiles), static_cast<unsigned>(chunks));
+    blend_kernel<<<grid, kThreadsPerBlock, 0, reinterpret_cast<cudaStream_t>(stream)>>>(a);
+    check_launch("stitch_tiles (blend) kernel launch");
+}
+
+}  // namespace cupatch

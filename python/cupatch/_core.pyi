@@ -1,0 +1,93 @@
+"""Type stubs for the native extension ``cupatch._core`` (see cpp/bindings/module.cpp)."""
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+DTYPES: tuple[str, ...]
+SOURCE_FIELDS: int
+OUTPUT_FIELDS: int
+version: str
+cuda_architectures: str
+built_with_cuda: bool
+
+class CudaError(RuntimeError): ...
+
+def cuda_device_count() -> int: ...
+def cuda_runtime_version() -> int: ...
+def cpu_threads() -> int: ...
+def set_cpu_threads(n: int) -> None: ...
+def hash4(seed: int, epoch: int, index: npt.NDArray[np.int64], stream: int) -> npt.NDArray[np.uint64]: ...
+def gather_cpu(
+    sources: npt.NDArray[np.int64],
+    source_dtype: int,
+    specs: npt.NDArray[np.int64],
+    ndim: int,
+    patch: Sequence[int],
+    channels: npt.NDArray[np.int64],
+    affine: npt.NDArray[np.float32] | None,
+    aug: npt.NDArray[np.uint8] | None,
+    out: np.ndarray,
+    out_dtype: int,
+) -> None: ...
+def stitch_crop_cpu(
+    tiles: npt.NDArray[np.float32], specs: npt.NDArray[np.int64], outputs: npt.NDArray[np.int64]
+) -> None: ...
+def stitch_blend_cpu(
+    tiles: npt.NDArray[np.float32],
+    specs: npt.NDArray[np.int64],
+    outputs: npt.NDArray[np.int64],
+    window: npt.NDArray[np.float32],
+) -> None: ...
+
+# Present only when built_with_cuda is True; pointers are device addresses.
+def gather_cuda(
+    sources: int,
+    n_sources: int,
+    source_dtype: int,
+    specs: int,
+    n_patches: int,
+    spec_cols: int,
+    ndim: int,
+    patch: Sequence[int],
+    channels: int,
+    n_channels: int,
+    affine: int,
+    aug: int,
+    out: int,
+    out_dtype: int,
+    stream: int,
+    device: int,
+) -> None: ...
+def stitch_crop_cuda(
+    tiles: int,
+    n_tiles: int,
+    channels: int,
+    tile: Sequence[int],
+    specs: int,
+    spec_cols: int,
+    ndim: int,
+    outputs: int,
+    n_outputs: int,
+    window: int,
+    window_len: int,
+    stream: int,
+    device: int,
+) -> None: ...
+def stitch_blend_cuda(
+    tiles: int,
+    n_tiles: int,
+    channels: int,
+    tile: Sequence[int],
+    specs: int,
+    spec_cols: int,
+    ndim: int,
+    outputs: int,
+    n_outputs: int,
+    window: int,
+    window_len: int,
+    stream: int,
+    device: int,
+) -> None: ...
+def cuda_stream_wait(producer: int, consumer: int, device: int) -> None: ...
