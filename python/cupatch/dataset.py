@@ -548,6 +548,8 @@ class PatchDataset:
             self._pool = None
 
     def __repr__(self) -> str:
+        if not hasattr(self, "_input") or not hasattr(self, "patching"):
+            return "PatchDataset(<incomplete>)"
         return (
             f"PatchDataset(n_patches={len(self)}, stacks={len(self.input_stacks)}, channels={self.n_channels}, "
             f"target={self.has_target}, device={self.device!r}, resident={self._input.resident})"
