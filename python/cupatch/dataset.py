@@ -33,7 +33,6 @@ __all__ = ["PatchDataset"]
 GPU_PLACEMENT_FRACTION = 0.5
 
 _TRAINING_STRATEGIES = ("RandomPatching", "FixedRandomPatching", "StratifiedPatching")
-_OUTPUT_DTYPES = tuple(np.dtype(d) for d in ("float32", "float16", "float64"))
 
 
 def _resolve_device(device: str) -> str:
@@ -166,7 +165,7 @@ class PatchDataset:
         dtype) when they fit in half the free GPU memory and otherwise fed from the host; on the
         CPU, arrays stay in memory and files are memory-mapped or read lazily.
     dtype : numpy dtype
-        Output dtype of batches (float32, float16 or float64).
+        Output dtype of batches: float32, float16 (or bfloat16 with ml_dtypes).
     progress : bool
         Progress bar while normalisation statistics are computed.
 
@@ -196,9 +195,11 @@ class PatchDataset:
         self.device = _resolve_device(device)
         self.axes = validate_axes(axes)
         self.target_axes = validate_axes(target_axes) if target_axes is not None else self.axes
+        from .ops import OUTPUT_DTYPES
+
         self.dtype = np.dtype(dtype)
-        if self.dtype not in _OUTPUT_DTYPES:
-            raise TypeError(f"dtype must be one of {[d.name for d in _OUTPUT_DTYPES]}, got {self.dtype}")
+        if self.dtype not in OUTPUT_DTYPES:
+            raise TypeError(f"dtype must be one of {[d.name for d in OUTPUT_DTYPES]}, got {self.dtype}")
 
         inputs_ = as_stacks(inputs, self.axes, placement="disk" if placement == "disk" else "auto")
         targets_ = None
@@ -237,7 +238,6 @@ class PatchDataset:
         self.epoch = 0
         self._staging = _Staging(self.device)
         self._pool: ThreadPoolExecutor | None = None
-        self._affine_dev: dict = {}
         self._meta_cache: dict = {}
 
     # -- construction checks -----------------------------------------------------------------
@@ -378,16 +378,6 @@ class PatchDataset:
             )
         return sizes.pop()
 
-    def _affine_on_device(self, role: str):
-        if self.device != "gpu":
-            return self._input_affine if role == "input" else self._target_affine
-        if role not in self._affine_dev:
-            import cupy
-
-            scale, shift = self._input_affine if role == "input" else self._target_affine
-            self._affine_dev[role] = (cupy.asarray(scale), cupy.asarray(shift))
-        return self._affine_dev[role]
-
     def _read_regions(self, role: _Role, specs: np.ndarray, patch_size) -> Any:
         """Read each patch window on the host into a staging buffer and upload it."""
         n_ch = role.n_channels_out
@@ -411,7 +401,8 @@ class PatchDataset:
     def _gather(self, role: _Role, which: str, specs: np.ndarray, patch_size, flags):
         from .ops import gather_patches
 
-        scale, shift = self._affine_on_device(which)
+        # host arrays: the ops layer uploads these few bytes with the spec table
+        scale, shift = self._input_affine if which == "input" else self._target_affine
         flip_y, flip_x, rot = flags if flags is not None else (None, None, None)
         if role.resident:
             sources, gather_specs, channels = role.source_table(), specs, role.channels

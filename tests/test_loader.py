@@ -1,0 +1,235 @@
+"""BatchLoader: DistributedSampler-equivalent ordering, determinism, prefetching, torch interop."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from conftest import requires_gpu, to_numpy
+
+from cupatch.augmentation import Augmentations
+from cupatch.dataset import PatchDataset
+from cupatch.loader import BatchLoader, epoch_permutation, shard_indices
+from cupatch.normalization import MeanStdNormalization
+from cupatch.patching import RandomPatching
+
+
+def _distributed_sampler_reference(order, rank, world_size, drop_last):
+    """torch.utils.data.DistributedSampler.__iter__ after the permutation, in plain Python."""
+    indices = list(order)
+    n = len(indices)
+    if drop_last and n % world_size != 0:
+        num_samples = math.ceil((n - world_size) / world_size)
+    else:
+        num_samples = math.ceil(n / world_size)
+    total_size = num_samples * world_size
+    if not drop_last:
+        padding_size = total_size - len(indices)
+        if padding_size <= len(indices):
+            indices += indices[:padding_size]
+        else:
+            indices += (indices * math.ceil(padding_size / len(indices)))[:padding_size]
+    else:
+        indices = indices[:total_size]
+    return indices[rank:total_size:world_size]
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 7, 12, 13])
+@pytest.mark.parametrize("world_size", [1, 2, 3, 8])
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_shard_indices_match_distributed_sampler(n, world_size, drop_last):
+    order = np.random.default_rng(n).permutation(n)
+    for rank in range(world_size):
+        got = shard_indices(order, rank, world_size, drop_last)
+        assert got.tolist() == _distributed_sampler_reference(order.tolist(), rank, world_size, drop_last)
+
+
+def test_shard_indices_against_torch_sampler():
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    from torch.utils.data import DistributedSampler
+
+    for n, world_size, drop_last in [(10, 3, False), (10, 3, True), (2, 5, False), (16, 4, False)]:
+        for rank in range(world_size):
+            sampler = DistributedSampler(range(n), num_replicas=world_size, rank=rank, shuffle=False, drop_last=drop_last)
+            assert shard_indices(np.arange(n), rank, world_size, drop_last).tolist() == list(sampler)
+    assert torch.__version__
+
+
+def test_epoch_permutation_is_a_function_of_seed_and_epoch():
+    p = epoch_permutation(50, 3, 0)
+    assert sorted(p.tolist()) == list(range(50))
+    np.testing.assert_array_equal(p, epoch_permutation(50, 3, 0))
+    assert not np.array_equal(p, epoch_permutation(50, 3, 1))
+    assert not np.array_equal(p, epoch_permutation(50, 4, 0))
+
+
+def _dataset(device="cpu", targets=True, seed=7, **kwargs):
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 1000, (4, 32, 32)).astype(np.uint16)
+    return PatchDataset(a, lambda s: RandomPatching(s, (8, 8), seed=seed), axes="SYX",
+                        targets=(a // 2) if targets else None, normalization=MeanStdNormalization(),
+                        augmentations=Augmentations(seed=seed), device=device, progress=False, **kwargs)
+
+
+def _patches_by_index(loader):
+    """{dataset index: input patch} for one epoch of a loader."""
+    out = {}
+    for (x, _), idx in zip(loader, loader.batches()):
+        for i, patch in zip(idx.tolist(), to_numpy(x)):
+            out[i] = patch
+    return out
+
+
+def test_len_and_batches():
+    ds = _dataset()
+    assert len(ds) == 64
+    assert len(BatchLoader(ds, 10, seed=0)) == 7
+    assert len(BatchLoader(ds, 10, seed=0, drop_last=True)) == 6
+    loader = BatchLoader(ds, 10, seed=0, rank=1, world_size=3)
+    assert len(loader) == math.ceil(22 / 10) and len(loader.indices()) == 22
+    batches = list(BatchLoader(ds, 10, seed=0, drop_last=True))
+    assert len(batches) == 6 and all(x.shape == (10, 1, 8, 8) for x, _ in batches)
+    unshuffled = BatchLoader(ds, 16, shuffle=False)
+    np.testing.assert_array_equal(np.concatenate(unshuffled.batches()), np.arange(64))
+
+
+def test_yields_input_alone_without_target_and_regions():
+    ds = _dataset(targets=False)
+    x = next(iter(BatchLoader(ds, 4, seed=1)))
+    assert isinstance(x, np.ndarray) and x.shape == (4, 1, 8, 8)
+    xr, yr = next(iter(BatchLoader(ds, 4, seed=1, return_regions=True)))
+    assert yr is None and xr.data.shape == (4, 1, 8, 8) and len(xr.source) == 4
+    np.testing.assert_array_equal(xr.data, x)
+
+
+def test_same_patches_whatever_the_world_size():
+    ds = _dataset()
+    single = _patches_by_index(BatchLoader(ds, 5, seed=3))
+    sharded = {}
+    for rank in range(3):
+        sharded.update(_patches_by_index(BatchLoader(ds, 4, seed=3, rank=rank, world_size=3)))
+    assert set(sharded) == set(single) == set(range(len(ds)))
+    for i in single:
+        np.testing.assert_array_equal(single[i], sharded[i])
+    # ranks see disjoint indices apart from the padding (64 = 3 * 22 - 2)
+    shards = [set(BatchLoader(ds, 4, seed=3, rank=r, world_size=3).indices().tolist()) for r in range(3)]
+    assert sum(len(s) for s in shards) == 66 and len(set.union(*shards)) == 64
+
+
+def test_set_epoch_changes_order_and_patches():
+    ds = _dataset()
+    loader = BatchLoader(ds, 8, seed=5)
+    order0 = loader.indices().copy()
+    p0 = _patches_by_index(loader)
+    np.testing.assert_array_equal(order0, loader.indices())  # no implicit epoch advance
+    loader.set_epoch(1)
+    assert ds.epoch == 1 and ds.patching.epoch == 1
+    assert not np.array_equal(order0, loader.indices())
+    p1 = _patches_by_index(loader)
+    assert any(not np.array_equal(p0[i], p1[i]) for i in p0)
+    loader.set_epoch(0)
+    again = _patches_by_index(loader)
+    assert all(np.array_equal(p0[i], again[i]) for i in p0)
+    other = BatchLoader(_dataset(), 8, seed=5)
+    np.testing.assert_array_equal(other.indices(), order0)
+
+
+@pytest.mark.parametrize("prefetch", [0, 1, 3])
+def test_prefetch_gives_the_same_batches(prefetch):
+    ds = _dataset()
+    reference = [(ds.gather_arrays(idx)) for idx in BatchLoader(ds, 6, seed=2).batches()]
+    got = list(BatchLoader(ds, 6, seed=2, prefetch=prefetch))
+    assert len(got) == len(reference)
+    for (x, y), (rx, ry) in zip(got, reference):
+        np.testing.assert_array_equal(x, rx)
+        np.testing.assert_array_equal(y, ry)
+
+
+def test_early_break_and_errors_in_the_producer():
+    ds = _dataset()
+    for i, _ in enumerate(BatchLoader(ds, 2, seed=2, prefetch=2)):
+        if i == 1:
+            break
+
+    class Broken:
+        device, epoch = "cpu", 0
+
+        def __len__(self):
+            return 8
+
+        def gather_arrays(self, idx):
+            raise OSError("disk vanished")
+
+    with pytest.raises(OSError, match="disk vanished"):
+        list(BatchLoader(Broken(), 2, seed=0))
+
+
+def test_argument_errors():
+    ds = _dataset()
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        BatchLoader(ds, 0)
+    with pytest.raises(TypeError, match="batch_size must be an integer"):
+        BatchLoader(ds, 2.5)
+    with pytest.raises(ValueError, match="rank must be in"):
+        BatchLoader(ds, 2, seed=0, rank=2, world_size=2)
+    with pytest.raises(ValueError, match="world_size must be >= 1"):
+        BatchLoader(ds, 2, world_size=0)
+    with pytest.raises(ValueError, match="seed is required"):
+        BatchLoader(ds, 2, world_size=2)
+    with pytest.raises(ValueError, match="prefetch must be >= 0"):
+        BatchLoader(ds, 2, prefetch=-1)
+    with pytest.raises(ValueError, match="epoch must be >= 0"):
+        BatchLoader(ds, 2).set_epoch(-1)
+
+
+def test_torch_interop_cpu():
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    ds = _dataset()
+    loader = BatchLoader(ds, 8, seed=1, as_torch=True)
+    x, y = next(iter(loader))
+    assert isinstance(x, torch.Tensor) and x.dtype == torch.float32 and tuple(x.shape) == (8, 1, 8, 8)
+    ref_x, _ = ds.gather_arrays(loader.batches()[0])
+    np.testing.assert_array_equal(x.numpy(), ref_x)
+    # zero copy: the tensor views the NumPy batch
+    arr = ds.gather_arrays([0, 1])[0]
+    assert torch.from_dlpack(arr).data_ptr() == arr.ctypes.data
+    # a tiny training step runs on the batches
+    model = torch.nn.Conv2d(1, 1, 3, padding=1)
+    loss = torch.nn.functional.mse_loss(model(x), y)
+    loss.backward()
+    assert model.weight.grad is not None
+
+
+@pytest.mark.gpu
+@requires_gpu
+@pytest.mark.parametrize("placement", ["auto", "cpu"])
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_gpu_loader_matches_cpu(placement, prefetch):
+    import cupy
+
+    gpu_loader = BatchLoader(_dataset("gpu", placement=placement), 6, seed=4, prefetch=prefetch)
+    cpu_loader = BatchLoader(_dataset("cpu"), 6, seed=4)
+    for epoch in range(2):
+        gpu_loader.set_epoch(epoch)
+        cpu_loader.set_epoch(epoch)
+        for (xg, yg), (xc, yc) in zip(gpu_loader, cpu_loader):
+            assert isinstance(xg, cupy.ndarray)
+            # work on the consumer stream after the hand-over sees the complete batch
+            np.testing.assert_array_equal((xg * 1).get(), xc)
+            np.testing.assert_array_equal(yg.get(), yc)
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_gpu_torch_interop_on_a_side_stream():
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA support")
+    loader = BatchLoader(_dataset("gpu"), 8, seed=1, as_torch=True, prefetch=2)
+    cpu = list(BatchLoader(_dataset("cpu"), 8, seed=1))
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        for (x, y), (xc, yc) in zip(loader, cpu):
+            assert x.is_cuda and x.dtype == torch.float32
+            np.testing.assert_array_equal((x + 0).cpu().numpy(), xc)
