@@ -8,7 +8,7 @@ from scipy import stats
 
 from cupatch._random import Stream, hash4, uniform_int
 from cupatch.patching import FixedRandomPatching, RandomPatching
-from cupatch.patching.random import _n_patches_per_sample, stream_hashes
+from cupatch.patching.random import _n_patches_per_sample, draw_int, stream_hashes
 
 
 @pytest.mark.parametrize(
@@ -68,12 +68,20 @@ def test_coords_are_the_documented_hash():
         np.testing.assert_array_equal(table[:, 2 + axis], expected)
 
 
-def test_stream_hashes_equals_hash4():
-    idx = np.array([0, 1, 5, 2**40, 2**63 - 1], dtype=np.int64)
+@pytest.mark.parametrize("n", [1, 5, 16, 17, 100])  # scalar (Python int) and vectorised paths
+def test_stream_hashes_equals_hash4(n):
+    idx = np.concatenate([[0, 1, 2**40, 2**63 - 1], np.arange(5, 5 + n)])[:n].astype(np.int64)
     for seed, epoch in [(0, 0), (2**64 - 1, 3), (42, 2**32 + 5)]:
         got = stream_hashes(seed, epoch, idx, [0, 9, 12])
         for h, s in zip(got, [0, 9, 12]):
+            assert h.dtype == np.uint64
             np.testing.assert_array_equal(h, hash4(seed, epoch, idx, s))
+
+
+def test_draw_int_equals_uniform_int():
+    h = hash4(3, 1, np.arange(1000), 0)
+    n = np.arange(1, 1001)
+    np.testing.assert_array_equal(draw_int(h, n), uniform_int(h, n))
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 8, 8), (1, 1, 8, 8, 8)])

@@ -16,22 +16,43 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .._random import Stream, resolve_seed, splitmix64, uniform_int
+from .._random import Stream, resolve_seed, splitmix64
 from ._base import BasePatching
 from ._bins import SampleBins
 from ._validation import as_int, as_patch_size, validate_data_shapes
 
-__all__ = ["FixedRandomPatching", "RandomPatching", "stream_hashes"]
+__all__ = ["FixedRandomPatching", "RandomPatching", "draw_int", "stream_hashes"]
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64_int(x: int) -> int:
+    """SplitMix64 on a Python int (the scalar twin of :func:`cupatch._random.splitmix64`)."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
 
 
 def stream_hashes(seed: int, epoch: int, indices: np.ndarray, streams: Sequence[int]) -> list[np.ndarray]:
     """``hash4(seed, epoch, indices, s)`` for several streams, sharing the common prefix.
 
     Equal to calling :func:`cupatch._random.hash4` once per stream, but the first three
-    SplitMix64 rounds are computed once.
+    SplitMix64 rounds are computed once, and tiny batches (single specs) use Python ints,
+    which is much cheaper than NumPy calls on one-element arrays.
     """
+    if len(indices) <= 16:
+        prefix = _splitmix64_int(_splitmix64_int(seed & _MASK64) ^ (epoch & _MASK64))
+        rows = [_splitmix64_int(prefix ^ (i & _MASK64)) for i in indices.tolist()]
+        return [np.array([_splitmix64_int(r ^ int(s)) for r in rows], dtype=np.uint64) for s in streams]
     prefix = splitmix64(splitmix64(splitmix64(np.uint64(seed)) ^ np.uint64(epoch)) ^ indices.view(np.uint64))
     return [splitmix64(prefix ^ np.uint64(s)) for s in streams]
+
+
+def draw_int(h: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """``uniform_int(h, n)`` without its argument checks (callers guarantee ``1 <= n < 2**32``)."""
+    return ((h >> np.uint64(32)) * n.astype(np.uint64)) >> np.uint64(32)
 
 
 def _n_patches_per_sample(spatial: Sequence[int], patch_size: Sequence[int]) -> int:
@@ -90,7 +111,7 @@ class RandomPatching(BasePatching):
             self._seed, self._coords_epoch(), indices, [Stream.COORD + a for a in range(self._ndim)]
         )
         for axis, h in enumerate(hashes):
-            table[:, 2 + axis] = uniform_int(h, self._n_corners[data_idx, axis])
+            table[:, 2 + axis] = draw_int(h, self._n_corners[data_idx, axis]).astype(np.int64)
         return table
 
     def __repr__(self) -> str:

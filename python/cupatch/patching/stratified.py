@@ -33,11 +33,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .._random import Stream, resolve_seed, uniform01, uniform_int
+from .._random import Stream, resolve_seed, uniform01
 from ._base import BasePatching
 from ._bins import SampleBins
 from ._validation import as_int, as_patch_size, validate_data_shapes
-from .random import stream_hashes
+from .random import draw_int, stream_hashes
 
 __all__ = ["StratifiedPatching", "region_bin_packing"]
 
@@ -410,7 +410,7 @@ class StratifiedPatching(BasePatching):
         for a in range(nd):
             upper = (box >> a) & 1
             length = np.where(upper == 1, self._len_upper[region, a], self._len_lower[region, a])
-            table[:, 2 + a] = self._origin[region, a] + upper + uniform_int(h_coord[a], np.maximum(length, 1))
+            table[:, 2 + a] = self._origin[region, a] + upper + draw_int(h_coord[a], np.maximum(length, 1)).astype(np.int64)
         return table
 
     def __repr__(self) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ._base import BasePatching
 from ._bins import SampleBins, unravel_c_order
-from ._validation import as_overlaps, as_patch_size, validate_data_shapes
+from ._validation import as_int, as_overlaps, as_patch_size, validate_data_shapes
 from .specs import TileSpecs
 
 __all__ = ["TiledPatching", "tile_axis"]
@@ -133,8 +133,6 @@ class TiledPatching(BasePatching):
         return int(self._data_shapes[k][0] * self._tiles_per_sample[k])
 
     def _check_data_idx(self, data_idx: int) -> int:
-        from ._validation import as_int
-
         k = as_int(data_idx, "data_idx")
         if k < 0 or k >= len(self._data_shapes):
             raise IndexError(f"data_idx {k} out of range for {len(self._data_shapes)} image stacks")
