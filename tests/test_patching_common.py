@@ -178,6 +178,12 @@ def test_index_errors(name):
         strategy.set_epoch(1.5)
     with pytest.raises(ValueError, match="epoch"):
         strategy.set_epoch(-1)
+    with pytest.raises(ValueError, match="epoch"):
+        strategy.set_epoch(2**63)
+    strategy.set_epoch(2**63 - 1)  # the largest epoch works on both the table and the single-spec path
+    spec = strategy.get_patch_spec(0)
+    row = strategy.spec_table([0])[0].tolist()
+    assert row[: 2 + strategy.ndim] == [spec["data_idx"], spec["sample_idx"], *spec["coords"]]
 
 
 @pytest.mark.parametrize("cls", [RandomPatching, FixedRandomPatching, StratifiedPatching])

@@ -67,10 +67,14 @@ class BasePatching:
         return self._data_shapes
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch; a no-op for deterministic strategies (the value is still checked)."""
+        """Select the epoch that random coordinates depend on.
+
+        Deterministic strategies (and :class:`FixedRandomPatching`) accept and store it but
+        their specs do not change.
+        """
         epoch = as_int(epoch, "epoch")
-        if epoch < 0:
-            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        if not 0 <= epoch < 2**63:
+            raise ValueError(f"epoch must be in [0, 2**63), got {epoch}")
         self._epoch = epoch
 
     @property
@@ -115,7 +119,14 @@ class BasePatching:
             If ``index`` is negative or ``>= n_patches``.
         """
         i = as_index(index, self.n_patches)
+        spec = self._spec_one(i)
+        if spec is not None:
+            return spec
         return self._specs_from_table(self._table(np.array([i], dtype=np.int64)))[0]
+
+    def _spec_one(self, index: int) -> PatchSpecs | None:
+        """Optional pure-Python single-spec path (must agree with ``_table``; tests check it)."""
+        return None
 
     def _specs_from_table(self, table: np.ndarray) -> list[PatchSpecs]:
         return specs_from_rows(table, self._ndim, self._patch_size)

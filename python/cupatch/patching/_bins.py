@@ -8,6 +8,7 @@ sample ``g`` (global, over all stacks) owns the contiguous index range
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 import numpy as np
@@ -52,6 +53,16 @@ class SampleBins:
         """Map validated indices to ``(data_idx, sample_idx, index within the sample)``."""
         g = self.global_sample(indices)
         return self.sample_data_idx[g], self.sample_local_idx[g], indices - self.sample_start[g]
+
+    def locate_one(self, index: int) -> tuple[int, int, int]:
+        """Scalar :meth:`locate` on Python ints (no NumPy call overhead for single specs)."""
+        if not hasattr(self, "_ends"):
+            self._ends = self.sample_start[1:].tolist()
+            self._starts = self.sample_start.tolist()
+            self._data_list = self.sample_data_idx.tolist()
+            self._local_list = self.sample_local_idx.tolist()
+        g = bisect.bisect_right(self._ends, index)
+        return self._data_list[g], self._local_list[g], index - self._starts[g]
 
     def stack_range(self, data_idx: int) -> range:
         """The contiguous range of patch indices of one stack."""

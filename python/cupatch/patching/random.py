@@ -20,6 +20,7 @@ from .._random import Stream, resolve_seed, splitmix64
 from ._base import BasePatching
 from ._bins import SampleBins
 from ._validation import as_int, as_patch_size, validate_data_shapes
+from .specs import PatchSpecs
 
 __all__ = ["FixedRandomPatching", "RandomPatching", "draw_int", "stream_hashes"]
 
@@ -90,6 +91,7 @@ class RandomPatching(BasePatching):
         spatial = np.array([s[2:] for s in self._data_shapes], dtype=np.int64)
         # number of valid top-left corners per stack and axis
         self._n_corners = np.maximum(0, spatial - np.array(self._patch_size)) + 1
+        self._n_corners_list = self._n_corners.tolist()
         self._bins = SampleBins(
             [np.full(s[0], _n_patches_per_sample(s[2:], self._patch_size)) for s in self._data_shapes]
         )
@@ -114,6 +116,16 @@ class RandomPatching(BasePatching):
             table[:, 2 + axis] = draw_int(h, self._n_corners[data_idx, axis]).astype(np.int64)
         return table
 
+    def _spec_one(self, index: int) -> PatchSpecs:
+        data_idx, sample_idx, _ = self._bins.locate_one(index)
+        seed, epoch = self._seed, self._coords_epoch()
+        prefix = _splitmix64_int(_splitmix64_int(_splitmix64_int(seed) ^ epoch) ^ index)
+        n_corners = self._n_corners_list[data_idx]
+        coords = tuple(
+            ((_splitmix64_int(prefix ^ (Stream.COORD + a)) >> 32) * n_corners[a]) >> 32 for a in range(self._ndim)
+        )
+        return {"data_idx": data_idx, "sample_idx": sample_idx, "coords": coords, "patch_size": self._patch_size}
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(n_stacks={len(self._data_shapes)}, patch_size={self._patch_size}, "
@@ -131,10 +143,3 @@ class FixedRandomPatching(RandomPatching):
 
     def _coords_epoch(self) -> int:
         return 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Accepted for interface compatibility; the patches stay fixed."""
-        epoch = as_int(epoch, "epoch")
-        if epoch < 0:
-            raise ValueError(f"epoch must be >= 0, got {epoch}")
-        self._epoch = epoch

@@ -9,6 +9,7 @@ import numpy as np
 from ._base import BasePatching
 from ._bins import SampleBins, unravel_c_order
 from ._validation import as_overlaps, as_patch_size, validate_data_shapes
+from .specs import PatchSpecs
 
 __all__ = ["SequentialPatching", "sequential_starts"]
 
@@ -75,6 +76,8 @@ class SequentialPatching(BasePatching):
         self._starts = [np.concatenate([axes[a] for axes in per_axis]) for a in range(self._ndim)]
         self._offsets = np.zeros_like(self._counts)
         self._offsets[1:] = np.cumsum(self._counts, axis=0)[:-1]
+        self._counts_list = self._counts.tolist()
+        self._starts_list = [[a.tolist() for a in axes] for axes in per_axis]
         per_sample = self._counts.prod(axis=1)
         self._bins = SampleBins([np.full(s[0], n) for s, n in zip(self._data_shapes, per_sample)])
 
@@ -82,6 +85,14 @@ class SequentialPatching(BasePatching):
     def overlaps(self) -> tuple[int, ...]:
         """Overlap per axis."""
         return self._overlaps
+
+    def _spec_one(self, index: int) -> PatchSpecs:
+        data_idx, sample_idx, local = self._bins.locate_one(index)
+        coords = []
+        for a in range(self._ndim - 1, -1, -1):
+            local, m = divmod(local, self._counts_list[data_idx][a])
+            coords.append(self._starts_list[data_idx][a][m])
+        return {"data_idx": data_idx, "sample_idx": sample_idx, "coords": tuple(coords[::-1]), "patch_size": self._patch_size}
 
     def _table(self, indices: np.ndarray) -> np.ndarray:
         data_idx, sample_idx, local = self._bins.locate(indices)

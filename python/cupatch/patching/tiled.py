@@ -107,6 +107,9 @@ class TiledPatching(BasePatching):
         self._offsets = np.zeros_like(self._counts)
         self._offsets[1:] = np.cumsum(self._counts, axis=0)[:-1]
         self._tiles_per_sample = self._counts.prod(axis=1)
+        self._counts_list = self._counts.tolist()
+        self._tiles_list = [[t.tolist() for t in axes] for axes in self._axis_tiles]
+        self._totals = [int(s[0] * n) for s, n in zip(self._data_shapes, self._tiles_per_sample)]
         self._bins = SampleBins([np.full(s[0], n) for s, n in zip(self._data_shapes, self._tiles_per_sample)])
 
     @property
@@ -138,6 +141,25 @@ class TiledPatching(BasePatching):
             raise IndexError(f"data_idx {k} out of range for {len(self._data_shapes)} image stacks")
         return k
 
+    def _spec_one(self, index: int) -> TileSpecs:
+        data_idx, sample_idx, local = self._bins.locate_one(index)
+        rows = []
+        for a in range(self._ndim - 1, -1, -1):
+            local, m = divmod(local, self._counts_list[data_idx][a])
+            rows.append(self._tiles_list[data_idx][a][m])
+        rows.reverse()
+        coords, crop, size, stitch = (tuple(r[c] for r in rows) for c in range(4))
+        return {
+            "data_idx": data_idx,
+            "sample_idx": sample_idx,
+            "coords": coords,
+            "patch_size": self._patch_size,
+            "crop_coords": crop,
+            "crop_size": size,
+            "stitch_coords": stitch,
+            "total_tiles": self._totals[data_idx],
+        }
+
     def _table(self, indices: np.ndarray) -> np.ndarray:
         data_idx, sample_idx, local = self._bins.locate(indices)
         multi = unravel_c_order(local, self._counts[data_idx])
@@ -152,7 +174,7 @@ class TiledPatching(BasePatching):
 
     def _specs_from_table(self, table: np.ndarray) -> list[TileSpecs]:
         nd = self._ndim
-        totals = self._data_shapes_samples_times_tiles()
+        totals = self._totals
         out = []
         for r in table.tolist():
             out.append(
@@ -168,6 +190,3 @@ class TiledPatching(BasePatching):
                 }
             )
         return out
-
-    def _data_shapes_samples_times_tiles(self) -> list[int]:
-        return [int(s[0] * n) for s, n in zip(self._data_shapes, self._tiles_per_sample)]

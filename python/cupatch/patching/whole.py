@@ -39,6 +39,11 @@ class WholeSamplePatching(BasePatching):
         """Spatial shape of stack ``data_idx`` (the patch size of its specs)."""
         return tuple(self._data_shapes[data_idx][2:])
 
+    def _spec_one(self, index: int) -> PatchSpecs:
+        data_idx, sample_idx, _ = self._bins.locate_one(index)
+        size = self.patch_size_of(data_idx)
+        return {"data_idx": data_idx, "sample_idx": sample_idx, "coords": (0,) * self._ndim, "patch_size": size}
+
     def _table(self, indices: np.ndarray) -> np.ndarray:
         data_idx, sample_idx, _ = self._bins.locate(indices)
         table = np.zeros((len(indices), 2 + self._ndim), dtype=np.int64)
