@@ -149,3 +149,17 @@ def test_large_index_batches():
     table = p.spec_table(idx)
     assert table.shape == (100_000, 4)
     assert table[:, 2:].max() <= 448 and table[:, 2:].min() >= 0
+
+
+def test_coords_match_the_native_hash():
+    """The C++ header hash (shared by the CPU and CUDA kernels) gives the same coordinates."""
+    core = pytest.importorskip("cupatch._core", reason="native extension not built")
+    p = RandomPatching([(3, 1, 50, 70), (2, 1, 20, 9)], (8, 8), seed=2**63 + 12345)
+    p.set_epoch(17)
+    idx = np.arange(p.n_patches, dtype=np.int64)
+    table = p.spec_table(idx)
+    for axis in range(2):
+        n = np.array([[50, 70], [20, 9]])[table[:, 0], axis]
+        native = np.asarray(core.hash4(p.seed, 17, idx, int(Stream.COORD) + axis), dtype=np.uint64)
+        np.testing.assert_array_equal(native, hash4(p.seed, 17, idx, Stream.COORD + axis))
+        np.testing.assert_array_equal(table[:, 2 + axis], uniform_int(native, np.maximum(0, n - 8) + 1))
