@@ -90,6 +90,11 @@ class Patching(Protocol):
         """Number of spatial dimensions (2 or 3)."""
         ...
 
+    @property
+    def patch_size(self) -> tuple[int, ...] | None:
+        """Patch size, (Z)YX (``None`` when it varies per stack, e.g. whole samples)."""
+        ...
+
     def get_patch_spec(self, index: int) -> PatchSpecs:
         """Spec of the patch with this index."""
         ...

@@ -223,16 +223,16 @@ class StratifiedPatching(BasePatching):
         sl = self._region_slice(g)
         areas = (self._alive[sl] * self._box_areas[sl]).sum(axis=1).astype(np.float64)
         weighted = areas * self._rel_prob[sl]
-        data_idx = int(self._region_sample_stack(g))
+        stack = self._stack_of_sample(g)
         if areas.sum() != 0 and weighted.sum() > 0:
-            total = self._geom[data_idx].full_ratio - float(np.sum(1.0 - self._rel_prob[sl]))
+            total = self._geom[stack].full_ratio - float(np.sum(1.0 - self._rel_prob[sl]))
             n_patches = max(0, int(math.ceil(total - int(self._excluded[sl].sum()))))
         else:
             n_patches = 0
         size, bins = region_bin_packing(weighted, n_patches)
         return n_patches, size, bins
 
-    def _region_sample_stack(self, g: int) -> int:
+    def _stack_of_sample(self, g: int) -> int:
         return int(np.searchsorted(self._sample_first[1:], g, side="right"))
 
     def _update_sample(self, g: int) -> None:
@@ -240,7 +240,13 @@ class StratifiedPatching(BasePatching):
         self._sample_n_patches[g] = n_p
         self._sample_bin_size[g] = size
         self._bin_local[self._region_slice(g)] = bins
-        self._rebuild()
+        self._dirty = True  # flattened arrays are rebuilt on next use, once for many updates
+
+    @property
+    def _bins(self) -> SampleBins:
+        if self._dirty:
+            self._rebuild()
+        return self._sample_bins
 
     def _rebuild(self) -> None:
         """Flatten the per-sample bins into arrays indexed by global patch index."""
@@ -248,27 +254,29 @@ class StratifiedPatching(BasePatching):
             self._sample_n_patches[self._sample_first[k] : self._sample_first[k + 1]]
             for k in range(len(self._data_shapes))
         ]
-        self._bins = SampleBins(per_stack)
+        self._sample_bins = SampleBins(per_stack)
+        self._dirty = False
         areas = (self._alive * self._box_areas).sum(axis=1).astype(np.float64)
         weighted = areas * self._rel_prob
         size = self._sample_bin_size[self._region_sample].astype(np.float64)
         self._region_prob = np.divide(weighted, size, out=np.zeros_like(weighted), where=(weighted != 0) & (size > 0))
         # regions of every bin, grouped by global bin number
         in_bin = self._bin_local >= 0
-        global_bin = np.where(in_bin, self._bins.sample_start[self._region_sample] + self._bin_local, -1)
+        global_bin = np.where(in_bin, self._sample_bins.sample_start[self._region_sample] + self._bin_local, -1)
         members = np.flatnonzero(in_bin)
         members = members[np.argsort(global_bin[members], kind="stable")]
         self._members = members
-        counts = np.bincount(global_bin[members], minlength=self.n_patches)
+        counts = np.bincount(global_bin[members], minlength=self._sample_bins.n_patches)
         self._bin_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._member_cum = np.concatenate([[0.0], np.cumsum(self._region_prob[members])])
         self._region_cum = np.concatenate([[0.0], np.cumsum(self._region_prob)])
         # last region with positive probability per sample (guards rounding at the end)
         positive = np.flatnonzero(self._region_prob > 0)
-        pos_idx = np.searchsorted(positive, self._region_start[1:], side="left") - 1
-        self._last_positive = np.where(pos_idx >= 0, positive[np.maximum(pos_idx, 0)], 0) if len(positive) else (
-            np.zeros(len(self._region_start) - 1, dtype=np.int64)
-        )
+        if len(positive):
+            before_end = np.searchsorted(positive, self._region_start[1:], side="left") - 1
+            self._last_positive = positive[np.maximum(before_end, 0)]
+        else:
+            self._last_positive = np.zeros(len(self._region_start) - 1, dtype=np.int64)
 
     # ----------------------------------------------------------------- CAREamics API
     def _as_grid_coords(self, grid_coords, data_idx: int, name: str) -> np.ndarray:
@@ -352,7 +360,7 @@ class StratifiedPatching(BasePatching):
         """Grid cells that can still be selected, per ``(data_idx, sample_idx)`` (C order)."""
         out = {}
         for g in range(len(self._region_start) - 1):
-            k = self._region_sample_stack(g)
+            k = self._stack_of_sample(g)
             s = g - int(self._sample_first[k])
             sl = self._region_slice(g)
             out[(k, s)] = [tuple(c) for c in self._geom[k].grid[~self._excluded[sl]].tolist()]
