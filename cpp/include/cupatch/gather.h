@@ -52,7 +52,8 @@ struct GatherRow {
     float shift;
 };
 
-// Range of q in [0, n_q) for which a + b * q lies in [0, n) (b in {-1, 0, 1}).
+// Narrow [lo, hi) (a subrange of [0, n_q)) to the q for which a + b * q lies in [0, n)
+// (b in {-1, 0, 1}). An empty result is always lo = hi = 0.
 CUPATCH_HD void clip_axis(index_t a, index_t b, index_t n, index_t& lo, index_t& hi) {
     if (b == 0) {
         if (a < 0 || a >= n) hi = lo;
@@ -63,7 +64,7 @@ CUPATCH_HD void clip_axis(index_t a, index_t b, index_t n, index_t& lo, index_t&
         lo = max_i(lo, a - n + 1);
         hi = min_i(hi, a + 1);
     }
-    if (hi < lo) hi = lo;
+    if (hi <= lo) lo = hi = 0;  // empty: keep 0 <= lo <= hi <= n_q for the fill loops
 }
 
 // Map output row `row` (linear index over (b, k, qz, qy)) to its source.

@@ -117,7 +117,7 @@ CUPATCH_HD CropRow crop_row(const StitchArgs& a, index_t row) {
     const index_t shift = t.stitch[2] - t.crop[2] - o.origin[2];  // out x = tx + shift
     index_t lo = max_i(max_i(t.crop[2], index_t(0)), -shift);
     index_t hi = min_i(min_i(t.crop[2] + t.size[2], TX), o.shape[4] - shift);
-    if (hi < lo) hi = lo;
+    if (hi <= lo) return r;
     r.out = o.data;
     r.lo = lo;
     r.hi = hi;

@@ -21,6 +21,7 @@ inline void check_cuda(cudaError_t err, const char* what) {
 inline void check_launch(const char* what) { check_cuda(cudaGetLastError(), what); }
 
 constexpr int kThreadsPerBlock = 256;
+constexpr int kRowsPerLane = 4;  // rows each lane group works on at once in the row kernels
 
 // log2 of the lanes that share one row of `width` elements (a power of two <= 32), so
 // short rows are packed several to a warp and long rows use the whole warp.
@@ -30,9 +31,10 @@ inline int lanes_per_row_shift(std::int64_t width) {
     return shift;
 }
 
-// Blocks for `n_rows` rows at (32 >> shift) rows per warp; kernels grid-stride beyond it.
-inline unsigned row_blocks(std::int64_t n_rows, int shift) {
-    const std::int64_t rows_per_block = (kThreadsPerBlock / 32) * (32 >> shift);
+// Blocks for `n_rows` rows at (32 >> shift) * rows_per_lane rows per warp; kernels
+// grid-stride beyond the cap.
+inline unsigned row_blocks(std::int64_t n_rows, int shift, int rows_per_lane) {
+    const std::int64_t rows_per_block = (kThreadsPerBlock / 32) * (32 >> shift) * rows_per_lane;
     std::int64_t blocks = (n_rows + rows_per_block - 1) / rows_per_block;
     if (blocks > (std::int64_t(1) << 20)) blocks = std::int64_t(1) << 20;
     return static_cast<unsigned>(blocks < 1 ? 1 : blocks);

@@ -13,25 +13,64 @@ namespace cupatch {
 
 namespace {
 
+// A mapped row in the compact form the inner loop needs (few registers per row).
 template <class T, class O>
-__global__ void __launch_bounds__(kThreadsPerBlock) gather_kernel(GatherArgs a, index_t n_rows, int shift) {
+struct DeviceRow {
+    const T* src;  // source element of qx = lo (a valid address whenever lo < hi)
+    index_t step;
+    int lo, hi;  // in-image range of qx; rows are far shorter than 2**31 elements
+    float scale, shift;
+    O* dst;
+};
+
+// Each lane group handles kRowsPerLane rows at once and issues their loads before their
+// stores, so every thread keeps several independent memory requests in flight (the
+// compiler cannot hoist loads above stores itself: source and output may alias).
+template <class T, class O>
+__global__ void __launch_bounds__(kThreadsPerBlock, 3) gather_kernel(GatherArgs a, index_t n_rows, int shift) {
     const index_t width = a.patch[2];
     const int lane = static_cast<int>(threadIdx.x & 31u);
-    const index_t group = index_t(1) << shift;
-    const index_t rows_per_warp = index_t(32) >> shift;
-    const index_t sub = lane >> shift;
-    const index_t x0 = lane & (group - 1);
+    const int group = 1 << shift;
+    const index_t rows_per_pass = index_t(32) >> shift;
+    const index_t rows_per_warp = rows_per_pass * kRowsPerLane;
+    const int sub = lane >> shift;
+    const int x0 = lane & (group - 1);
     const index_t warp = (static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
     const index_t n_warps = (static_cast<index_t>(gridDim.x) * blockDim.x) >> 5;
     O* out = static_cast<O*>(a.out);
-    for (index_t row = warp * rows_per_warp + sub; row < n_rows; row += n_warps * rows_per_warp) {
-        const GatherRow r = gather_row(a, row);
-        O* dst = out + row * width;
-#pragma unroll 4
-        for (index_t qx = x0; qx < width; qx += group) {
-            O v;
-            from_float(gather_value<T>(r, qx), v);
-            dst[qx] = v;
+    for (index_t first = warp * rows_per_warp; first < n_rows; first += n_warps * rows_per_warp) {
+        DeviceRow<T, O> rows[kRowsPerLane];
+#pragma unroll
+        for (int j = 0; j < kRowsPerLane; ++j) {
+            const index_t row = first + sub + j * rows_per_pass;
+            DeviceRow<T, O>& d = rows[j];
+            d.dst = nullptr;
+            d.lo = d.hi = 0;
+            if (row >= n_rows) continue;
+            const GatherRow r = gather_row(a, row);
+            d.dst = out + row * width;
+            d.lo = static_cast<int>(r.lo);
+            d.hi = static_cast<int>(r.hi);
+            d.step = r.step;
+            d.src = r.hi > r.lo ? static_cast<const T*>(r.data) + (r.base + r.lo * r.step) : nullptr;
+            d.scale = r.scale;
+            d.shift = r.shift;
+        }
+        for (int qx = x0; qx < width; qx += group) {
+            float v[kRowsPerLane];
+#pragma unroll
+            for (int j = 0; j < kRowsPerLane; ++j) {
+                const DeviceRow<T, O>& d = rows[j];
+                const float raw = (qx >= d.lo && qx < d.hi) ? to_float(d.src[(qx - d.lo) * d.step]) : 0.0f;
+                v[j] = gather_affine(raw, d.scale, d.shift);
+            }
+#pragma unroll
+            for (int j = 0; j < kRowsPerLane; ++j) {
+                if (!rows[j].dst) continue;
+                O o;
+                from_float(v[j], o);
+                rows[j].dst[qx] = o;
+            }
         }
     }
 }
@@ -42,7 +81,7 @@ void gather_cuda(const GatherArgs& a, std::uintptr_t stream) {
     const index_t n_rows = gather_row_count(a);
     if (n_rows <= 0) return;
     const int shift = lanes_per_row_shift(a.patch[2]);
-    const unsigned blocks = row_blocks(n_rows, shift);
+    const unsigned blocks = row_blocks(n_rows, shift, kRowsPerLane);
     const cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
     dispatch_dtype(a.source_dtype, [&](auto source_tag) {
         using T = decltype(source_tag);

@@ -21,17 +21,43 @@ namespace {
 constexpr int kBlendListCapacity = 1024;
 constexpr index_t kBlendVoxelsPerBlock = 2048;
 
-__global__ void __launch_bounds__(kThreadsPerBlock) crop_kernel(StitchArgs a, index_t n_rows, int shift) {
+// Rows are handled kRowsPerLane at a time, loads before stores (see gather_cuda.cu).
+__global__ void __launch_bounds__(kThreadsPerBlock, 4) crop_kernel(StitchArgs a, index_t n_rows, int shift) {
     const int lane = static_cast<int>(threadIdx.x & 31u);
-    const index_t group = index_t(1) << shift;
-    const index_t rows_per_warp = index_t(32) >> shift;
-    const index_t sub = lane >> shift;
-    const index_t x0 = lane & (group - 1);
+    const int group = 1 << shift;
+    const index_t rows_per_pass = index_t(32) >> shift;
+    const index_t rows_per_warp = rows_per_pass * kRowsPerLane;
+    const int sub = lane >> shift;
+    const int x0 = lane & (group - 1);
     const index_t warp = (static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
     const index_t n_warps = (static_cast<index_t>(gridDim.x) * blockDim.x) >> 5;
-    for (index_t row = warp * rows_per_warp + sub; row < n_rows; row += n_warps * rows_per_warp) {
-        const CropRow r = crop_row(a, row);
-        for (index_t tx = r.lo + x0; tx < r.hi; tx += group) r.out[r.dst + tx] = a.tiles[r.src + tx];
+    const index_t width = a.tile[2];
+    for (index_t first = warp * rows_per_warp; first < n_rows; first += n_warps * rows_per_warp) {
+        const float* src[kRowsPerLane];
+        float* dst[kRowsPerLane];
+        int lo[kRowsPerLane], hi[kRowsPerLane];
+#pragma unroll
+        for (int j = 0; j < kRowsPerLane; ++j) {
+            const index_t row = first + sub + j * rows_per_pass;
+            lo[j] = hi[j] = 0;
+            src[j] = nullptr;
+            dst[j] = nullptr;
+            if (row >= n_rows) continue;
+            const CropRow r = crop_row(a, row);
+            if (r.hi <= r.lo) continue;
+            lo[j] = static_cast<int>(r.lo);
+            hi[j] = static_cast<int>(r.hi);
+            src[j] = a.tiles + r.src;  // row start inside the tile batch
+            dst[j] = r.out + (r.dst + r.lo);  // first element written (a valid address)
+        }
+        for (int tx = x0; tx < width; tx += group) {
+            float v[kRowsPerLane];
+#pragma unroll
+            for (int j = 0; j < kRowsPerLane; ++j) v[j] = (tx >= lo[j] && tx < hi[j]) ? src[j][tx] : 0.0f;
+#pragma unroll
+            for (int j = 0; j < kRowsPerLane; ++j)
+                if (tx >= lo[j] && tx < hi[j]) dst[j][tx - lo[j]] = v[j];
+        }
     }
 }
 
@@ -105,7 +131,7 @@ void stitch_crop_cuda(const StitchArgs& a, std::uintptr_t stream) {
     const index_t n_rows = crop_row_count(a);
     if (n_rows <= 0) return;
     const int shift = lanes_per_row_shift(a.tile[2]);
-    crop_kernel<<<row_blocks(n_rows, shift), kThreadsPerBlock, 0, reinterpret_cast<cudaStream_t>(stream)>>>(a, n_rows,
+    crop_kernel<<<row_blocks(n_rows, shift, kRowsPerLane), kThreadsPerBlock, 0, reinterpret_cast<cudaStream_t>(stream)>>>(a, n_rows,
                                                                                                            shift);
     check_launch("stitch_tiles (crop) kernel launch");
 }
