@@ -1,0 +1,298 @@
+"""stitch_tiles (crop and blend) and BlendAccumulator against the NumPy reference."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from conftest import requires_gpu, to_numpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cupatch import _core
+from cupatch._reference import stitch_blend_reference, stitch_crop_reference
+from cupatch._windows import WINDOWS, window_table
+from cupatch.ops import BlendAccumulator, gather_patches, stitch_tiles
+
+
+def axis_tiles(n, p, o):
+    """CAREamics 1-D tiling (reference/careamics.md section 1.7): rows of
+    (coords, crop_coords, crop_size, stitch_coords)."""
+    step, rows = p - o, []
+    for i in range(0, max(1, n - o), step):
+        if i == 0:
+            rows.append((0, 0, n if n <= p else p - o // 2, 0))
+        elif i + p < n:
+            rows.append((i, o // 2, p - o, i + o // 2))
+        else:
+            stitch = rows[-1][3] + rows[-1][2]
+            coord = max(0, n - p)
+            rows.append((coord, stitch - coord, n - stitch, stitch))
+            break
+    return rows
+
+
+def tile_table(shapes, tile, overlaps):
+    """Tile table for every sample of every image (C-order over axes, X fastest)."""
+    rows = []
+    for d, shape in enumerate(shapes):
+        per_axis = [axis_tiles(n, p, o) for n, p, o in zip(shape[2:], tile, overlaps)]
+        for s in range(shape[0]):
+            for combo in itertools.product(*per_axis):
+                rows.append([d, s, *(c[0] for c in combo), *(c[1] for c in combo), *(c[2] for c in combo), *(c[3] for c in combo)])
+    return np.array(rows, dtype=np.int64)
+
+
+def random_tiles(rng, n, channels, tile):
+    return rng.standard_normal((n, channels, *tile)).astype(np.float32)
+
+
+CASES = {
+    "2d": ([(2, 3, 37, 29), (1, 3, 20, 41)], (16, 16), (4, 4)),
+    "2d-small-image": ([(1, 2, 9, 12)], (16, 16), (4, 4)),
+    "3d": ([(2, 2, 13, 22, 19)], (8, 12, 12), (2, 4, 4)),
+    "3d-single-channel": ([(1, 1, 6, 30, 17), (1, 1, 9, 9, 9)], (4, 10, 10), (2, 2, 2)),
+}
+
+
+def test_literal_careamics_1d_tiling_is_reproduced():
+    # N=100, P=32, O=8 worked example (reference/careamics.md section 1.7)
+    assert axis_tiles(100, 32, 8) == [(0, 0, 28, 0), (24, 4, 24, 28), (48, 4, 24, 52), (68, 8, 24, 76)]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_crop_matches_reference(xp, case):
+    shapes, tile, overlaps = CASES[case]
+    rng = np.random.default_rng(len(case))
+    specs = tile_table(shapes, tile, overlaps)
+    specs = specs[rng.permutation(len(specs))]  # arrival order must not matter
+    tiles = random_tiles(rng, len(specs), shapes[0][1], tile)
+    expected = [np.full(s, -7.0, np.float32) for s in shapes]
+    stitch_crop_reference(tiles, specs, expected)
+    outputs = [xp.full(s, -7.0, dtype=np.float32) for s in shapes]
+    for part in np.array_split(np.arange(len(specs)), 3):  # several batches
+        assert stitch_tiles(xp.asarray(tiles[part]), specs[part], outputs) is None
+    for got, exp in zip(outputs, expected):
+        np.testing.assert_array_equal(to_numpy(got), exp)
+        assert (to_numpy(got) != -7.0).all()  # kept regions partition the image
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_gather_then_crop_stitch_is_identity(xp, case):
+    shapes, tile, overlaps = CASES[case]
+    rng = np.random.default_rng(1)
+    images = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    specs = tile_table(shapes, tile, overlaps)
+    tiles = gather_patches([xp.asarray(i) for i in images], specs[:, : 2 + len(tile)], tile)
+    outputs = [xp.zeros(s, dtype=np.float32) for s in shapes]
+    stitch_tiles(tiles, specs, outputs)
+    for got, img in zip(outputs, images):
+        np.testing.assert_array_equal(to_numpy(got), img)
+
+
+def test_crop_literal_kept_regions():
+    # 1 x 1 x 4 x 6 image from two 4 x 4 tiles, overlap 2: [0,3) from tile 0, [3,6) from tile 1.
+    tiles = np.stack([np.full((1, 4, 4), 1, np.float32), np.full((1, 4, 4), 2, np.float32)])
+    specs = np.array([[0, 0, 0, 0, 0, 0, 4, 3, 0, 0], [0, 0, 0, 2, 0, 1, 4, 3, 0, 3]])
+    out = [np.zeros((1, 1, 4, 6), np.float32)]
+    stitch_tiles(tiles, specs, out)
+    np.testing.assert_array_equal(out[0][0, 0], [[1, 1, 1, 2, 2, 2]] * 4)
+
+
+def test_output_channels_come_from_the_tiles():
+    # CAREamics issue 948: the prediction channel count differs from the input's
+    tiles = np.ones((1, 5, 4, 4), np.float32)
+    out = [np.zeros((1, 5, 4, 4), np.float32)]
+    stitch_tiles(tiles, np.array([[0, 0, 0, 0, 0, 0, 4, 4, 0, 0]]), out)
+    assert (out[0] == 1).all()
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+@pytest.mark.parametrize("case", list(CASES))
+def test_blend_matches_reference_bitwise(xp, case, window):
+    shapes, tile, overlaps = CASES[case]
+    rng = np.random.default_rng([len(case), WINDOWS.index(window)])
+    specs = tile_table(shapes, tile, overlaps)
+    specs = specs[rng.permutation(len(specs))]
+    tiles = random_tiles(rng, len(specs), shapes[0][1], tile)
+    table = window_table(tile, overlaps, window)
+    expected = [np.zeros(s, np.float32) for s in shapes]
+    expected_w = [np.zeros((s[0], 1, *s[2:]), np.float32) for s in shapes]
+    outputs = [xp.zeros(s, dtype=np.float32) for s in shapes]
+    weights = [xp.zeros((s[0], 1, *s[2:]), dtype=np.float32) for s in shapes]
+    for part in np.array_split(np.arange(len(specs)), 2):
+        stitch_blend_reference(tiles[part], specs[part], expected, expected_w, table)
+        stitch_tiles(xp.asarray(tiles[part]), specs[part], outputs, mode="blend", weights=weights, window_table=table)
+    for got, exp in zip(outputs + weights, expected + expected_w):
+        np.testing.assert_array_equal(to_numpy(got), exp)
+    for w in weights:
+        assert (to_numpy(w) > 0).all()  # border flags keep every voxel's weight positive
+
+
+def test_blend_with_many_coincident_tiles_matches_reference(xp):
+    """More tiles covering one voxel than the fast path holds (the slower path kicks in)."""
+    rng = np.random.default_rng(2)
+    tile = (6, 6)
+    specs = np.array([[0, 0, int(rng.integers(-2, 3)), int(rng.integers(-2, 3)), 0, 0, 6, 6, 0, 0] for _ in range(45)])
+    tiles = random_tiles(rng, len(specs), 2, tile)
+    table = window_table(tile, (2, 2), "linear")
+    expected, expected_w = [np.zeros((1, 2, 7, 7), np.float32)], [np.zeros((1, 1, 7, 7), np.float32)]
+    stitch_blend_reference(tiles, specs, expected, expected_w, table)
+    outputs, weights = [xp.zeros((1, 2, 7, 7), dtype=np.float32)], [xp.zeros((1, 1, 7, 7), dtype=np.float32)]
+    stitch_tiles(xp.asarray(tiles), specs, outputs, mode="blend", weights=weights, window_table=xp.asarray(table))
+    np.testing.assert_array_equal(to_numpy(outputs[0]), expected[0])
+    np.testing.assert_array_equal(to_numpy(weights[0]), expected_w[0])
+
+
+def test_blend_literal_two_tiles_uniform_window():
+    # Two 1 x 4 tiles overlapping on two voxels: the overlap averages, the rest is copied.
+    tiles = np.array([[[[2, 2, 2, 2]]], [[[4, 4, 4, 4]]]], np.float32)
+    specs = np.array([[0, 0, 0, 0, 0, 0, 1, 4, 0, 0], [0, 0, 0, 2, 0, 0, 1, 4, 0, 0]])
+    acc = BlendAccumulator([(1, 1, 1, 6)], (1, 4), window="uniform")
+    acc.add(tiles, specs)
+    (out,) = acc.finalize()
+    np.testing.assert_array_equal(out[0, 0, 0], [2, 2, 3, 3, 4, 4])
+    np.testing.assert_array_equal(acc.weights[0][0, 0, 0], [1, 1, 2, 2, 1, 1])
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+@pytest.mark.parametrize("case", ["2d", "3d"])
+def test_blend_accumulator_reconstructs_image(xp, case, window):
+    shapes, tile, overlaps = CASES[case]
+    rng = np.random.default_rng(3)
+    images = [rng.uniform(1, 2, s).astype(np.float32) for s in shapes]
+    specs = tile_table(shapes, tile, overlaps)
+    acc = BlendAccumulator(shapes, tile, overlaps, window=window, array_module=xp)
+    for part in np.array_split(np.arange(len(specs)), 4):
+        tiles = gather_patches([xp.asarray(i) for i in images], specs[part, : 2 + len(tile)], tile)
+        acc.add(tiles, specs[part])
+    for got, img in zip(acc.finalize(), images):
+        np.testing.assert_allclose(to_numpy(got), img, rtol=2e-6)
+
+
+def test_blend_is_deterministic_run_to_run(xp):
+    shapes, tile, overlaps = CASES["3d"]
+    rng = np.random.default_rng(4)
+    specs = tile_table(shapes, tile, overlaps)
+    tiles = xp.asarray(random_tiles(rng, len(specs), shapes[0][1], tile))
+    results = []
+    for _ in range(3):
+        acc = BlendAccumulator(shapes, tile, overlaps, array_module=xp)
+        acc.add(tiles, specs)
+        results.append(to_numpy(acc.finalize()[0]))
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_array_equal(results[0], results[2])
+
+
+@pytest.mark.parametrize("mode", ["crop", "blend"])
+def test_slabs_match_full_image(xp, mode):
+    """Outputs holding only a slab of the image (origins + image_shapes) get that slab."""
+    shapes, tile, overlaps = CASES["2d"]
+    shape = shapes[0]
+    rng = np.random.default_rng(5)
+    specs = tile_table([shape], tile, overlaps)
+    tiles = xp.asarray(random_tiles(rng, len(specs), shape[1], tile))
+    table = window_table(tile, overlaps, "hann")
+    full, full_w = [xp.zeros(shape, dtype=np.float32)], [xp.zeros((shape[0], 1, *shape[2:]), dtype=np.float32)]
+    kwargs = dict(weights=full_w, window_table=table) if mode == "blend" else {}
+    stitch_tiles(tiles, specs, full, mode=mode, **kwargs)
+    for y0, y1, x0, x1 in [(0, 10, 0, 29), (10, 25, 5, 20), (25, 37, 0, 29)]:
+        slab = [xp.zeros((shape[0], shape[1], y1 - y0, x1 - x0), dtype=np.float32)]
+        slab_w = [xp.zeros((shape[0], 1, y1 - y0, x1 - x0), dtype=np.float32)]
+        kwargs = dict(weights=slab_w, window_table=table) if mode == "blend" else {}
+        stitch_tiles(tiles, specs, slab, mode=mode, origins=[(y0, x0)], image_shapes=[shape[2:]], **kwargs)
+        np.testing.assert_array_equal(to_numpy(slab[0]), to_numpy(full[0])[:, :, y0:y1, x0:x1])
+        if mode == "blend":
+            np.testing.assert_array_equal(to_numpy(slab_w[0]), to_numpy(full_w[0])[:, :, y0:y1, x0:x1])
+
+
+def test_thread_count_does_not_change_blend():
+    shapes, tile, overlaps = CASES["2d"]
+    rng = np.random.default_rng(6)
+    specs = tile_table(shapes, tile, overlaps)
+    tiles = random_tiles(rng, len(specs), shapes[0][1], tile)
+    results = []
+    try:
+        for n in (1, 2):
+            _core.set_cpu_threads(n)
+            acc = BlendAccumulator(shapes, tile, overlaps)
+            acc.add(tiles, specs)
+            results.append(acc.finalize())
+    finally:
+        _core.set_cpu_threads(0)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_blend_accumulator_finalize_leaves_uncovered_voxels_zero():
+    acc = BlendAccumulator([(1, 1, 8, 8)], (4, 4), (2, 2))
+    acc.add(np.ones((1, 1, 4, 4), np.float32), np.array([[0, 0, 0, 0, 0, 0, 4, 4, 0, 0]]))
+    (out,) = acc.finalize()
+    assert np.isfinite(out).all()
+    assert (out[0, 0, :4, :4] == 1).all() and (out[0, 0, 4:] == 0).all()
+    with pytest.raises(RuntimeError, match="finalize"):
+        acc.add(np.ones((1, 1, 4, 4), np.float32), np.array([[0, 0, 0, 0, 0, 0, 4, 4, 0, 0]]))
+
+
+@st.composite
+def tilings(draw):
+    ndim = draw(st.sampled_from([2, 3]))
+    tile = tuple(draw(st.integers(2, 7)) for _ in range(ndim))
+    overlaps = tuple(2 * draw(st.integers(0, (t - 1) // 2)) for t in tile)
+    shapes = [(draw(st.integers(1, 2)), draw(st.integers(1, 2)), *(draw(st.integers(1, 15)) for _ in range(ndim)))]
+    channels = shapes[0][1]
+    shapes += [(draw(st.integers(1, 2)), channels, *(draw(st.integers(1, 15)) for _ in range(ndim))) for _ in range(draw(st.integers(0, 1)))]
+    window = draw(st.sampled_from(WINDOWS))
+    return shapes, tile, overlaps, window, draw(st.integers(0, 2**32 - 1)), draw(st.integers(1, 3))
+
+
+@settings(max_examples=30, deadline=None)
+@given(tilings())
+def test_stitch_property_matches_reference(case):
+    shapes, tile, overlaps, window, seed, n_batches = case
+    rng = np.random.default_rng(seed)
+    specs = tile_table(shapes, tile, overlaps)
+    specs = specs[rng.permutation(len(specs))]
+    tiles = random_tiles(rng, len(specs), shapes[0][1], tile)
+    table = window_table(tile, overlaps, window)
+    crop_got, crop_exp = [np.zeros(s, np.float32) for s in shapes], [np.zeros(s, np.float32) for s in shapes]
+    blend_got, blend_exp = [np.zeros(s, np.float32) for s in shapes], [np.zeros(s, np.float32) for s in shapes]
+    w_got = [np.zeros((s[0], 1, *s[2:]), np.float32) for s in shapes]
+    w_exp = [np.zeros((s[0], 1, *s[2:]), np.float32) for s in shapes]
+    for part in np.array_split(np.arange(len(specs)), n_batches):
+        stitch_tiles(tiles[part], specs[part], crop_got)
+        stitch_crop_reference(tiles[part], specs[part], crop_exp)
+        stitch_tiles(tiles[part], specs[part], blend_got, mode="blend", weights=w_got, window_table=table)
+        stitch_blend_reference(tiles[part], specs[part], blend_exp, w_exp, table)
+    for a, b in zip(crop_got + blend_got + w_got, crop_exp + blend_exp + w_exp):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.gpu
+@requires_gpu
+@pytest.mark.parametrize("case", list(CASES))
+def test_gpu_stitch_bit_identical_to_cpu(case):
+    import cupy
+
+    shapes, tile, overlaps = CASES[case]
+    rng = np.random.default_rng(9)
+    specs = tile_table(shapes, tile, overlaps)
+    specs = specs[rng.permutation(len(specs))]
+    tiles = random_tiles(rng, len(specs), shapes[0][1], tile)
+    table = window_table(tile, overlaps, "hann")
+    cpu = [np.zeros(s, np.float32) for s in shapes]
+    gpu = [cupy.zeros(s, dtype=np.float32) for s in shapes]
+    stitch_tiles(tiles, specs, cpu)
+    stitch_tiles(cupy.asarray(tiles), cupy.asarray(specs), gpu)
+    for a, b in zip(cpu, gpu):
+        np.testing.assert_array_equal(a, b.get())
+    cpu_acc = BlendAccumulator(shapes, tile, overlaps)
+    gpu_acc = BlendAccumulator(shapes, tile, overlaps, array_module=cupy)
+    for part in np.array_split(np.arange(len(specs)), 3):
+        cpu_acc.add(tiles[part], specs[part])
+        gpu_acc.add(cupy.asarray(tiles[part]), cupy.asarray(specs[part]))
+    for a, b in zip(cpu_acc.weights, gpu_acc.weights):
+        np.testing.assert_array_equal(a, b.get())
+    for a, b in zip(cpu_acc.finalize(), gpu_acc.finalize()):
+        np.testing.assert_array_equal(a, b.get())
