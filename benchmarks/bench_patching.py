@@ -72,7 +72,7 @@ def load_careamics(path: str | None):
             stub.__path__ = [str(root / sub)]
             sys.modules.setdefault(name, stub)
         dist = sorted(root.glob("careamics-*.dist-info"))
-        version = dist[-1].name.split("-")[1] if dist else "unknown"
+        version = dist[-1].name.removeprefix("careamics-").removesuffix(".dist-info") if dist else "unknown"
 
     def get(kind: str):
         module, cls = CAREAMICS_MODULES[kind]
