@@ -253,7 +253,7 @@ def _cases(device: str, quick: bool):
     return [("2d", (2048, 2048), (256, 256), (32, 32), 8), ("3d", (64, 256, 256), (32, 128, 128), (8, 16, 16), 4)]
 
 
-def run(device: str, quick: bool, repeats: int):
+def run(device: str, quick: bool, repeats: int, model_kinds=("identity", "conv")):
     import tqdm  # noqa: F401  (imported here so the first timed run does not pay for it)
 
     rows = []
@@ -262,9 +262,9 @@ def run(device: str, quick: bool, repeats: int):
         image = sample_image(shape, seed=1)
         print(f"# {name} image {shape} uint16 generated in {time.perf_counter() - t0:.1f} s", flush=True)
         image_sc = image[None, None]  # SC(Z)YX
-        models = [(identity, "identity")]
-        conv, conv_name = small_conv(len(shape), device)
-        models.append((conv, conv_name))
+        models = [(identity, "identity")] if "identity" in model_kinds else []
+        if "conv" in model_kinds:
+            models.append(small_conv(len(shape), device))
         image_gpu = None
         if device == "gpu":
             import cupy
@@ -391,6 +391,7 @@ def main(argv=None):
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     parser.add_argument("--repeats", type=int, default=2, help="timed cupatch runs per case (best is kept)")
     parser.add_argument("--out-dir", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--models", nargs="+", choices=("identity", "conv"), default=["identity", "conv"])
     parser.add_argument("--tag", default=None, help="file name prefix (default: gpu name or cpu-<cores>core)")
     args = parser.parse_args(argv)
 
@@ -399,7 +400,7 @@ def main(argv=None):
     print(f"# device: {device}; {'quick' if args.quick else 'full'} sizes "
           f"({'GPU: 8192^2 and 256x1024^2' if device == 'gpu' else 'CPU: reduced sizes'})")  # fmt: skip
     print(HEADER)
-    rows = run(device, args.quick, args.repeats)
+    rows = run(device, args.quick, args.repeats, tuple(args.models))
     tag = args.tag or (
         env.get("gpu", "gpu").lower().replace(" ", "-") if device == "gpu" else f"cpu-{os.cpu_count()}core"
     )

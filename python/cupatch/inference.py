@@ -1073,4 +1073,6 @@ def _make_sink(
             chunk0 = 1
             stats.streamed.append("numpy")
     writer = _Writer(dest, axes, original_shape, out_axes, len(tiling.tile))
+    if table is not None and xp is not np:
+        table = xp.asarray(table)  # upload the blend window once, not per batch
     return _SlabSink(xp, mode, table, tiling, c_out, dtype, writer, chunk0), dest
