@@ -36,6 +36,16 @@ def test_help_via_python_m():
         assert option in sub.stdout
 
 
+@pytest.mark.slow
+def test_main_job_via_python_m():
+    """The README's main job, in a fresh interpreter: built-in sample and model."""
+    done = run_module("predict", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"tiles:\s+25 ", done.stdout)
+    diff = float(re.search(r"max \|tiled - whole image\|: (\S+)", done.stdout).group(1))
+    assert diff <= 1e-4  # exactly 0 on the CPU
+
+
 def test_no_command_prints_help(capsys):
     assert main([]) == 0
     assert "predict" in capsys.readouterr().out

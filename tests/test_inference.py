@@ -174,6 +174,32 @@ def test_default_model_tiled_equals_whole_image():
     np.testing.assert_array_equal(tiled, whole)
 
 
+def test_default_model_without_scipy(monkeypatch):
+    """A fresh install has no SciPy: the NumPy fallback filter keeps tiling exact."""
+    from cupatch import _sample
+
+    image = sample_image((150, 140), seed=6)
+    batch = image[None, None].astype(np.float32)
+    with_scipy = default_model(16)(batch)
+    monkeypatch.setitem(sys.modules, "scipy", None)  # makes "from scipy import ndimage" fail
+    model = default_model(16)
+    whole = model(batch)
+    np.testing.assert_array_equal(whole, _sample._gaussian_filter_numpy(batch, (0, 0, 2.0, 2.0)))
+    np.testing.assert_allclose(whole, with_scipy, rtol=1e-5, atol=1e-3)
+    tiled = predict_tiled(model, image, axes="YX", tile_size=48, overlap=16, progress=False, device="cpu")
+    np.testing.assert_array_equal(tiled, whole[0, 0])
+
+
+def test_default_model_sigma_fits_the_overlap():
+    for overlap in (0, 8, 16, 32, (16, 40), (8, 32, 32)):
+        model = default_model(overlap)
+        assert model.radius <= min(np.atleast_1d(overlap)) // 2
+    with pytest.raises(ValueError, match="sigma"):
+        from cupatch._sample import GaussianDenoiser
+
+        GaussianDenoiser(-1)
+
+
 def test_sample_image_is_deterministic_uint16():
     a = sample_image((128, 96))
     b = sample_image((128, 96))
