@@ -391,6 +391,49 @@ def test_zarr_path_streams_equal_to_in_memory(tmp_path, blend):
     np.testing.assert_array_equal(result[...], expected)
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=tiling_case(), blend=st.sampled_from(["crop", *BLEND_WINDOWS]), seed=st.integers(0, 2**16))
+def test_streaming_equals_in_memory_for_random_tilings(case, blend, seed):
+    shape, tile, overlap, samples, channels, batch = case
+    rng = np.random.default_rng(seed)
+    image = rng.random((samples, channels, *shape), dtype=np.float32)
+    axes = "SC" + "ZYX"[3 - len(shape) :]
+    kwargs = dict(axes=axes, tile_size=tile, overlap=overlap, batch_size=batch, blend=blend, progress=False)
+    expected = predict_tiled(content_dependent, image, **kwargs)
+    out = np.full(image.shape, np.nan, np.float32)
+    predict_tiled(content_dependent, image, out=out, **kwargs)
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("blend", ["crop", "hann"])
+def test_zarr_writes_are_chunk_aligned(tmp_path, monkeypatch, blend):
+    import zarr
+
+    from cupatch import inference
+
+    writes = []
+    original = inference._Writer.write
+
+    def recording(self, sample_idx, a, b, block):
+        writes.append((sample_idx, a, b))
+        return original(self, sample_idx, a, b, block)
+
+    monkeypatch.setattr(inference._Writer, "write", recording)
+    rng = np.random.default_rng(21)
+    image = rng.random((2, 203, 50), dtype=np.float32)
+    target = zarr.create_array(store=str(tmp_path / "c.zarr"), shape=image.shape, chunks=(1, 20, 50), dtype="float32")
+    predict_tiled(scaled, image, axes="SYX", tile_size=32, overlap=8, blend=blend, batch_size=3, out=target, progress=False)
+    np.testing.assert_allclose(target[...], scaled(image), rtol=1e-5)
+    assert writes
+    for sample, a, b in writes:
+        assert a % 20 == 0 and (b % 20 == 0 or b == 203), (sample, a, b)
+    # Every row of every sample is written exactly once.
+    for sample in range(2):
+        spans = sorted((a, b) for s, a, b in writes if s == sample)
+        assert spans[0][0] == 0 and spans[-1][1] == 203
+        assert all(prev[1] == nxt[0] for prev, nxt in zip(spans, spans[1:]))
+
+
 def test_zarr_array_out_uses_its_chunks(tmp_path):
     import zarr
 
