@@ -566,6 +566,19 @@ def test_existing_output_is_refused_unless_overwrite(tmp_path):
     np.testing.assert_array_equal(np.load(path), np.ones((40, 40)))
 
 
+def test_output_may_not_be_the_input(tmp_path):
+    import zarr
+
+    zarr.create_array(store=str(tmp_path / "in.zarr"), data=np.zeros((40, 40), np.float32))
+    for out in (tmp_path / "in.zarr", str(tmp_path / "in.zarr")):
+        with pytest.raises(ValueError, match="overwrite the input"):
+            predict_tiled(
+                identity, str(tmp_path / "in.zarr"), axes="YX", tile_size=16, overlap=4, out=out, overwrite=True,
+                progress=False,
+            )  # fmt: skip
+    assert zarr.open_array(str(tmp_path / "in.zarr"), mode="r").shape == (40, 40)
+
+
 def test_unwritable_or_unsupported_output(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         predict_tiled(identity, IMAGE, axes="YX", tile_size=16, overlap=4, out=tmp_path / "no" / "x.zarr", progress=False)

@@ -369,6 +369,21 @@ def _check_out_path(path: Path, overwrite: bool) -> None:
         raise PermissionError(f"out {str(path)!r} exists and is not writable")
 
 
+def _check_not_input(path: Path, data) -> None:
+    """Refuse an output path that is, holds or lies inside one of the input files."""
+    items = data if isinstance(data, (list, tuple)) else [data]
+    target = path.absolute().resolve()
+    for item in items:
+        if not isinstance(item, (str, os.PathLike)):
+            continue
+        name = str(item)
+        if name.startswith("file://"):
+            name = name[len("file://") :]
+        source = Path(name).absolute().resolve()
+        if source == target or target in source.parents or source in target.parents:
+            raise ValueError(f"out {str(path)!r} would overwrite the input {str(item)!r}; choose another path")
+
+
 def _remove_path(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
@@ -855,6 +870,7 @@ def run_prediction(
     for o in outs:
         if isinstance(o, Path):
             _check_out_path(o, overwrite)
+            _check_not_input(o, data)
     budget = _gpu_budget(max_gpu_bytes, working)
     stats = PredictionStats(n_images=len(stacks), device=working)
 
