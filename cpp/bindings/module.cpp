@@ -104,6 +104,10 @@ cupatch::GatherArgs make_gather_args(index_t sources, index_t n_sources, int sou
 void gather_cpu(const carray<index_t>& sources, int source_dtype, const carray<index_t>& specs, int ndim, const Shape3& patch,
                 const carray<index_t>& channels, const std::optional<carray<float>>& affine,
                 const std::optional<carray<std::uint8_t>>& aug, py::array out, int out_dtype) {
+    cupatch::dtype_from_code(source_dtype);
+    cupatch::require(cupatch::is_output_dtype(cupatch::dtype_from_code(out_dtype)),
+                     "output dtype must be float32, float16 or bfloat16");
+    for (int d = 0; d < 3; ++d) cupatch::require(patch[d] >= 1, "patch_size entries must be positive");
     check_gather_cpu(sources, specs, ndim, channels);
     const index_t n_patches = specs.shape(0), n_channels = channels.shape(0);
     cupatch::require(!affine || affine->size() == 2 * n_channels, "affine must hold 2 * len(channels) values");
