@@ -20,7 +20,6 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -964,7 +963,6 @@ def _predict_one(
     input_is_cupy = _is_cupy(stack.array) if stack.array is not None else False
     original_axes = getattr(stack, "original_axes", axes) or axes
     original_shape = tuple(getattr(stack, "original_data_shape", None) or stack.data_shape)
-    ndim = len(tiling.tile)
 
     # Input: gather from the whole array when it is (or may be put) on the device.
     array = stack.array
