@@ -434,6 +434,16 @@ def test_zarr_writes_are_chunk_aligned(tmp_path, monkeypatch, blend):
         assert all(prev[1] == nxt[0] for prev, nxt in zip(spans, spans[1:]))
 
 
+def test_created_zarr_chunks_follow_the_tile_step_and_stay_small():
+    from cupatch.inference import _ZARR_CHUNK_BYTES, _zarr_chunks
+
+    assert _zarr_chunks((8192, 8192), "YX", 224, "Y") == (224, 1024)
+    chunks = _zarr_chunks((2, 3, 256, 1024, 1024), "TCZYX", 24, "Z")
+    assert chunks[:3] == (1, 3, 24)
+    assert np.prod(chunks) * 4 <= _ZARR_CHUNK_BYTES
+    assert _zarr_chunks((10, 20), "YX", 56, "Y") == (10, 20)
+
+
 def test_zarr_array_out_uses_its_chunks(tmp_path):
     import zarr
 

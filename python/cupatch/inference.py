@@ -417,7 +417,16 @@ def _normalise_out(out, n_images: int, is_list: bool) -> list:
     return result
 
 
-def _zarr_chunks(shape: tuple[int, ...], target_axes: str, chunk0: int, first_spatial: str) -> tuple[int, ...]:
+#: Largest chunk (bytes) of a Zarr output created by predict_tiled.
+_ZARR_CHUNK_BYTES = 16 * 2**20
+
+
+def _zarr_chunks(
+    shape: tuple[int, ...], target_axes: str, chunk0: int, first_spatial: str, itemsize: int = 4
+) -> tuple[int, ...]:
+    """Chunks of a created Zarr output: one sample, all channels, ``chunk0`` (the tile
+    step) along the first spatial axis so that slab writes are chunk-aligned, and the other
+    spatial axes halved until a chunk is at most ``_ZARR_CHUNK_BYTES``."""
     chunks = []
     for letter, n in zip(target_axes, shape):
         if letter in "ST":
@@ -428,6 +437,12 @@ def _zarr_chunks(shape: tuple[int, ...], target_axes: str, chunk0: int, first_sp
             chunks.append(max(1, min(chunk0, n)))
         else:
             chunks.append(max(1, min(n, 1024)))
+    others = [i for i, a in enumerate(target_axes) if a in "ZYX" and a != first_spatial]
+    while int(np.prod(chunks)) * itemsize > _ZARR_CHUNK_BYTES:
+        largest = max(others, key=lambda i: chunks[i])
+        if chunks[largest] <= 64:
+            break
+        chunks[largest] = (chunks[largest] + 1) // 2
     return tuple(chunks)
 
 
@@ -441,7 +456,7 @@ def _create_out_file(path: Path, shape, dtype, target_axes: str, chunk0: int, fi
     if kind == ".zarr":
         import zarr
 
-        chunks = _zarr_chunks(shape, target_axes, chunk0, first_spatial)
+        chunks = _zarr_chunks(shape, target_axes, chunk0, first_spatial, np.dtype(dtype).itemsize)
         array = zarr.create_array(
             store=str(path),
             shape=shape,
