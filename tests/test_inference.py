@@ -594,15 +594,28 @@ def test_unwritable_or_unsupported_output(tmp_path):
         predict_tiled(identity, IMAGE, axes="YX", tile_size=16, overlap=4, out=tmp_path / "no" / "x.zarr", progress=False)
     with pytest.raises(ValueError, match="must end in"):
         predict_tiled(identity, IMAGE, axes="YX", tile_size=16, overlap=4, out=tmp_path / "x.png", progress=False)
-    if hasattr(os, "geteuid") and os.geteuid() != 0:
-        locked = tmp_path / "locked"
-        locked.mkdir()
-        locked.chmod(0o500)
-        try:
-            with pytest.raises(PermissionError, match="not writable"):
-                predict_tiled(identity, IMAGE, axes="YX", tile_size=16, overlap=4, out=locked / "x.zarr", progress=False)
-        finally:
-            locked.chmod(0o700)
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write into read-only directories")
+def test_read_only_directory_is_refused(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(PermissionError, match="not writable"):
+            predict_tiled(identity, IMAGE, axes="YX", tile_size=16, overlap=4, out=locked / "x.zarr", progress=False)
+    finally:
+        locked.chmod(0o700)
+
+
+def test_unwritable_directory_is_refused_before_any_work(tmp_path, monkeypatch):
+    from cupatch import inference
+
+    calls = []
+    monkeypatch.setattr(inference.os, "access", lambda path, mode: False)
+    with pytest.raises(PermissionError, match="not writable"):
+        predict_tiled(lambda x: calls.append(1) or x, IMAGE, axes="YX", tile_size=16, overlap=4, out=tmp_path / "x.npy", progress=False)
+    assert not calls and not (tmp_path / "x.npy").exists()
 
 
 def test_missing_input_file(tmp_path):
