@@ -22,9 +22,11 @@ def test_quick_benchmark_runs_and_agrees_with_the_baseline(tmp_path, capsys):
     (report,) = tmp_path.glob("t-*-inference-quick.json")
     rows = json.loads(report.read_text())["rows"]
     methods = {r["method"] for r in rows}
-    assert {"cupatch", "careamics-cpu"} <= methods
+    assert {"cupatch", "cupatch-stream", "careamics-cpu"} <= methods
     for r in rows:
         assert r["seconds"] > 0 and r["tiles"] > 0
+        if r["method"] == "cupatch-stream":
+            assert r["max_abs_diff"] == 0  # streaming gives the in-memory result exactly
         if r["method"] == "careamics-cpu":
             # Same tiles, same model: crop is identical, blending agrees to float rounding.
             assert r["max_abs_diff"] <= (0 if r["blend"] == "crop" else 1e-2)
