@@ -151,18 +151,26 @@ CUPATCH_HD bool blend_window(const StitchArgs& a, const TileSpec& t, BlendWindow
     return nonempty;
 }
 
-// Separable window weight at tile position p, multiplied left to right, no contraction.
-CUPATCH_HD float blend_weight(const StitchArgs& a, const BlendWindow& w, const index_t p[3]) {
+// Separable window weight at tile position p, multiplied left to right (Z, Y, X), no
+// contraction. Split in two so row-wise loops can hoist the (Z, Y) part:
+// weight = blend_weight_x(blend_weight_zy(...), ...).
+CUPATCH_HD float blend_weight_zy(const StitchArgs& a, const BlendWindow& w, const index_t p[3]) {
     const index_t T = a.window_len;
     if (a.ndim == 3) {
         const float wz = a.window[(0 * 4 + w.flag[0]) * T + p[0]];
         const float wy = a.window[(1 * 4 + w.flag[1]) * T + p[1]];
-        const float wx = a.window[(2 * 4 + w.flag[2]) * T + p[2]];
-        return mul_rn(mul_rn(wz, wy), wx);
+        return mul_rn(wz, wy);
     }
-    const float wy = a.window[(0 * 4 + w.flag[1]) * T + p[1]];
-    const float wx = a.window[(1 * 4 + w.flag[2]) * T + p[2]];
-    return mul_rn(wy, wx);
+    return a.window[(0 * 4 + w.flag[1]) * T + p[1]];
+}
+
+CUPATCH_HD float blend_weight_x(const StitchArgs& a, float weight_zy, unsigned flag_x, index_t px) {
+    const float wx = a.window[((a.ndim - 1) * 4 + flag_x) * a.window_len + px];
+    return mul_rn(weight_zy, wx);
+}
+
+CUPATCH_HD float blend_weight(const StitchArgs& a, const BlendWindow& w, const index_t p[3]) {
+    return blend_weight_x(a, blend_weight_zy(a, w, p), w.flag[2], p[2]);
 }
 
 // True when tiles b and t of the batch could share a voxel (same output sample and

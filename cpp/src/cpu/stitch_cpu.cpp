@@ -45,22 +45,98 @@ void stitch_blend_cpu(const StitchArgs& a) {
             }
         }
     });
-    parallel_for(B, a.tile[0] * a.tile[1] * a.tile[2] * 8, [&](index_t begin, index_t end) {
+    // Row-wise version of blend_voxel(): per image row, the covering tiles and their (Z, Y)
+    // weights are found once and the row is cut into segments covered by a fixed set of
+    // tiles; each segment is then processed with vectorisable loops over X. Same owner
+    // rule, same products and the same sums in the same (ascending batch) order per voxel,
+    // hence the same bits as blend_voxel() and the GPU.
+    struct RowTile {
+        index_t t, lo, hi, coord_x, tile_row;  // tile_row: offset of (t, channel 0, pz, py, 0)
+        unsigned flag_x;
+        float weight_zy;
+    };
+    const index_t TY = a.tile[1], TX = a.tile[2];
+    const index_t tile_voxels = a.tile[0] * TY * TX;
+    parallel_for(B, tile_voxels * 4, [&](index_t begin, index_t end) {
+        std::vector<RowTile> row;
+        std::vector<const RowTile*> cover;
+        std::vector<index_t> cuts;
+        std::vector<float> weights, acc;
         for (index_t b = begin; b < end; ++b) {
             if (!valid[b]) continue;
-            const TileSpec& t = specs[b];
-            const OutputView o = load_output(a.outputs, t.data_idx);
+            const TileSpec& tb = specs[b];
+            const OutputView o = load_output(a.outputs, tb.data_idx);
             index_t lo[3], hi[3];  // window clipped to the output slab
             for (int d = 0; d < 3; ++d) {
                 lo[d] = std::max(windows[b].lo[d], o.origin[d]);
                 hi[d] = std::min(windows[b].hi[d], o.origin[d] + o.shape[2 + d]);
             }
-            const std::int32_t* list = cand[b].data();
-            const index_t n_list = static_cast<index_t>(cand[b].size());
-            index_t s[3];
-            for (s[0] = lo[0]; s[0] < hi[0]; ++s[0])
-                for (s[1] = lo[1]; s[1] < hi[1]; ++s[1])
-                    for (s[2] = lo[2]; s[2] < hi[2]; ++s[2]) blend_voxel(a, b, t.data_idx, t.sample, s, list, n_list);
+            if (hi[2] <= lo[2]) continue;
+            const index_t n_channels = std::min(a.channels, o.shape[1]);
+            const index_t plane = o.shape[2] * o.shape[3] * o.shape[4];
+            const index_t wshape[5] = {o.shape[0], 1, o.shape[2], o.shape[3], o.shape[4]};
+            for (index_t z = lo[0]; z < hi[0]; ++z) {
+                for (index_t y = lo[1]; y < hi[1]; ++y) {
+                    row.clear();
+                    cuts.assign({lo[2], hi[2]});
+                    for (const std::int32_t t : cand[b]) {
+                        const BlendWindow& w = windows[t];
+                        if (z < w.lo[0] || z >= w.hi[0] || y < w.lo[1] || y >= w.hi[1]) continue;
+                        const index_t p[3] = {z - specs[t].coords[0], y - specs[t].coords[1], 0};
+                        row.push_back({t, w.lo[2], w.hi[2], specs[t].coords[2],
+                                       t * a.channels * tile_voxels + (p[0] * TY + p[1]) * TX, w.flag[2],
+                                       blend_weight_zy(a, w, p)});
+                        if (w.lo[2] > lo[2] && w.lo[2] < hi[2]) cuts.push_back(w.lo[2]);
+                        if (w.hi[2] > lo[2] && w.hi[2] < hi[2]) cuts.push_back(w.hi[2]);
+                    }
+                    std::sort(cuts.begin(), cuts.end());
+                    cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+                    // Offsets of image column 0 (indices, not pointers: x >= origin_x).
+                    const index_t out_row =
+                        contiguous_offset(o.shape, tb.sample, 0, z - o.origin[0], y - o.origin[1], 0) - o.origin[2];
+                    const index_t weight_row =
+                        contiguous_offset(wshape, tb.sample, 0, z - o.origin[0], y - o.origin[1], 0) - o.origin[2];
+                    for (std::size_t k = 0; k + 1 < cuts.size(); ++k) {
+                        const index_t x0 = cuts[k], x1 = cuts[k + 1], n = x1 - x0;
+                        cover.clear();
+                        bool owner = true;
+                        for (const RowTile& r : row) {  // ascending batch order
+                            if (x0 < r.lo || x0 >= r.hi) continue;
+                            if (r.t < b) {
+                                owner = false;  // a lower batch index owns this segment
+                                break;
+                            }
+                            cover.push_back(&r);
+                        }
+                        if (!owner) continue;
+                        const std::size_t m = cover.size();
+                        weights.resize(m * static_cast<std::size_t>(n));
+                        acc.resize(static_cast<std::size_t>(n));
+                        for (std::size_t j = 0; j < m; ++j) {
+                            const RowTile& r = *cover[j];
+                            float* wj = weights.data() + j * n;
+                            for (index_t i = 0; i < n; ++i) wj[i] = blend_weight_x(a, r.weight_zy, r.flag_x, x0 + i - r.coord_x);
+                        }
+                        for (index_t c = 0; c < n_channels; ++c) {
+                            std::fill(acc.begin(), acc.end(), 0.0f);
+                            for (std::size_t j = 0; j < m; ++j) {
+                                const float* wj = weights.data() + j * n;
+                                const float* v = a.tiles + cover[j]->tile_row + c * tile_voxels + (x0 - cover[j]->coord_x);
+                                for (index_t i = 0; i < n; ++i) acc[i] = add_rn(acc[i], mul_rn(wj[i], v[i]));
+                            }
+                            float* out = o.data + (out_row + c * plane + x0);
+                            for (index_t i = 0; i < n; ++i) out[i] = add_rn(out[i], acc[i]);
+                        }
+                        std::fill(acc.begin(), acc.end(), 0.0f);
+                        for (std::size_t j = 0; j < m; ++j) {
+                            const float* wj = weights.data() + j * n;
+                            for (index_t i = 0; i < n; ++i) acc[i] = add_rn(acc[i], wj[i]);
+                        }
+                        float* wt = o.weight + (weight_row + x0);
+                        for (index_t i = 0; i < n; ++i) wt[i] = add_rn(wt[i], acc[i]);
+                    }
+                }
+            }
         }
     });
 }
