@@ -206,9 +206,21 @@ class SourceTable:
         self.table = table
         self.device_id = None
         self.device_table = None
+        self._device_cache: dict = {}
         if self.is_gpu:
             self.device_id = int(self.xp.cuda.Device().id)
             self.device_table = self.xp.asarray(table)
+
+    def device_copy(self, host: np.ndarray):
+        """Device copy of a small per-call table (channels, affine), cached by content so
+        loops over batches upload each distinct table once."""
+        key = (host.dtype.str, host.shape, host.tobytes())
+        cached = self._device_cache.get(key)
+        if cached is None:
+            if len(self._device_cache) >= 64:
+                self._device_cache.pop(next(iter(self._device_cache)))
+            cached = self._device_cache[key] = self.xp.asarray(host)
+        return cached
 
     def __len__(self) -> int:
         return len(self.arrays)
@@ -401,8 +413,8 @@ def gather_patches(
         return out
     if int(xp.cuda.Device().id) != table.device_id:
         raise ValueError(f"sources are on GPU {table.device_id} but the current device is GPU {xp.cuda.Device().id}")
-    chan_dev = xp.asarray(chan)
-    affine_dev = None if affine is None else xp.asarray(affine)
+    chan_dev = table.device_copy(chan)
+    affine_dev = None if affine is None else table.device_copy(affine)
     aug_dev = None if aug is None else xp.asarray(aug)
     _core.gather_cuda(
         _ptr(table.device_table), len(table), table.dtype_code, _ptr(specs_dev), n_patches, 2 + ndim, ndim, patch3,
@@ -563,7 +575,7 @@ def stitch_tiles(
             _core.stitch_crop_cpu(tiles, specs_dev, table)
         return None
     device = int(xp.cuda.Device().id)
-    table_dev = xp.asarray(table)
+    table_dev = _cached_device_table(xp, device, table)
     launch = _core.stitch_blend_cuda if blend else _core.stitch_crop_cuda
     launch(
         _ptr(tiles), n_tiles, int(tiles.shape[1]), _spatial3(tile_size), _ptr(specs_dev), n_cols, ndim, _ptr(table_dev),
@@ -571,6 +583,21 @@ def stitch_tiles(
         int(xp.cuda.get_current_stream().ptr), device,
     )
     return None
+
+
+_OUTPUT_TABLES: dict = {}
+
+
+def _cached_device_table(xp, device: int, table: np.ndarray):
+    """Device copy of an output table (pointers and shapes only), reused while the same
+    outputs are stitched batch after batch."""
+    key = (device, table.shape, table.tobytes())
+    cached = _OUTPUT_TABLES.get(key)
+    if cached is None:
+        if len(_OUTPUT_TABLES) >= 32:
+            _OUTPUT_TABLES.pop(next(iter(_OUTPUT_TABLES)))
+        cached = _OUTPUT_TABLES[key] = xp.asarray(table)
+    return cached
 
 
 def _check_tile_specs(specs: np.ndarray, outs, shapes, tile_size, ndim: int, *, check_crop: bool) -> None:

@@ -86,24 +86,16 @@ struct CropRow {
     index_t hi;
 };
 
-CUPATCH_HD CropRow crop_row(const StitchArgs& a, index_t row) {
+// Row (tz, ty) of channel c of tile b, whose spec t addresses output o (both valid).
+CUPATCH_HD CropRow crop_row_of(const StitchArgs& a, const TileSpec& t, const OutputView& o, index_t b, index_t c,
+                               index_t tz, index_t ty) {
     const index_t TZ = a.tile[0], TY = a.tile[1], TX = a.tile[2];
-    const index_t ty = row % TY;
-    index_t rest = row / TY;
-    const index_t tz = rest % TZ;
-    rest /= TZ;
-    const index_t c = rest % a.channels;
-    const index_t b = rest / a.channels;
-
     CropRow r;
     r.out = nullptr;
-    r.src = row * TX;
+    r.src = (((b * a.channels + c) * TZ + tz) * TY + ty) * TX;
     r.dst = 0;
     r.lo = 0;
     r.hi = 0;
-    const TileSpec t = load_tile_spec(a, b);
-    if (!tile_target_valid(a, t)) return r;
-    const OutputView o = load_output(a.outputs, t.data_idx);
     if (c >= o.shape[1]) return r;
     // Z and Y: the row must lie in the kept region and land inside the output slab.
     const index_t pos[2] = {tz, ty};
@@ -115,14 +107,33 @@ CUPATCH_HD CropRow crop_row(const StitchArgs& a, index_t row) {
     }
     // X: kept range, clipped to the tile and to the output slab.
     const index_t shift = t.stitch[2] - t.crop[2] - o.origin[2];  // out x = tx + shift
-    index_t lo = max_i(max_i(t.crop[2], index_t(0)), -shift);
-    index_t hi = min_i(min_i(t.crop[2] + t.size[2], TX), o.shape[4] - shift);
+    const index_t lo = max_i(max_i(t.crop[2], index_t(0)), -shift);
+    const index_t hi = min_i(min_i(t.crop[2] + t.size[2], TX), o.shape[4] - shift);
     if (hi <= lo) return r;
     r.out = o.data;
     r.lo = lo;
     r.hi = hi;
     r.dst = contiguous_offset(o.shape, t.sample, c, dst[0], dst[1], 0) + shift;
     return r;
+}
+
+// Linear tile row (b, c, tz, ty) -> destination.
+CUPATCH_HD CropRow crop_row(const StitchArgs& a, index_t row) {
+    const index_t TZ = a.tile[0], TY = a.tile[1];
+    const index_t ty = row % TY;
+    index_t rest = row / TY;
+    const index_t tz = rest % TZ;
+    rest /= TZ;
+    const index_t c = rest % a.channels;
+    const index_t b = rest / a.channels;
+    const TileSpec t = load_tile_spec(a, b);
+    if (!tile_target_valid(a, t)) {
+        CropRow r;
+        r.out = nullptr;
+        r.src = r.dst = r.lo = r.hi = 0;
+        return r;
+    }
+    return crop_row_of(a, t, load_output(a.outputs, t.data_idx), b, c, tz, ty);
 }
 
 // ---------------------------------------------------------------------------------------

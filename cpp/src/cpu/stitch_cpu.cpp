@@ -12,11 +12,24 @@
 namespace cupatch {
 
 void stitch_crop_cpu(const StitchArgs& a) {
-    parallel_for(crop_row_count(a), a.tile[2], [&](index_t begin, index_t end) {
-        for (index_t row = begin; row < end; ++row) {
-            const CropRow r = crop_row(a, row);
-            if (r.hi > r.lo)
-                std::memcpy(r.out + r.dst + r.lo, a.tiles + r.src + r.lo, static_cast<std::size_t>(r.hi - r.lo) * sizeof(float));
+    // Threads take whole tiles; each tile's spec and output are decoded once and only its
+    // kept rows are visited.
+    const index_t TZ = a.tile[0], TY = a.tile[1];
+    parallel_for(a.n_tiles, a.channels * TZ * TY * a.tile[2], [&](index_t begin, index_t end) {
+        for (index_t b = begin; b < end; ++b) {
+            const TileSpec t = load_tile_spec(a, b);
+            if (!tile_target_valid(a, t)) continue;
+            const OutputView o = load_output(a.outputs, t.data_idx);
+            const index_t z0 = max_i(t.crop[0], 0), z1 = min_i(t.crop[0] + t.size[0], TZ);
+            const index_t y0 = max_i(t.crop[1], 0), y1 = min_i(t.crop[1] + t.size[1], TY);
+            for (index_t c = 0; c < a.channels; ++c)
+                for (index_t tz = z0; tz < z1; ++tz)
+                    for (index_t ty = y0; ty < y1; ++ty) {
+                        const CropRow r = crop_row_of(a, t, o, b, c, tz, ty);
+                        if (r.hi > r.lo)
+                            std::memcpy(r.out + r.dst + r.lo, a.tiles + r.src + r.lo,
+                                        static_cast<std::size_t>(r.hi - r.lo) * sizeof(float));
+                    }
         }
     });
 }
