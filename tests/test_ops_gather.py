@@ -1,8 +1,8 @@
 """gather_patches against the NumPy reference (bit for bit), on every backend.
 
 The matrix covers dtype x 2D/3D x channel subsets x padding cases x flips/quarter turns;
-hypothesis explores random shapes, strides and specs; literal cases pin the semantics
-(CAREamics pad_patch cases, augmentation orientation, affine and rounding).
+literal cases pin the semantics (CAREamics pad_patch cases, augmentation orientation,
+affine and rounding). Property tests live in test_ops_property.py.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import HAS_GPU, requires_gpu, to_numpy
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from cupatch import _core
 from cupatch._reference import gather_patches_reference
@@ -289,66 +287,6 @@ def test_thread_count_does_not_change_results():
     finally:
         _core.set_cpu_threads(0)
     np.testing.assert_array_equal(one, two)
-
-
-# ---------------------------------------------------------------------------------------
-# property tests
-
-
-@st.composite
-def gather_cases(draw):
-    ndim = draw(st.sampled_from([2, 3]))
-    dtype = draw(st.sampled_from(REQUIRED_SOURCE_DTYPES))
-    n_channels = draw(st.integers(1, 3))
-    patch = tuple(draw(st.integers(1, 6)) for _ in range(ndim))
-    square = draw(st.booleans())
-    if square:
-        patch = (*patch[:-1], patch[-2])
-    shapes = [
-        (draw(st.integers(1, 2)), n_channels, *(draw(st.integers(1, 9)) for _ in range(ndim)))
-        for _ in range(draw(st.integers(1, 3)))
-    ]
-    n = draw(st.integers(0, 8))
-    rows = []
-    for _ in range(n):
-        d = draw(st.integers(0, len(shapes) - 1))
-        s = draw(st.integers(0, shapes[d][0] - 1))
-        coords = [draw(st.integers(-p - 2, size + 2)) for p, size in zip(patch, shapes[d][2:])]
-        rows.append([d, s, *coords])
-    specs = np.array(rows, dtype=np.int64).reshape(n, 2 + ndim)
-    channels = draw(st.one_of(st.none(), st.lists(st.integers(0, n_channels - 1), min_size=1, max_size=4)))
-    n_out = n_channels if channels is None else len(channels)
-    kwargs = {"channels": channels}
-    if draw(st.booleans()):
-        kwargs["scale"] = np.array(draw(st.lists(st.floats(-4, 4, width=32), min_size=n_out, max_size=n_out)), np.float32)
-        kwargs["shift"] = np.array(draw(st.lists(st.floats(-4, 4, width=32), min_size=n_out, max_size=n_out)), np.float32)
-    if draw(st.booleans()):
-        kwargs["flip_y"] = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), bool)
-        kwargs["flip_x"] = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), bool)
-    if draw(st.booleans()):
-        turns = st.integers(0, 3) if patch[-1] == patch[-2] else st.sampled_from([0, 2])
-        kwargs["rot90"] = np.array(draw(st.lists(turns, min_size=n, max_size=n)), np.int64)
-    kwargs["dtype"] = draw(st.sampled_from([np.float32, np.float16]))
-    seed = draw(st.integers(0, 2**32 - 1))
-    return shapes, dtype, specs, patch, kwargs, seed, draw(st.booleans())
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(gather_cases())
-def test_gather_property_matches_reference(case):
-    shapes, dtype, specs, patch, kwargs, seed, strided = case
-    rng = np.random.default_rng(seed)
-    sources = []
-    for shape in shapes:
-        if strided:  # a non-contiguous view with a reversed axis
-            big = random_source(rng, (shape[0], shape[1], *(2 * s for s in shape[2:])), dtype)
-            sources.append(big[(slice(None), slice(None), *(slice(None, None, 2),) * (len(shape) - 3), slice(None, None, -2))])
-        else:
-            sources.append(random_source(rng, shape, dtype))
-    with np.errstate(over="ignore", invalid="ignore"):
-        expected = gather_patches_reference(sources, specs, patch, **kwargs)
-        got = gather_patches(sources, specs, patch, **kwargs)
-    np.testing.assert_array_equal(bits(got), bits(expected))
 
 
 # ---------------------------------------------------------------------------------------

@@ -7,8 +7,6 @@ import itertools
 import numpy as np
 import pytest
 from conftest import requires_gpu, to_numpy
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from cupatch import _core
 from cupatch._reference import stitch_blend_reference, stitch_crop_reference
@@ -233,40 +231,6 @@ def test_blend_accumulator_finalize_leaves_uncovered_voxels_zero():
     assert (out[0, 0, :4, :4] == 1).all() and (out[0, 0, 4:] == 0).all()
     with pytest.raises(RuntimeError, match="finalize"):
         acc.add(np.ones((1, 1, 4, 4), np.float32), np.array([[0, 0, 0, 0, 0, 0, 4, 4, 0, 0]]))
-
-
-@st.composite
-def tilings(draw):
-    ndim = draw(st.sampled_from([2, 3]))
-    tile = tuple(draw(st.integers(2, 7)) for _ in range(ndim))
-    overlaps = tuple(2 * draw(st.integers(0, (t - 1) // 2)) for t in tile)
-    shapes = [(draw(st.integers(1, 2)), draw(st.integers(1, 2)), *(draw(st.integers(1, 15)) for _ in range(ndim)))]
-    channels = shapes[0][1]
-    shapes += [(draw(st.integers(1, 2)), channels, *(draw(st.integers(1, 15)) for _ in range(ndim))) for _ in range(draw(st.integers(0, 1)))]
-    window = draw(st.sampled_from(WINDOWS))
-    return shapes, tile, overlaps, window, draw(st.integers(0, 2**32 - 1)), draw(st.integers(1, 3))
-
-
-@settings(max_examples=30, deadline=None)
-@given(tilings())
-def test_stitch_property_matches_reference(case):
-    shapes, tile, overlaps, window, seed, n_batches = case
-    rng = np.random.default_rng(seed)
-    specs = tile_table(shapes, tile, overlaps)
-    specs = specs[rng.permutation(len(specs))]
-    tiles = random_tiles(rng, len(specs), shapes[0][1], tile)
-    table = window_table(tile, overlaps, window)
-    crop_got, crop_exp = [np.zeros(s, np.float32) for s in shapes], [np.zeros(s, np.float32) for s in shapes]
-    blend_got, blend_exp = [np.zeros(s, np.float32) for s in shapes], [np.zeros(s, np.float32) for s in shapes]
-    w_got = [np.zeros((s[0], 1, *s[2:]), np.float32) for s in shapes]
-    w_exp = [np.zeros((s[0], 1, *s[2:]), np.float32) for s in shapes]
-    for part in np.array_split(np.arange(len(specs)), n_batches):
-        stitch_tiles(tiles[part], specs[part], crop_got)
-        stitch_crop_reference(tiles[part], specs[part], crop_exp)
-        stitch_tiles(tiles[part], specs[part], blend_got, mode="blend", weights=w_got, window_table=table)
-        stitch_blend_reference(tiles[part], specs[part], blend_exp, w_exp, table)
-    for a, b in zip(crop_got + blend_got + w_got, crop_exp + blend_exp + w_exp):
-        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.gpu
