@@ -248,3 +248,46 @@ def test_gpu_placement_keeps_dtype(axes, tmp_path):
         assert isinstance(got, np.ndarray)
         np.testing.assert_array_equal(got, _expected_region(reshape_array(a, axes), 0, (-1, 2), (4, 4), [0]))
         assert stack.to_device("cpu").array.dtype == np.uint16
+
+
+def _count_chunk_fetches(store, action):
+    fetched = []
+    original_get = type(store).get
+
+    async def counting_get(self, key, *args, **kwargs):
+        if "/c/" in key or key.startswith("c/"):
+            fetched.append(key)
+        return await original_get(self, key, *args, **kwargs)
+
+    type(store).get = counting_get
+    try:
+        action()
+    finally:
+        type(store).get = original_get
+    return fetched
+
+
+def test_zarr_chunk_cache(tmp_path, monkeypatch):
+    from cupatch.stacks import zarr_stack
+
+    monkeypatch.setattr(zarr_stack, "chunk_cache", zarr_stack.ChunkCache(max_bytes=3 * 4 * 4 * 2))
+    a = _data("ZYX")
+    arr = zarr.create_array(str(tmp_path / "z.zarr"), shape=a.shape, chunks=(1, 4, 4), dtype=a.dtype)
+    arr[...] = a
+    stack = as_stack(tmp_path / "z.zarr", "ZYX")
+    sc = reshape_array(a, "ZYX")
+    # first read: 2 chunks (x 2..5 spans chunks 0 and 1); the same read again: none
+    first = _count_chunk_fetches(arr.store, lambda: stack.read_region(0, (0, 0, 2), (1, 4, 4)))
+    again = _count_chunk_fetches(arr.store, lambda: stack.read_region(0, (0, 0, 2), (1, 4, 4)))
+    assert len(first) == 2 and again == []
+    # the cache never holds more than max_bytes (3 chunks of 4x4 uint16): older chunks go
+    stack.read_region(0, (1, 0, 0), (1, 11, 13))
+    assert zarr_stack.chunk_cache.nbytes <= 3 * 4 * 4 * 2
+    assert len(_count_chunk_fetches(arr.store, lambda: stack.read_region(0, (0, 0, 2), (1, 4, 4)))) == 2
+    for coords in [(0, 0, 0), (2, 3, 5), (4, 9, 11), (-1, -2, 10)]:
+        np.testing.assert_array_equal(stack.read_region(0, coords, (3, 5, 6)), _expected_region(sc, 0, coords, (3, 5, 6)))
+    # disabled cache: every read goes to the store, same values
+    monkeypatch.setattr(zarr_stack, "chunk_cache", zarr_stack.ChunkCache(max_bytes=0))
+    twice = _count_chunk_fetches(arr.store, lambda: [stack.read_region(0, (0, 0, 2), (1, 4, 4)) for _ in range(2)])
+    assert len(twice) == 4
+    np.testing.assert_array_equal(stack.read_region(0, (2, 3, 5), (3, 5, 6)), _expected_region(sc, 0, (2, 3, 5), (3, 5, 6)))

@@ -295,7 +295,7 @@ class LazyStack(BaseStack):
             else:
                 index.append(spatial[a])
                 kept.append(a)
-        region = np.asarray(self._backing[tuple(index)])
+        region = self._read_original(tuple(index))
         order = [kept.index(a) for a in "CZYX" if a in kept]
         region = region.transpose(order)
         if "C" not in kept:
@@ -303,6 +303,10 @@ class LazyStack(BaseStack):
         elif chan_pick is not None and chan_pick != list(range(hi - lo)):
             region = region[chan_pick]
         return region
+
+    def _read_original(self, index: tuple) -> np.ndarray:
+        """``backing[index]`` as a NumPy array (index: ints and slices, original axis order)."""
+        return np.asarray(self._backing[index])
 
     def _load_all(self):
         from .axes import reshape_array

@@ -2,13 +2,70 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import numpy as np
+
 from .base import LazyStack
 
-__all__ = ["ZarrStack", "is_zarr_source", "open_zarr_arrays"]
+__all__ = ["ChunkCache", "ZarrStack", "chunk_cache", "is_zarr_source", "open_zarr_arrays"]
+
+
+class ChunkCache:
+    """Least-recently-used cache of decoded Zarr chunks, shared by all Zarr stacks.
+
+    Random patches touch the same chunks many times per epoch (a 128x128 patch in 256x256
+    chunks touches up to four); decoding each chunk once instead of once per patch removes most
+    of the cost of training from Zarr. ``max_bytes = 0`` disables caching.
+    """
+
+    def __init__(self, max_bytes: int = 512 * 2**20) -> None:
+        self.max_bytes = int(max_bytes)
+        self._entries: OrderedDict = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key):
+        with self._lock:
+            value = self._entries.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key, value: np.ndarray) -> None:
+        if value.nbytes > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._entries:
+                return
+            self._entries[key] = value
+            self._bytes += value.nbytes
+            while self._bytes > self.max_bytes:
+                _, old = self._entries.popitem(last=False)
+                self._bytes -= old.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+
+#: The cache used by every :class:`ZarrStack` (resize with ``chunk_cache.max_bytes = ...``).
+chunk_cache = ChunkCache()
+_stack_ids = itertools.count()
 
 
 def is_zarr_source(obj) -> bool:
@@ -81,7 +138,9 @@ class ZarrStack(LazyStack):
         Axes of ``array``.
 
     ``source`` is the array's ``file://`` URI and ``additional_metadata`` holds ``chunks`` and
-    (when sharded) ``shards``, both in the array's original axis order.
+    (when sharded) ``shards``, both in the array's original axis order. Regions are
+    assembled from whole decoded chunks kept in the shared LRU :data:`chunk_cache`, so each
+    chunk is read and decoded once while it stays cached.
     """
 
     def __init__(self, array, axes: str) -> None:
@@ -93,3 +152,37 @@ class ZarrStack(LazyStack):
         if array.shards is not None:
             metadata["shards"] = tuple(array.shards)
         self._init_lazy(array, str(array.store_path), axes, metadata)
+        self._cache_id = next(_stack_ids)
+
+    def _read_original(self, index: tuple) -> np.ndarray:
+        """Assemble ``array[index]`` from whole decoded chunks, through :data:`chunk_cache`."""
+        if chunk_cache.max_bytes <= 0:
+            return np.asarray(self._backing[index])
+        array = self._backing
+        chunks = array.chunks
+        lows, highs, keep = [], [], []
+        for item, n in zip(index, array.shape):
+            if isinstance(item, slice):
+                lo, hi, _ = item.indices(n)
+                keep.append(True)
+            else:
+                lo, hi = int(item), int(item) + 1
+                keep.append(False)
+            lows.append(lo)
+            highs.append(hi)
+        out = np.empty([h - lo for lo, h in zip(lows, highs)], dtype=array.dtype)
+        grid = [range(lo // c, (h - 1) // c + 1) for lo, h, c in zip(lows, highs, chunks)]
+        for chunk_idx in itertools.product(*grid):
+            key = (self._cache_id, chunk_idx)
+            block = chunk_cache.get(key)
+            if block is None:
+                box = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(chunk_idx, chunks, array.shape))
+                block = np.asarray(array[box])
+                chunk_cache.put(key, block)
+            src, dst = [], []
+            for i, c, lo, h in zip(chunk_idx, chunks, lows, highs):
+                a, b = max(lo, i * c), min(h, (i + 1) * c)
+                src.append(slice(a - i * c, b - i * c))
+                dst.append(slice(a - lo, b - lo))
+            out[tuple(dst)] = block[tuple(src)]
+        return out.reshape([n for n, k in zip(out.shape, keep) if k])
