@@ -67,15 +67,27 @@ CUPATCH_HD void clip_axis(index_t a, index_t b, index_t n, index_t& lo, index_t&
     if (hi <= lo) lo = hi = 0;  // empty: keep 0 <= lo <= hi <= n_q for the fill loops
 }
 
-// Map output row `row` (linear index over (b, k, qz, qy)) to its source.
-CUPATCH_HD GatherRow gather_row(const GatherArgs& a, index_t row) {
-    const index_t PZ = a.patch[0], PY = a.patch[1], PX = a.patch[2];
-    const index_t qy = row % PY;
-    index_t rest = row / PY;
-    const index_t qz = rest % PZ;
-    rest /= PZ;
-    const index_t k = rest % a.n_channels;
-    const index_t b = rest / a.n_channels;
+// Position of an output row: patch b, output channel k, plane qz, line qy.
+struct RowIndex {
+    index_t b, k, qz, qy;
+};
+
+// Linear row index (over (b, k, qz, qy), C order) -> its position.
+CUPATCH_HD RowIndex gather_row_index(const GatherArgs& a, index_t row) {
+    RowIndex i;
+    i.qy = row % a.patch[1];
+    row /= a.patch[1];
+    i.qz = row % a.patch[0];
+    row /= a.patch[0];
+    i.k = row % a.n_channels;
+    i.b = row / a.n_channels;
+    return i;
+}
+
+// Map output row (b, k, qz, qy) to its source.
+CUPATCH_HD GatherRow gather_row_at(const GatherArgs& a, const RowIndex& i) {
+    const index_t PY = a.patch[1], PX = a.patch[2];
+    const index_t b = i.b, k = i.k, qz = i.qz, qy = i.qy;
 
     GatherRow r;
     r.data = nullptr;
@@ -138,6 +150,8 @@ CUPATCH_HD GatherRow gather_row(const GatherArgs& a, index_t row) {
     r.step = py_b * src.strides[3] + px_b * src.strides[4];
     return r;
 }
+
+CUPATCH_HD GatherRow gather_row(const GatherArgs& a, index_t row) { return gather_row_at(a, gather_row_index(a, row)); }
 
 // Contract step 4: float32(raw) * scale + shift, no FMA contraction.
 CUPATCH_HD float gather_affine(float raw, float scale, float shift) { return add_rn(mul_rn(raw, scale), shift); }

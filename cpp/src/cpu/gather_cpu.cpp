@@ -12,8 +12,19 @@ template <class T, class O>
 void gather_rows(const GatherArgs& a, index_t begin, index_t end) {
     const index_t PX = a.patch[2];
     O* out = static_cast<O*>(a.out);
+    RowIndex i = gather_row_index(a, begin);  // then stepped in C order: no divisions per row
     for (index_t row = begin; row < end; ++row) {
-        const GatherRow r = gather_row(a, row);
+        const GatherRow r = gather_row_at(a, i);
+        if (++i.qy == a.patch[1]) {
+            i.qy = 0;
+            if (++i.qz == a.patch[0]) {
+                i.qz = 0;
+                if (++i.k == a.n_channels) {
+                    i.k = 0;
+                    ++i.b;
+                }
+            }
+        }
         O* dst = out + row * PX;
         O pad;
         from_float(gather_affine(0.0f, r.scale, r.shift), pad);

@@ -38,6 +38,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock, 3) gather_kernel(GatherArgs 
     const index_t warp = (static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
     const index_t n_warps = (static_cast<index_t>(gridDim.x) * blockDim.x) >> 5;
     O* out = static_cast<O*>(a.out);
+    const bool narrow = n_rows < (index_t(1) << 31);
     for (index_t first = warp * rows_per_warp; first < n_rows; first += n_warps * rows_per_warp) {
         DeviceRow<T, O> rows[kRowsPerLane];
 #pragma unroll
@@ -45,9 +46,24 @@ __global__ void __launch_bounds__(kThreadsPerBlock, 3) gather_kernel(GatherArgs 
             const index_t row = first + sub + j * rows_per_pass;
             DeviceRow<T, O>& d = rows[j];
             d.dst = nullptr;
+            d.src = nullptr;
+            d.step = 0;
             d.lo = d.hi = 0;
+            d.scale = d.shift = 0.0f;
             if (row >= n_rows) continue;
-            const GatherRow r = gather_row(a, row);
+            RowIndex index;
+            if (narrow) {  // 32-bit division is several times cheaper than 64-bit
+                std::uint32_t rest = static_cast<std::uint32_t>(row);
+                index.qy = rest % static_cast<std::uint32_t>(a.patch[1]);
+                rest /= static_cast<std::uint32_t>(a.patch[1]);
+                index.qz = rest % static_cast<std::uint32_t>(a.patch[0]);
+                rest /= static_cast<std::uint32_t>(a.patch[0]);
+                index.k = rest % static_cast<std::uint32_t>(a.n_channels);
+                index.b = rest / static_cast<std::uint32_t>(a.n_channels);
+            } else {
+                index = gather_row_index(a, row);
+            }
+            const GatherRow r = gather_row_at(a, index);
             d.dst = out + row * width;
             d.lo = static_cast<int>(r.lo);
             d.hi = static_cast<int>(r.hi);
