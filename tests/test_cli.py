@@ -68,7 +68,7 @@ def test_predict_default_model_with_blend_reports_a_difference(capsys):
 
 
 def test_tiff_in_tiff_out(tmp_path, capsys):
-    import tifffile
+    tifffile = pytest.importorskip("tifffile")
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 5000, size=(2, 90, 70), dtype=np.uint16)
@@ -90,7 +90,7 @@ def test_tiff_in_tiff_out(tmp_path, capsys):
 
 
 def test_npy_in_zarr_out_with_user_model(tmp_path, capsys):
-    import zarr
+    zarr = pytest.importorskip("zarr")
 
     model_file = tmp_path / "mymodel.py"
     model_file.write_text(

@@ -927,10 +927,8 @@ def run_prediction(
     if working == "gpu":
         import cupy as xp
 
-    from tqdm.auto import tqdm
-
     total = sum(t.n_tiles for t in tilings)
-    bar = tqdm(total=total, desc="predict_tiled", unit="tile", disable=not progress, dynamic_ncols=True)
+    bar = _progress_bar(total, progress)
     results = []
     start = time.perf_counter()
     created: list[Path] = []
@@ -964,6 +962,25 @@ def run_prediction(
     stats.wall_s = time.perf_counter() - start
     stats.n_tiles = total
     return (results if is_list else results[0]), stats
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int, progress: bool):
+    """A tqdm bar over tiles (tiles/s), or a silent stand-in when off or tqdm is missing."""
+    if not progress:
+        return _NoProgress()
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is a dependency, but the package must still work without it
+        return _NoProgress()
+    return tqdm(total=total, desc="predict_tiled", unit="tile", dynamic_ncols=True)
 
 
 def _sync(xp) -> None:
