@@ -7,8 +7,6 @@ import itertools
 import numpy as np
 import pytest
 from conftest import to_numpy
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from cupatch.stacks.axes import (
     reshape_array,
@@ -137,16 +135,3 @@ def test_sample_index():
     assert sample_index(0, "YX", (4, 4)) == {}
     with pytest.raises(IndexError, match="out of range"):
         sample_index(6, "STYX", (3, 2, 4, 4))
-
-
-@settings(max_examples=40, deadline=None)
-@given(perm=st.permutations("STCZYX"), n=st.integers(2, 6), data=st.data())
-def test_reshape_restore_property(perm, n, data):
-    letters = [ax for ax in perm if ax in "YX"] + [ax for ax in perm if ax not in "YX"][: n - 2]
-    axes = "".join(ax for ax in perm if ax in letters)
-    shape = tuple(data.draw(st.integers(1, 3)) for _ in axes)
-    a = np.arange(int(np.prod(shape))).reshape(shape)
-    out = reshape_array(a, axes)
-    np.testing.assert_array_equal(out, _reference_reshape(a, axes))
-    assert restored_shape(out.shape, axes, shape) == shape
-    np.testing.assert_array_equal(restore_array(out, axes, shape), a)
