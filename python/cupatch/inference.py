@@ -767,8 +767,10 @@ def predict_tiled(
         Maps a float32 batch ``(B, C_in, [Z,] Y, X)`` to ``(B, C_out, [Z,] Y, X)`` with the
         same spatial size. A plain callable gets CuPy arrays on the GPU and NumPy arrays on
         the CPU; a ``torch.nn.Module`` gets tensors (through DLPack on the GPU, no host round
-        trip) and runs under ``torch.no_grad()``. ``C_out`` and the output dtype may differ
-        from the input's; they are taken from the first batch.
+        trip) and runs under ``torch.no_grad()`` (put it in ``eval()`` mode and on the
+        working device first). ``C_out`` and the output dtype may differ from the input's;
+        they are taken from the first batch. Stitching accumulates in float32 and the result
+        is cast to the model's dtype (integers are rounded).
     data : array, ImageStack, path, or list of them
         NumPy or CuPy array, ``ImageStack``, or a ``.tif/.tiff``, ``.zarr`` or ``.npy``
         path. A list predicts several images and returns a list.
