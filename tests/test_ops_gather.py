@@ -325,6 +325,27 @@ def test_gpu_bit_identical_to_cpu(source_dtype, ndim):
 
 @pytest.mark.gpu
 @requires_gpu
+def test_gpu_accepts_device_resident_arguments():
+    import cupy
+
+    rng = np.random.default_rng(22)
+    host = [random_source(rng, (2, 2, 30, 30), np.uint16)]
+    n = 33
+    specs = np.stack([np.zeros(n, int), rng.integers(0, 2, n), rng.integers(-5, 30, n), rng.integers(-5, 30, n)], 1)
+    kwargs = dict(
+        scale=np.float32([0.5, 2.0]), shift=np.float32([1.0, -1.0]), flip_y=rng.integers(0, 2, n).astype(bool),
+        flip_x=rng.integers(0, 2, n), rot90=rng.integers(0, 4, n),
+    )
+    expected = gather_patches_reference(host, specs, (8, 8), **kwargs)
+    on_device = {k: cupy.asarray(v) for k, v in kwargs.items()}
+    got = gather_patches([cupy.asarray(host[0])], cupy.asarray(specs), (8, 8), **on_device)
+    np.testing.assert_array_equal(bits(got), bits(expected))
+    with pytest.raises(ValueError, match="rot90 given on the GPU needs square"):
+        gather_patches([cupy.asarray(host[0])], specs, (8, 6), rot90=cupy.zeros(n, dtype=cupy.int64))
+
+
+@pytest.mark.gpu
+@requires_gpu
 def test_gpu_runs_on_current_stream_without_sync():
     import cupy
 

@@ -67,6 +67,8 @@ GATHER_BAD = [
     (dict(rot90=[0.0, 1.0]), TypeError, "rot90 must be integers"),
     (dict(rot90=[1, 0, 0]), ValueError, "rot90 must have one entry per patch"),
     (dict(patch_size=(4, 6), rot90=[1, 0]), ValueError, "rot90 with odd quarter turns needs square YX"),
+    (dict(flip_y=FakeDeviceArray((2,), "|b1")), TypeError, "flip_y is a GPU array but the sources are NumPy"),
+    (dict(scale=FakeDeviceArray((3,))), TypeError, "scale is a GPU array but the sources are NumPy"),
     (dict(dtype=np.int32), ValueError, "dtype must be one of"),
     (dict(dtype="not-a-dtype"), TypeError, "dtype 'not-a-dtype' is not a valid dtype"),
     (dict(out=np.zeros((2, 3, 4, 5), np.float32)), ValueError, r"out must have shape \(2, 3, 4, 4\)"),

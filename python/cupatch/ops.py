@@ -256,32 +256,47 @@ def _spec_table(specs: Any, n_cols: int, xp, name: str, *, what: str):
     return dev, host
 
 
-def _per_patch(value: Any, n: int, name: str, *, kind: str) -> np.ndarray | None:
+def _device_argument(value: Any, xp, name: str):
+    """A GPU-resident per-patch/per-channel argument as CuPy (only with GPU sources)."""
+    if xp is np:
+        raise TypeError(f"{name} is a GPU array but the sources are NumPy arrays")
+    return _backend.as_cupy(value, name)
+
+
+def _per_patch(value: Any, n: int, name: str, *, kind: str, xp=np):
+    """Host (validated) or device (shape and dtype checked: no synchronisation) per-patch flags."""
     if value is None:
         return None
-    arr = np.asarray(value.get() if hasattr(value, "get") and _backend.is_gpu_array(value) else value)
+    on_device = _backend.is_gpu_array(value)
+    arr = _device_argument(value, xp, name) if on_device else np.asarray(value)
     if arr.ndim != 1 or arr.shape[0] != n:
-        raise ValueError(f"{name} must have one entry per patch, shape ({n},), got {arr.shape}")
+        raise ValueError(f"{name} must have one entry per patch, shape ({n},), got {tuple(arr.shape)}")
     if kind == "bool":
-        if arr.dtype != np.bool_ and not (arr.dtype.kind in "iu" and np.isin(arr, (0, 1)).all()):
+        if arr.dtype != np.bool_ and arr.dtype.kind not in "iu":
             raise ValueError(f"{name} must be booleans (or 0/1), got dtype {arr.dtype}")
+        if on_device:
+            return arr != 0
+        if arr.dtype != np.bool_ and not np.isin(arr, (0, 1)).all():
+            raise ValueError(f"{name} must be booleans (or 0/1), got values {np.unique(arr)[:8]}")
         return arr.astype(bool)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must be integers in 0..3, got dtype {arr.dtype}")
+    if on_device:
+        return arr.astype(np.int64)
     if arr.size and (arr.min() < 0 or arr.max() > 3):
         raise ValueError(f"{name} values must be in 0..3 quarter turns, got values in [{arr.min()}, {arr.max()}]")
     return arr.astype(np.int64)
 
 
-def _per_channel(value: Any, n: int, name: str) -> np.ndarray | None:
+def _per_channel(value: Any, n: int, name: str, xp=np):
     if value is None:
         return None
-    arr = np.asarray(value.get() if hasattr(value, "get") and _backend.is_gpu_array(value) else value)
+    arr = _device_argument(value, xp, name) if _backend.is_gpu_array(value) else np.asarray(value)
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"{name} must be numbers, got dtype {arr.dtype}")
     arr = arr.reshape(-1) if arr.ndim == 0 else arr
     if arr.ndim != 1 or arr.shape[0] != n:
-        raise ValueError(f"{name} must have one value per output channel ({n}), got shape {arr.shape}")
+        raise ValueError(f"{name} must have one value per output channel ({n}), got shape {tuple(arr.shape)}")
     return arr.astype(np.float32)
 
 
@@ -374,25 +389,36 @@ def gather_patches(
         raise TypeError(f"dtype {dtype!r} is not a valid dtype") from None
     if out_dtype not in OUTPUT_DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(d.name for d in OUTPUT_DTYPES)}, got {out_dtype}")
-    sc = _per_channel(scale, n_out, "scale")
-    sh = _per_channel(shift, n_out, "shift")
+    sc = _per_channel(scale, n_out, "scale", xp)
+    sh = _per_channel(shift, n_out, "shift", xp)
     affine = None
     if sc is not None or sh is not None:
-        affine = np.stack([sc if sc is not None else np.ones(n_out, np.float32), sh if sh is not None else np.zeros(n_out, np.float32)])
-    fy = _per_patch(flip_y, n_patches, "flip_y", kind="bool")
-    fx = _per_patch(flip_x, n_patches, "flip_x", kind="bool")
-    rot = _per_patch(rot90, n_patches, "rot90", kind="int")
-    if rot is not None and patch[-1] != patch[-2] and (rot % 2).any():
-        raise ValueError(f"rot90 with odd quarter turns needs square YX patches, got patch_size {patch}")
+        on_device = any(v is not None and not isinstance(v, np.ndarray) for v in (sc, sh))
+        mod = xp if on_device else np
+        ones, zeros = mod.ones(n_out, dtype=np.float32), mod.zeros(n_out, dtype=np.float32)
+        affine = mod.stack([ones if sc is None else mod.asarray(sc), zeros if sh is None else mod.asarray(sh)])
+    fy = _per_patch(flip_y, n_patches, "flip_y", kind="bool", xp=xp)
+    fx = _per_patch(flip_x, n_patches, "flip_x", kind="bool", xp=xp)
+    rot = _per_patch(rot90, n_patches, "rot90", kind="int", xp=xp)
+    if rot is not None and patch[-1] != patch[-2]:
+        if not isinstance(rot, np.ndarray):
+            raise ValueError(
+                f"rot90 given on the GPU needs square YX patches, got patch_size {patch} "
+                "(odd turns cannot be ruled out without a synchronisation: pass rot90 as a NumPy array)"
+            )
+        if (rot % 2).any():
+            raise ValueError(f"rot90 with odd quarter turns needs square YX patches, got patch_size {patch}")
     aug = None
-    if fy is not None or fx is not None or rot is not None:
-        aug = np.zeros(n_patches, dtype=np.uint8)
+    flags = [f for f in (fy, fx, rot) if f is not None]
+    if flags:
+        mod = xp if any(not isinstance(f, np.ndarray) for f in flags) else np
+        aug = mod.zeros(n_patches, dtype=np.uint8)
         if fy is not None:
-            aug |= fy.astype(np.uint8)
+            aug |= mod.asarray(fy).astype(np.uint8)
         if fx is not None:
-            aug |= fx.astype(np.uint8) << 1
+            aug |= mod.asarray(fx).astype(np.uint8) << 1
         if rot is not None:
-            aug |= rot.astype(np.uint8) << 2
+            aug |= (mod.asarray(rot) & 3).astype(np.uint8) << 2
     shape = (n_patches, n_out, *patch)
     if out is None:
         out = xp.empty(shape, dtype=out_dtype)
@@ -414,8 +440,11 @@ def gather_patches(
     if int(xp.cuda.Device().id) != table.device_id:
         raise ValueError(f"sources are on GPU {table.device_id} but the current device is GPU {xp.cuda.Device().id}")
     chan_dev = table.device_copy(chan)
-    affine_dev = None if affine is None else table.device_copy(affine)
-    aug_dev = None if aug is None else xp.asarray(aug)
+    if affine is None or not isinstance(affine, np.ndarray):
+        affine_dev = None if affine is None else xp.ascontiguousarray(affine)
+    else:
+        affine_dev = table.device_copy(affine)
+    aug_dev = None if aug is None else xp.ascontiguousarray(xp.asarray(aug))
     _core.gather_cuda(
         _ptr(table.device_table), len(table), table.dtype_code, _ptr(specs_dev), n_patches, 2 + ndim, ndim, patch3,
         _ptr(chan_dev), n_out, 0 if affine_dev is None else _ptr(affine_dev), 0 if aug_dev is None else _ptr(aug_dev),
