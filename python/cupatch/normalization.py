@@ -159,9 +159,12 @@ def _histogram_quantiles(hist: np.ndarray, levels: np.ndarray) -> np.ndarray:
 
 def _stats_pass(stacks, channels, *, per_channel, moments, extremes, quantiles, progress, desc) -> dict:
     """Run one pass over every sample of ``stacks`` (channel subset ``channels``)."""
-    from tqdm.auto import tqdm
-
-    resident = all(getattr(s, "array", None) is not None for s in stacks)
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is a dependency, but the statistics do not need it
+        tqdm = None
+    # exact float quantiles need every value in memory: only for stacks already held there
+    resident = all(getattr(s, "array", None) is not None and not isinstance(s.array, np.memmap) for s in stacks)
     n_channels = len(channels) if channels is not None else stacks[0].data_shape[1]
     total = sum(int(np.prod(s.data_shape[2:])) * s.data_shape[0] for s in stacks)
     if not per_channel:
@@ -169,7 +172,8 @@ def _stats_pass(stacks, channels, *, per_channel, moments, extremes, quantiles, 
     acc = _StatsPass(moments=moments, extremes=extremes, quantiles=quantiles, exact_floats=resident,
                      total_per_channel=total)
     n_samples = sum(s.data_shape[0] for s in stacks)
-    with tqdm(total=n_samples, desc=desc, unit="sample", disable=not progress, leave=False) as bar:
+    bar = tqdm(total=n_samples, desc=desc, unit="sample", disable=not progress, leave=False) if tqdm else None
+    try:
         for stack in stacks:
             for s in range(stack.data_shape[0]):
                 if stack.array is not None:
@@ -182,7 +186,11 @@ def _stats_pass(stacks, channels, *, per_channel, moments, extremes, quantiles, 
                 if not per_channel:
                     block = block.reshape(1, -1)
                 acc.update(block)
-                bar.update(1)
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
     return acc.result()
 
 
