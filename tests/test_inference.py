@@ -596,6 +596,27 @@ def test_error_half_way_names_the_partial_output(tmp_path):
     assert "partial.zarr" in notes and "incomplete" in notes
 
 
+def test_write_error_in_the_background_is_raised(tmp_path, monkeypatch):
+    from cupatch import inference
+
+    original = inference._Writer.write
+    calls = []
+
+    def failing(self, sample_idx, a, b, block):
+        calls.append(a)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return original(self, sample_idx, a, b, block)
+
+    monkeypatch.setattr(inference._Writer, "write", failing)
+    image = np.zeros((300, 40), np.float32)
+    path = tmp_path / "bg.zarr"
+    with pytest.raises(OSError, match="disk full") as info:
+        predict_tiled(identity, image, axes="YX", tile_size=16, overlap=4, batch_size=2, out=path, progress=False)
+    assert "bg.zarr" in " ".join(getattr(info.value, "__notes__", []))
+    assert not any(t.name == "cupatch-writer" for t in __import__("threading").enumerate())
+
+
 def test_budget_too_small_for_one_tile():
     with pytest.raises(ValueError, match=r"max_gpu_bytes.*batch_size|batch_size.*max_gpu_bytes"):
         predict_tiled(identity, IMAGE, axes="YX", tile_size=16, overlap=4, max_gpu_bytes=100, progress=False)

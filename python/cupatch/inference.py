@@ -11,14 +11,17 @@ or the whole output would exceed ``max_gpu_bytes``) the prediction is *streamed*
 are processed in C order, so rows of tiles along the first spatial axis complete one after
 the other; only an output slab covering the rows still open is kept on the device, and
 every region no later tile touches is finished (blend: divided by its weights) and written
-out, chunk-aligned for Zarr and through a pinned buffer for host arrays.
+out, chunk-aligned for Zarr and through a pinned buffer for host arrays. Writes to Zarr
+and files run in a background thread, overlapping the next batches.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import queue
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -502,6 +505,47 @@ class _Writer:
         self.target[tuple(key)] = block.transpose(self.perm)
 
 
+class _BackgroundWriter:
+    """Runs a writer's ``write`` calls in order in one background thread.
+
+    Encoding and storing Zarr chunks (or filling a memory-mapped file) then overlaps the
+    next batches' gather, model and stitch. At most ``max_pending`` blocks wait in the
+    queue, which bounds the extra host memory. The first error is re-raised in the
+    calling thread by the next ``write`` or by ``close``.
+    """
+
+    def __init__(self, writer: _Writer, max_pending: int = 2):
+        self.writer = writer
+        self.pending: queue.Queue = queue.Queue(maxsize=max_pending)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="cupatch-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.pending.get()
+            if item is None:
+                return
+            if self.error is None:
+                try:
+                    self.writer.write(*item)
+                except BaseException as exc:  # handed to the caller, never lost
+                    self.error = exc
+
+    def write(self, sample_idx: int, a: int, b: int, block: np.ndarray) -> None:
+        if self.error is not None:
+            raise self.error
+        self.pending.put((sample_idx, a, b, block))
+
+    def close(self) -> None:
+        """Wait for every queued write; re-raise the first write error."""
+        if self.thread.is_alive():
+            self.pending.put(None)
+            self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 def _cast(block, dtype, xp):
     if block.dtype == dtype:
         return block
@@ -598,10 +642,15 @@ class _SlabSink:
     destination's chunk size so Zarr writes stay chunk-aligned), and the slab moves on.
     """
 
-    def __init__(self, xp, mode, table, tiling: _Tiling, c_out: int, dtype, writer: _Writer, chunk0: int):
+    def __init__(
+        self, xp, mode, table, tiling: _Tiling, c_out: int, dtype, writer: _Writer, chunk0: int, background: bool = False
+    ):
         self.xp, self.mode, self.table = xp, mode, table
         self.tiling, self.c_out, self.dtype = tiling, c_out, np.dtype(dtype)
-        self.writer, self.chunk0 = writer, max(1, int(chunk0))
+        self.chunk0 = max(1, int(chunk0))
+        # Slow destinations (Zarr, files) are written from a background thread.
+        self.background = background
+        self.writer = _BackgroundWriter(writer) if background else writer
         self.ranges = tiling.crop_range if mode == "crop" else tiling.blend_range
         self.slabs: dict[int, list] = {}  # sample -> [lo, values, weights]
         self.copy_to_host = _HostCopier(xp)
@@ -686,7 +735,10 @@ class _SlabSink:
             block = values[0, :, :k]
             if weights is not None:
                 block = block / weights[0, :, :k]
-            self.writer.write(sample, lo, final, self.copy_to_host(_cast(block, self.dtype, self.xp)))
+            host = self.copy_to_host(_cast(block, self.dtype, self.xp))
+            if self.background and self.xp is not np:
+                host = host.copy()  # the pinned buffer is reused by the next flush
+            self.writer.write(sample, lo, final, host)
             if final == n0:
                 del self.slabs[sample]
                 continue
@@ -699,8 +751,18 @@ class _SlabSink:
             slab[:] = [final, new_values, new_weights]
 
     def finish(self) -> None:
+        if self.background:
+            self.writer.close()
         if self.slabs:
             raise RuntimeError(f"streaming ended with unfinished samples {sorted(self.slabs)}")
+
+    def abort(self) -> None:
+        """Stop the background writer after an error (its own error, if any, is dropped)."""
+        if self.background:
+            try:
+                self.writer.close()
+            except BaseException:  # the error that stopped the run is the one to report
+                pass
 
 
 # --------------------------------------------------------------------------------------
@@ -1017,39 +1079,45 @@ def _predict_one(
     resident_input = array.nbytes if array is not None and isinstance(source, _WholeSource) else 0
 
     sink = None
-    for begin in range(0, tiling.n_tiles, batch_size):
-        tile_index = np.arange(begin, min(begin + batch_size, tiling.n_tiles), dtype=np.int64)
-        specs = np.ascontiguousarray(tiling.patching.spec_table(tile_index), dtype=np.int64)
-        t0 = time.perf_counter()
-        batch = source.gather(specs, tile_index)
-        if timing:
-            _sync(xp)
-        t1 = time.perf_counter()
-        pred = runner(batch)
-        _check_prediction(pred, runner, tuple(batch.shape), tiling.tile)
-        if normalization is not None:
-            pred = normalization.denormalize(pred)
-        if timing:
-            _sync(xp)
-        t2 = time.perf_counter()
-        if sink is None:
-            sink, dest = _make_sink(
-                xp, mode, window, table, tiling, pred, dest, axes=original_axes, original_shape=original_shape,
-                target_axes=target_axes, budget=budget, resident_input=resident_input, batch_size=batch_size,
-                overwrite=overwrite, created=created, stats=stats,
-            )  # fmt: skip
-        tiles = xp.ascontiguousarray(pred, dtype=np.float32)
-        sink.add(tiles, specs, tile_index)
-        if timing:
-            _sync(xp)
-        t3 = time.perf_counter()
-        stats.gather_s += t1 - t0
-        stats.model_s += t2 - t1
-        stats.stitch_s += t3 - t2
-        bar.update(len(tile_index))
+    try:
+        for begin in range(0, tiling.n_tiles, batch_size):
+            tile_index = np.arange(begin, min(begin + batch_size, tiling.n_tiles), dtype=np.int64)
+            specs = np.ascontiguousarray(tiling.patching.spec_table(tile_index), dtype=np.int64)
+            t0 = time.perf_counter()
+            batch = source.gather(specs, tile_index)
+            if timing:
+                _sync(xp)
+            t1 = time.perf_counter()
+            pred = runner(batch)
+            _check_prediction(pred, runner, tuple(batch.shape), tiling.tile)
+            if normalization is not None:
+                pred = normalization.denormalize(pred)
+            if timing:
+                _sync(xp)
+            t2 = time.perf_counter()
+            if sink is None:
+                sink, dest = _make_sink(
+                    xp, mode, window, table, tiling, pred, dest, axes=original_axes, original_shape=original_shape,
+                    target_axes=target_axes, budget=budget, resident_input=resident_input, batch_size=batch_size,
+                    overwrite=overwrite, created=created, stats=stats,
+                )  # fmt: skip
+            tiles = xp.ascontiguousarray(pred, dtype=np.float32)
+            sink.add(tiles, specs, tile_index)
+            if timing:
+                _sync(xp)
+            t3 = time.perf_counter()
+            stats.gather_s += t1 - t0
+            stats.model_s += t2 - t1
+            stats.stitch_s += t3 - t2
+            bar.update(len(tile_index))
+        if isinstance(sink, _SlabSink):
+            sink.finish()
+    except BaseException:
+        if isinstance(sink, _SlabSink):
+            sink.abort()
+        raise
 
     if isinstance(sink, _SlabSink):
-        sink.finish()
         if hasattr(dest, "flush"):
             dest.flush()
         return dest
@@ -1123,4 +1191,6 @@ def _make_sink(
     writer = _Writer(dest, axes, original_shape, out_axes, len(tiling.tile))
     if table is not None and xp is not np:
         table = xp.asarray(table)  # upload the blend window once, not per batch
-    return _SlabSink(xp, mode, table, tiling, c_out, dtype, writer, chunk0), dest
+    # Plain in-memory arrays are filled synchronously; anything backed by storage is not.
+    background = type(dest) is not np.ndarray
+    return _SlabSink(xp, mode, table, tiling, c_out, dtype, writer, chunk0, background), dest
