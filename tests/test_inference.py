@@ -596,6 +596,24 @@ def test_error_half_way_names_the_partial_output(tmp_path):
     assert "partial.zarr" in notes and "incomplete" in notes
 
 
+def test_only_unfinished_outputs_are_reported_incomplete(tmp_path):
+    calls = []
+
+    def fails_on_fourth_batch(x):
+        calls.append(1)
+        if len(calls) == 4:  # second batch of the second image (9 tiles = 2 batches each)
+            raise RuntimeError("model crashed")
+        return x
+
+    images = [np.zeros((40, 40), np.float32), np.zeros((40, 40), np.float32)]
+    outs = [tmp_path / "first.npy", tmp_path / "second.npy"]
+    with pytest.raises(RuntimeError, match="model crashed") as info:
+        predict_tiled(fails_on_fourth_batch, images, axes="YX", tile_size=16, overlap=4, out=outs, progress=False)
+    notes = " ".join(getattr(info.value, "__notes__", []))
+    assert "second.npy" in notes and "incomplete" in notes
+    assert "first.npy" not in notes
+
+
 def test_write_error_in_the_background_is_raised(tmp_path, monkeypatch):
     from cupatch import inference
 

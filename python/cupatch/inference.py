@@ -995,19 +995,21 @@ def run_prediction(
     bar = _progress_bar(total, progress)
     results = []
     start = time.perf_counter()
-    created: list[Path] = []
-    done = 0
+    created: list[Path] = []  # output files made by this call
+    finished: list[Path] = []  # ... and those completely written
     try:
         for stack, tiling, dest in zip(stacks, tilings, outs):
+            n_created = len(created)
             result = _predict_one(
                 runner, stack, tiling, dest, xp=xp, working=working, mode=mode, window=window_name,
                 table=table, channels=chans, scale=scale, shift=shift, normalization=normalization,
                 axes=axes, target_axes=target_axes, batch_size=int(batch_size), budget=budget,
                 overwrite=overwrite, bar=bar, stats=stats, created=created, timing=timing,
             )  # fmt: skip
-            done += tiling.n_tiles
+            finished.extend(created[n_created:])
             results.append(result)
     except BaseException as exc:
+        incomplete = [path for path in created if path not in finished]
         oom = type(exc).__name__ == "OutOfMemoryError"
         if oom:
             new = MemoryError(
@@ -1015,10 +1017,10 @@ def run_prediction(
                 f"(={batch_size}) or tile_size (={tile}), or lower max_gpu_bytes (={budget:.3g}) so "
                 f"that the output is streamed in slabs"
             )
-            for path in created:
+            for path in incomplete:
                 new.add_note(f"predict_tiled: the output {str(path)!r} is incomplete (stopped by this error)")
             raise new from exc
-        for path in created:
+        for path in incomplete:
             exc.add_note(f"predict_tiled: the output {str(path)!r} is incomplete (stopped by this error)")
         raise
     finally:
