@@ -283,6 +283,8 @@ class _ModelRunner:
             if not isinstance(y, torch.Tensor):
                 raise TypeError(f"model {self.name} returned {type(y).__name__}; expected a tensor")
             y = y.detach()
+            if y.dtype == torch.bfloat16:  # neither NumPy nor CuPy has bfloat16
+                y = y.float()
             if self.device == "gpu":
                 import cupy
 
