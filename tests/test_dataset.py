@@ -11,7 +11,7 @@ from conftest import HAS_GPU, requires_gpu, to_numpy
 from cupatch._reference import gather_patches_reference
 from cupatch.augmentation import Augmentations
 from cupatch.dataset import PatchDataset
-from cupatch.normalization import MeanStdNormalization, MinMaxNormalization, NoNormalization
+from cupatch.normalization import MeanStdNormalization, MinMaxNormalization
 from cupatch.patching import (
     FixedRandomPatching,
     RandomPatching,

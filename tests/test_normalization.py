@@ -12,7 +12,7 @@ from cupatch.normalization import (
     NoNormalization,
     QuantileNormalization,
 )
-from cupatch.stacks import as_stack, as_stacks
+from cupatch.stacks import as_stack
 
 
 def _stacks(xp, dtype=np.uint16, placement="auto"):

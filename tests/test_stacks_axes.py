@@ -12,7 +12,6 @@ from cupatch.stacks.axes import (
     reshape_array,
     reshaped_shape,
     restore_array,
-    restored_shape,
     sample_index,
     validate_axes,
 )

@@ -16,7 +16,7 @@ from there. So a dataset larger than GPU memory trains too.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -98,7 +98,7 @@ class _Staging:
 class _Role:
     """The stacks of one side of the dataset (inputs or targets) and how to gather them."""
 
-    def __init__(self, stacks, device: str, placement: str, channels):
+    def __init__(self, stacks, device: str, channels):
         self.stacks = stacks
         self.channels = channels
         self.dtype = np.result_type(*[s.dtype for s in stacks])
@@ -211,8 +211,8 @@ class PatchDataset:
         inputs_, targets_ = self._place(inputs_, targets_, placement)
         self.input_stacks = inputs_
         self.target_stacks = targets_
-        self._input = _Role(inputs_, self.device, placement, self.channels)
-        self._target = _Role(targets_, self.device, placement, None) if targets_ is not None else None
+        self._input = _Role(inputs_, self.device, self.channels)
+        self._target = _Role(targets_, self.device, None) if targets_ is not None else None
 
         if isinstance(patching, type) or (callable(patching) and not hasattr(patching, "spec_table")):
             patching = patching([s.data_shape for s in inputs_])  # a class or a factory
