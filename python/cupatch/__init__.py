@@ -35,6 +35,13 @@ _EXPORTS = {
     "ImageRegionData": "region",
     "collate_regions": "region",
     "decollate_regions": "region",
+    "as_stack": "stacks",
+    "as_stacks": "stacks",
+    "MeanStdNormalization": "normalization",
+    "MinMaxNormalization": "normalization",
+    "QuantileNormalization": "normalization",
+    "NoNormalization": "normalization",
+    "Augmentations": "augmentation",
     "PatchDataset": "dataset",
     "BatchLoader": "loader",
     "predict_tiled": "inference",
@@ -59,9 +66,16 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - static analysers see the real imports
     from ._backend import build_info, gpu_available
     from ._windows import WINDOWS, window_table
+    from .augmentation import Augmentations
     from .dataset import PatchDataset
     from .inference import predict_tiled
     from .loader import BatchLoader
+    from .normalization import (
+        MeanStdNormalization,
+        MinMaxNormalization,
+        NoNormalization,
+        QuantileNormalization,
+    )
     from .ops import BlendAccumulator, SourceTable, gather_patches, stitch_tiles
     from .patching import (
         FixedPatching,
@@ -77,3 +91,4 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the real imports
         is_tile_specs,
     )
     from .region import ImageRegionData, collate_regions, decollate_regions
+    from .stacks import as_stack, as_stacks
