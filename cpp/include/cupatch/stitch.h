@@ -117,15 +117,8 @@ CUPATCH_HD CropRow crop_row_of(const StitchArgs& a, const TileSpec& t, const Out
     return r;
 }
 
-// Linear tile row (b, c, tz, ty) -> destination.
-CUPATCH_HD CropRow crop_row(const StitchArgs& a, index_t row) {
-    const index_t TZ = a.tile[0], TY = a.tile[1];
-    const index_t ty = row % TY;
-    index_t rest = row / TY;
-    const index_t tz = rest % TZ;
-    rest /= TZ;
-    const index_t c = rest % a.channels;
-    const index_t b = rest / a.channels;
+// Tile row (b, c, tz, ty) -> destination (an empty range when the tile addresses nothing).
+CUPATCH_HD CropRow crop_row_at(const StitchArgs& a, index_t b, index_t c, index_t tz, index_t ty) {
     const TileSpec t = load_tile_spec(a, b);
     if (!tile_target_valid(a, t)) {
         CropRow r;
@@ -134,6 +127,15 @@ CUPATCH_HD CropRow crop_row(const StitchArgs& a, index_t row) {
         return r;
     }
     return crop_row_of(a, t, load_output(a.outputs, t.data_idx), b, c, tz, ty);
+}
+
+// Linear tile row (over (b, c, tz, ty), C order) -> destination.
+CUPATCH_HD CropRow crop_row(const StitchArgs& a, index_t row) {
+    const index_t ty = row % a.tile[1];
+    row /= a.tile[1];
+    const index_t tz = row % a.tile[0];
+    row /= a.tile[0];
+    return crop_row_at(a, row / a.channels, row % a.channels, tz, ty);
 }
 
 // ---------------------------------------------------------------------------------------

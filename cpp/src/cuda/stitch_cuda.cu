@@ -32,6 +32,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock, 4) crop_kernel(StitchArgs a,
     const index_t warp = (static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
     const index_t n_warps = (static_cast<index_t>(gridDim.x) * blockDim.x) >> 5;
     const index_t width = a.tile[2];
+    const bool narrow = n_rows < (index_t(1) << 31);
     for (index_t first = warp * rows_per_warp; first < n_rows; first += n_warps * rows_per_warp) {
         const float* src[kRowsPerLane];
         float* dst[kRowsPerLane];
@@ -43,7 +44,18 @@ __global__ void __launch_bounds__(kThreadsPerBlock, 4) crop_kernel(StitchArgs a,
             src[j] = nullptr;
             dst[j] = nullptr;
             if (row >= n_rows) continue;
-            const CropRow r = crop_row(a, row);
+            CropRow r;
+            if (narrow) {  // 32-bit division is several times cheaper than 64-bit
+                std::uint32_t rest = static_cast<std::uint32_t>(row);
+                const std::uint32_t ty = rest % static_cast<std::uint32_t>(a.tile[1]);
+                rest /= static_cast<std::uint32_t>(a.tile[1]);
+                const std::uint32_t tz = rest % static_cast<std::uint32_t>(a.tile[0]);
+                rest /= static_cast<std::uint32_t>(a.tile[0]);
+                const std::uint32_t n_channels = static_cast<std::uint32_t>(a.channels);
+                r = crop_row_at(a, rest / n_channels, rest % n_channels, tz, ty);
+            } else {
+                r = crop_row(a, row);
+            }
             if (r.hi <= r.lo) continue;
             lo[j] = static_cast<int>(r.lo);
             hi[j] = static_cast<int>(r.hi);
