@@ -89,6 +89,20 @@ def test_tiff_in_tiff_out(tmp_path, capsys):
     assert main([*args, "--overwrite"]) == 0
 
 
+def test_output_over_the_input_is_refused_even_with_overwrite(tmp_path, capsys):
+    tifffile = pytest.importorskip("tifffile")
+
+    image = np.arange(60 * 50, dtype=np.uint16).reshape(60, 50)
+    path = tmp_path / "in.tif"
+    tifffile.imwrite(path, image)
+    args = ["predict", str(path), "--tile", "32", "--overlap", "8", "--out", str(path), "--overwrite", "--no-progress"]
+    assert main(args) == 1
+    assert "would overwrite the input" in capsys.readouterr().err
+    stored = tifffile.imread(path)
+    assert stored.dtype == np.uint16
+    np.testing.assert_array_equal(stored, image)
+
+
 def test_npy_in_zarr_out_with_user_model(tmp_path, capsys):
     zarr = pytest.importorskip("zarr")
 

@@ -373,19 +373,112 @@ def _check_out_path(path: Path, overwrite: bool) -> None:
         raise PermissionError(f"out {str(path)!r} exists and is not writable")
 
 
-def _check_not_input(path: Path, data) -> None:
-    """Refuse an output path that is, holds or lies inside one of the input files."""
+def _local_path(location: str) -> Path | None:
+    """The file-system path of an input location (a path or a ``file://`` URI), else None."""
+    if location.startswith("file://"):
+        location = location[len("file://") :]
+    elif "://" in location:
+        return None
+    return Path(location).absolute().resolve()
+
+
+def _input_paths(data, stacks) -> list[tuple[str, Path]]:
+    """``(label, path)`` of every input that lives in a file or a local store.
+
+    Both the items of ``data`` that are paths and the sources of the stacks are used, so an
+    input passed as an ``ImageStack`` or a Zarr array is protected too.
+    """
     items = data if isinstance(data, (list, tuple)) else [data]
-    target = path.absolute().resolve()
+    found = []
     for item in items:
-        if not isinstance(item, (str, os.PathLike)):
-            continue
-        name = str(item)
-        if name.startswith("file://"):
-            name = name[len("file://") :]
-        source = Path(name).absolute().resolve()
+        if isinstance(item, (str, os.PathLike)):
+            path = _local_path(str(item))
+            if path is not None:
+                found.append((str(item), path))
+    for stack in stacks:
+        source = getattr(stack, "source", None)
+        if isinstance(source, str) and source != "array":
+            path = _local_path(source)
+            if path is not None:
+                found.append((source, path))
+    return found
+
+
+def _check_not_input(path: Path, inputs: list[tuple[str, Path]]) -> None:
+    """Refuse an output path that is, holds or lies inside one of the input files."""
+    target = path.absolute().resolve()
+    for label, source in inputs:
         if source == target or target in source.parents or source in target.parents:
-            raise ValueError(f"out {str(path)!r} would overwrite the input {str(item)!r}; choose another path")
+            raise ValueError(f"out {str(path)!r} would overwrite the input {label!r}; choose another path")
+
+
+def _zarr_location(array) -> tuple[Any, ...] | None:
+    """A key identifying where a Zarr array is stored (local directory, or store and path)."""
+    store = getattr(array, "store", None)
+    root = getattr(store, "root", None)
+    if root is not None:
+        return ("local", Path(root, getattr(array, "path", "") or "").absolute().resolve())
+    return ("store", id(store), getattr(array, "path", None))
+
+
+def _input_arrays(data, stacks) -> list:
+    """Every in-memory or Zarr array the inputs read from."""
+    items = data if isinstance(data, (list, tuple)) else [data]
+    arrays = [item for item in items if isinstance(item, np.ndarray) or _is_zarr_array(item)]
+    for stack in stacks:
+        for attr in ("array", "_backing"):
+            value = getattr(stack, attr, None)
+            if isinstance(value, np.ndarray) or _is_zarr_array(value):
+                arrays.append(value)
+    return arrays
+
+
+def _same_storage(a, b) -> bool:
+    """True when two destinations (or a destination and an input) share memory or storage."""
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return a is b or np.may_share_memory(a, b)
+    if _is_zarr_array(a) and _is_zarr_array(b):
+        return a is b or _zarr_location(a) == _zarr_location(b)
+    if isinstance(a, Path) and isinstance(b, Path):
+        return a.absolute().resolve() == b.absolute().resolve()
+    if isinstance(a, Path) or isinstance(b, Path):
+        path, array = (a, b) if isinstance(a, Path) else (b, a)
+        location = _zarr_location(array) if _is_zarr_array(array) else None
+        return location is not None and location[0] == "local" and location[1] == path.absolute().resolve()
+    return False
+
+
+def _check_outputs(outs: list, data, stacks, overwrite: bool) -> None:
+    """Refuse, before any work, destinations that would lose data or cannot be written.
+
+    Paths must be new (or ``overwrite``) and writable; no destination may be an input, share
+    memory with one, or be given twice (the second image would overwrite the first).
+    """
+    inputs = _input_paths(data, stacks)
+    arrays = _input_arrays(data, stacks)
+    for k, o in enumerate(outs):
+        name = "out" if len(outs) == 1 else f"out[{k}]"
+        if o is None:
+            continue
+        if isinstance(o, Path):
+            _check_out_path(o, overwrite)
+            _check_not_input(o, inputs)
+            continue
+        if isinstance(o, np.ndarray) and not o.flags.writeable:
+            raise ValueError(f"{name} is a read-only NumPy array; pass a writable array")
+        if _is_zarr_array(o) and getattr(o, "read_only", False):
+            raise ValueError(f"{name} is a read-only Zarr array; open it with mode='r+' or 'a'")
+        if any(_same_storage(o, a) for a in arrays):
+            raise ValueError(f"{name} shares memory or storage with an input; predictions would overwrite the data being read")
+        location = _zarr_location(o) if _is_zarr_array(o) else None
+        if location is not None and location[0] == "local":
+            _check_not_input(location[1], inputs)
+    for k, o in enumerate(outs):
+        for j in range(k):
+            if o is not None and outs[j] is not None and _same_storage(o, outs[j]):
+                raise ValueError(
+                    f"out[{j}] and out[{k}] are the same destination; image {k} would overwrite image {j}"
+                )
 
 
 def _remove_path(path: Path) -> None:
@@ -947,10 +1040,7 @@ def run_prediction(
     working = _resolve_device(device)
     stacks, is_list = _as_stacks(data, axes)
     outs = _normalise_out(out, len(stacks), is_list)
-    for o in outs:
-        if isinstance(o, Path):
-            _check_out_path(o, overwrite)
-            _check_not_input(o, data)
+    _check_outputs(outs, data, stacks, overwrite)
     budget = _gpu_budget(max_gpu_bytes, working)
     stats = PredictionStats(n_images=len(stacks), device=working)
 
