@@ -603,6 +603,21 @@ def test_read_only_output_array_is_refused_before_any_work():
         predict_tiled(identity, IMAGE, axes="YX", tile_size=16, overlap=4, out=out, progress=False)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(tile_size=True, overlap=0), "tile_size"),
+        (dict(tile_size=(16, True), overlap=0), "tile_size"),
+        (dict(tile_size=16, overlap=False), "overlap"),
+        (dict(tile_size=16, overlap=4, channels=[0.7]), "channels"),
+        (dict(tile_size=16, overlap=4, channels=True), "channels"),
+    ],
+)
+def test_bool_and_float_arguments_are_type_errors(kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        predict_tiled(identity, IMAGE, axes="YX", progress=False, **kwargs)
+
+
 def test_unwritable_or_unsupported_output(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         predict_tiled(identity, IMAGE, axes="YX", tile_size=16, overlap=4, out=tmp_path / "no" / "x.zarr", progress=False)

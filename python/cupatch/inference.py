@@ -84,6 +84,10 @@ def _resolve_device(device: str) -> str:
 
 
 def _per_axis(value, ndim: int, name: str) -> tuple[int, ...]:
+    if isinstance(value, (bool, np.bool_)) or (
+        isinstance(value, (list, tuple)) and any(isinstance(v, (bool, np.bool_)) for v in value)
+    ):
+        raise TypeError(f"{name} must be an int or a sequence of ints, got {value!r}")
     if isinstance(value, (int, np.integer)):
         values = (int(value),) * ndim
     else:
@@ -150,9 +154,15 @@ def _as_stacks(data, axes: str) -> tuple[list, bool]:
 def _check_channels(channels, n_channels: int) -> list[int] | None:
     if channels is None:
         return None
-    if isinstance(channels, (int, np.integer)):
+    if isinstance(channels, (int, np.integer)) and not isinstance(channels, (bool, np.bool_)):
         channels = [int(channels)]
-    channels = [int(c) for c in channels]
+    try:
+        values = list(channels)
+    except TypeError:
+        raise TypeError(f"channels must be an int or a sequence of ints, got {channels!r}") from None
+    if any(isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)) for c in values):
+        raise TypeError(f"channels must contain ints, got {channels!r}")
+    channels = [int(c) for c in values]
     if not channels:
         raise ValueError("channels must name at least one channel")
     bad = [c for c in channels if not 0 <= c < n_channels]

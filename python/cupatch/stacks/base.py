@@ -47,9 +47,15 @@ def check_channels(channels: Sequence[int] | None, n_channels: int, what: str = 
     """Validate a channel subset against ``n_channels``; ``None`` means all channels."""
     if channels is None:
         return None
-    if isinstance(channels, (int, np.integer)):
+    if isinstance(channels, (int, np.integer)) and not isinstance(channels, (bool, np.bool_)):
         channels = [channels]
-    channels = [int(c) for c in channels]
+    try:
+        values = list(channels)
+    except TypeError:
+        raise TypeError(f"{what} must be an int or a sequence of ints, got {channels!r}") from None
+    if any(isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)) for c in values):
+        raise TypeError(f"{what} must contain ints, got {channels!r}")
+    channels = [int(c) for c in values]
     if not channels:
         raise ValueError(f"{what} must not be empty (use None for all channels)")
     for c in channels:
