@@ -296,6 +296,24 @@ def test_errors(tmp_path):
         PatchDataset(a, object(), axes="SYX", device="cpu", progress=False)
 
 
+def test_non_integer_indices_and_unknown_placement_are_refused():
+    a = _image((2, 16, 16))
+    make = lambda s: RandomPatching(s, (8, 8), seed=1)  # noqa: E731
+    ds = PatchDataset(a, make, axes="SYX", device="cpu", progress=False)
+    for bad in ([0.5], np.array([1.0, 2.0]), [True, False]):
+        with pytest.raises(TypeError, match="indices must be integers"):
+            ds.get_batch(bad)
+        with pytest.raises(TypeError, match="indices must be integers"):
+            ds.gather_arrays(bad)
+    assert ds.get_batch([])[0].data.shape == (0, 1, 8, 8)
+    assert ds.get_batch(np.array([3], np.int32))[0].data.shape == (1, 1, 8, 8)
+    with pytest.raises(ValueError, match="placement must be one of"):
+        PatchDataset(a, make, axes="SYX", placement="ram", device="cpu", progress=False)
+    for channels in ([0.0], [True], 0.5):
+        with pytest.raises(TypeError, match="channels must"):
+            PatchDataset(a, make, axes="SYX", channels=channels, device="cpu", progress=False)
+
+
 @pytest.mark.skipif(HAS_GPU, reason="checks the error raised when no GPU is usable")
 def test_gpu_requested_without_gpu():
     with pytest.raises(RuntimeError, match="GPU was requested but none is usable"):

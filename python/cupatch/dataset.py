@@ -25,7 +25,7 @@ import numpy as np
 from .augmentation import Augmentations
 from .normalization import NoNormalization, Normalization
 from .stacks import as_stacks, validate_axes
-from .stacks.base import SUPPORTED_DTYPES, check_channels, gpu_available, require_gpu
+from .stacks.base import SUPPORTED_DTYPES, check_channels, check_placement, gpu_available, require_gpu
 
 __all__ = ["PatchDataset"]
 
@@ -33,6 +33,14 @@ __all__ = ["PatchDataset"]
 GPU_PLACEMENT_FRACTION = 0.5
 
 _TRAINING_STRATEGIES = ("RandomPatching", "FixedRandomPatching", "StratifiedPatching")
+
+
+def _as_indices(indices) -> np.ndarray:
+    """``indices`` as a flat int64 array; floats and bools are refused, not truncated."""
+    array = np.asarray(indices)
+    if array.size and (array.dtype == bool or not np.issubdtype(array.dtype, np.integer)):
+        raise TypeError(f"indices must be integers, got dtype {array.dtype} ({indices!r:.80})")
+    return array.astype(np.int64, copy=False).reshape(-1)
 
 
 def _resolve_device(device: str) -> str:
@@ -193,6 +201,7 @@ class PatchDataset:
         progress: bool = True,
     ) -> None:
         self.device = _resolve_device(device)
+        check_placement(placement)
         self.axes = validate_axes(axes)
         self.target_axes = validate_axes(target_axes) if target_axes is not None else self.axes
         from .ops import OUTPUT_DTYPES
@@ -418,7 +427,7 @@ class PatchDataset:
 
     def gather_arrays(self, indices) -> tuple[Any, Any]:
         """Batch arrays only (no metadata): ``(input, target)``, target None without targets."""
-        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        indices = _as_indices(indices)
         table = self.patching.spec_table(indices)
         specs = np.ascontiguousarray(table[:, : 2 + self.ndim])
         patch_size = self._batch_patch_size(specs)
@@ -466,7 +475,7 @@ class PatchDataset:
         the GPU, NumPy on the CPU) made by one gather call per array; the metadata equal
         :func:`cupatch.collate_regions` of the ``__getitem__`` items.
         """
-        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        indices = _as_indices(indices)
         x, y = self.gather_arrays(indices)
         table = self.patching.spec_table(indices)
         x_region = self._collated(x, table, indices, self.input_stacks, self.channels, self.axes)
