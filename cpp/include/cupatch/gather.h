@@ -84,71 +84,109 @@ CUPATCH_HD RowIndex gather_row_index(const GatherArgs& a, index_t row) {
     return i;
 }
 
-// Map output row (b, k, qz, qy) to its source.
-CUPATCH_HD GatherRow gather_row_at(const GatherArgs& a, const RowIndex& i) {
-    const index_t PY = a.patch[1], PX = a.patch[2];
-    const index_t b = i.b, k = i.k, qz = i.qz, qy = i.qy;
+// One output plane (b, k, qz) mapped to its source. Along a row the source moves by `step`
+// per qx, from row to row by `row_step` per qy (flips and quarter turns only permute and
+// reverse axes), so row qy of the plane reads source[base + qy * row_step + qx * step]
+// for row_lo <= qy < row_hi and lo <= qx < hi, and padding everywhere else.
+struct GatherPlane {
+    const void* data;
+    index_t base;
+    index_t row_step;
+    index_t step;
+    index_t lo, hi;          // in-image qx range (the same for every row of the plane)
+    index_t row_lo, row_hi;  // rows that lie inside the image
+    float scale, shift;
+};
 
-    GatherRow r;
-    r.data = nullptr;
-    r.base = 0;
-    r.step = 0;
-    r.lo = 0;
-    r.hi = 0;
-    r.scale = a.affine ? a.affine[k] : 1.0f;
-    r.shift = a.affine ? a.affine[a.n_channels + k] : 0.0f;
+CUPATCH_HD GatherPlane gather_plane(const GatherArgs& a, index_t b, index_t k, index_t qz) {
+    const index_t PY = a.patch[1], PX = a.patch[2];
+    GatherPlane g;
+    g.data = nullptr;
+    g.base = g.row_step = g.step = 0;
+    g.lo = g.hi = g.row_lo = g.row_hi = 0;
+    g.scale = a.affine ? a.affine[k] : 1.0f;
+    g.shift = a.affine ? a.affine[a.n_channels + k] : 0.0f;
 
     const index_t* spec = a.specs + b * a.spec_cols;
     const index_t data_idx = spec[0];
     const index_t sample = spec[1];
     index_t coords[3] = {0, 0, 0};
     for (int d = 0; d < a.ndim; ++d) coords[3 - a.ndim + d] = spec[2 + d];
-    // Invalid indices read nothing (the whole row is padding): kernels never go out of bounds.
-    if (data_idx < 0 || data_idx >= a.n_sources) return r;
+    // Invalid indices read nothing (the whole plane is padding): kernels never go out of bounds.
+    if (data_idx < 0 || data_idx >= a.n_sources) return g;
     const SourceView src = load_source(a.sources, data_idx);
     const index_t channel = a.channels[k];
-    if (sample < 0 || sample >= src.shape[0] || channel < 0 || channel >= src.shape[1]) return r;
+    if (sample < 0 || sample >= src.shape[0] || channel < 0 || channel >= src.shape[1]) return g;
+    const index_t sz = coords[0] + qz;
+    if (sz < 0 || sz >= src.shape[2]) return g;
 
-    // Output (qy, qx) -> flipped-patch (my, mx) = np.rot90 inverse, each as a + b * qx.
+    // Output (qy, qx) -> flipped patch (my, mx) = inverse of np.rot90, each as
+    // m0 + m_qy * qy + m_qx * qx.
     const unsigned flags = a.aug ? a.aug[b] : 0u;
     const unsigned turns = (flags >> kAugRotShift) & 3u;
-    index_t my_a, my_b, mx_a, mx_b;
+    index_t my0, my_qy, my_qx, mx0, mx_qy, mx_qx;
     switch (turns) {
         case 1:  // out[i, j] = m[j, PX - 1 - i]
-            my_a = 0, my_b = 1, mx_a = PX - 1 - qy, mx_b = 0;
+            my0 = 0, my_qy = 0, my_qx = 1, mx0 = PX - 1, mx_qy = -1, mx_qx = 0;
             break;
         case 2:  // out[i, j] = m[PY - 1 - i, PX - 1 - j]
-            my_a = PY - 1 - qy, my_b = 0, mx_a = PX - 1, mx_b = -1;
+            my0 = PY - 1, my_qy = -1, my_qx = 0, mx0 = PX - 1, mx_qy = 0, mx_qx = -1;
             break;
         case 3:  // out[i, j] = m[PY - 1 - j, i]
-            my_a = PY - 1, my_b = -1, mx_a = qy, mx_b = 0;
+            my0 = PY - 1, my_qy = 0, my_qx = -1, mx0 = 0, mx_qy = 1, mx_qx = 0;
             break;
         default:
-            my_a = qy, my_b = 0, mx_a = 0, mx_b = 1;
+            my0 = 0, my_qy = 1, my_qx = 0, mx0 = 0, mx_qy = 0, mx_qx = 1;
             break;
     }
     // Flipped patch -> patch: flip Y, then X.
-    const index_t py_a = (flags & kAugFlipY) ? PY - 1 - my_a : my_a;
-    const index_t py_b = (flags & kAugFlipY) ? -my_b : my_b;
-    const index_t px_a = (flags & kAugFlipX) ? PX - 1 - mx_a : mx_a;
-    const index_t px_b = (flags & kAugFlipX) ? -mx_b : mx_b;
+    const bool fy = flags & kAugFlipY, fx = flags & kAugFlipX;
+    const index_t py0 = fy ? PY - 1 - my0 : my0, py_qy = fy ? -my_qy : my_qy, py_qx = fy ? -my_qx : my_qx;
+    const index_t px0 = fx ? PX - 1 - mx0 : mx0, px_qy = fx ? -mx_qy : mx_qy, px_qx = fx ? -mx_qx : mx_qx;
 
-    // Patch -> source position.
-    const index_t sz = coords[0] + qz;
-    const index_t sy_a = coords[1] + py_a;
-    const index_t sx_a = coords[2] + px_a;
-    index_t lo = 0, hi = PX;
-    if (sz < 0 || sz >= src.shape[2]) hi = 0;
-    clip_axis(sy_a, py_b, src.shape[3], lo, hi);
-    clip_axis(sx_a, px_b, src.shape[4], lo, hi);
+    // Patch -> source: sy = sy0 + py_qy * qy + py_qx * qx (likewise x). Each source axis
+    // follows either qy or qx, which bounds the rows or the columns respectively.
+    const index_t sy0 = coords[1] + py0, sx0 = coords[2] + px0;
+    index_t lo = 0, hi = PX, row_lo = 0, row_hi = PY;
+    if (py_qx != 0)
+        clip_axis(sy0, py_qx, src.shape[3], lo, hi);
+    else
+        clip_axis(sy0, py_qy, src.shape[3], row_lo, row_hi);
+    if (px_qx != 0)
+        clip_axis(sx0, px_qx, src.shape[4], lo, hi);
+    else
+        clip_axis(sx0, px_qy, src.shape[4], row_lo, row_hi);
+    if (hi <= lo || row_hi <= row_lo) return g;
 
-    r.data = src.data;
-    r.lo = lo;
-    r.hi = hi;
-    r.base = sample * src.strides[0] + channel * src.strides[1] + sz * src.strides[2] + sy_a * src.strides[3] +
-             sx_a * src.strides[4];
-    r.step = py_b * src.strides[3] + px_b * src.strides[4];
+    g.data = src.data;
+    g.lo = lo;
+    g.hi = hi;
+    g.row_lo = row_lo;
+    g.row_hi = row_hi;
+    g.base = sample * src.strides[0] + channel * src.strides[1] + sz * src.strides[2] + sy0 * src.strides[3] +
+             sx0 * src.strides[4];
+    g.row_step = py_qy * src.strides[3] + px_qy * src.strides[4];
+    g.step = py_qx * src.strides[3] + px_qx * src.strides[4];
+    return g;
+}
+
+// Row qy of a mapped plane.
+CUPATCH_HD GatherRow plane_row(const GatherPlane& g, index_t qy) {
+    GatherRow r;
+    r.data = g.data;
+    r.scale = g.scale;
+    r.shift = g.shift;
+    r.step = g.step;
+    r.base = g.base + qy * g.row_step;
+    const bool inside = qy >= g.row_lo && qy < g.row_hi;
+    r.lo = inside ? g.lo : 0;
+    r.hi = inside ? g.hi : 0;
     return r;
+}
+
+// Map output row (b, k, qz, qy) to its source.
+CUPATCH_HD GatherRow gather_row_at(const GatherArgs& a, const RowIndex& i) {
+    return plane_row(gather_plane(a, i.b, i.k, i.qz), i.qy);
 }
 
 CUPATCH_HD GatherRow gather_row(const GatherArgs& a, index_t row) { return gather_row_at(a, gather_row_index(a, row)); }

@@ -8,13 +8,51 @@ namespace cupatch {
 
 namespace {
 
+// Rows are mapped kBatch at a time and their source runs prefetched before any of them is
+// copied: short rows from scattered patches are latency-bound otherwise (the next row's
+// address is only known after the current row's bookkeeping).
+constexpr int kBatch = 8;
+constexpr index_t kMaxPrefetchLines = 32;
+
+template <class T>
+inline void prefetch_run(const GatherRow& r) {
+    if (r.hi <= r.lo) return;
+    const T* src = static_cast<const T*>(r.data) + r.base;
+    if (r.step == 1) {
+        const char* first = reinterpret_cast<const char*>(src + r.lo);
+        const char* last = reinterpret_cast<const char*>(src + r.hi - 1);
+        for (index_t line = 0; first + line * 64 <= last && line < kMaxPrefetchLines; ++line)
+            __builtin_prefetch(first + line * 64);
+        __builtin_prefetch(last);
+    } else {  // strided (quarter turns): one line per element, up to the cap
+        for (index_t qx = r.lo; qx < r.hi && qx - r.lo < kMaxPrefetchLines; ++qx) __builtin_prefetch(src + qx * r.step);
+    }
+}
+
+template <class T, class O>
+void copy_row(const GatherRow& r, O* dst, index_t width) {
+    O pad;
+    from_float(gather_affine(0.0f, r.scale, r.shift), pad);
+    for (index_t qx = 0; qx < r.lo; ++qx) dst[qx] = pad;
+    if (r.hi > r.lo) {
+        const T* src = static_cast<const T*>(r.data) + r.base;
+        const float scale = r.scale, shift = r.shift;
+        if (r.step == 1) {  // the common case: a contiguous source run, vectorisable
+            for (index_t qx = r.lo; qx < r.hi; ++qx) from_float(gather_affine(to_float(src[qx]), scale, shift), dst[qx]);
+        } else {
+            const index_t step = r.step;
+            for (index_t qx = r.lo; qx < r.hi; ++qx) from_float(gather_affine(to_float(src[qx * step]), scale, shift), dst[qx]);
+        }
+    }
+    for (index_t qx = r.hi; qx < width; ++qx) dst[qx] = pad;
+}
+
 template <class T, class O>
 void gather_rows(const GatherArgs& a, index_t begin, index_t end) {
-    const index_t PX = a.patch[2];
+    const index_t width = a.patch[2];
     O* out = static_cast<O*>(a.out);
     RowIndex i = gather_row_index(a, begin);  // then stepped in C order: no divisions per row
-    for (index_t row = begin; row < end; ++row) {
-        const GatherRow r = gather_row_at(a, i);
+    auto next_index = [&]() {
         if (++i.qy == a.patch[1]) {
             i.qy = 0;
             if (++i.qz == a.patch[0]) {
@@ -25,22 +63,32 @@ void gather_rows(const GatherArgs& a, index_t begin, index_t end) {
                 }
             }
         }
-        O* dst = out + row * PX;
-        O pad;
-        from_float(gather_affine(0.0f, r.scale, r.shift), pad);
-        for (index_t qx = 0; qx < r.lo; ++qx) dst[qx] = pad;
-        if (r.hi > r.lo) {
-            const T* src = static_cast<const T*>(r.data) + r.base;
-            const float scale = r.scale, shift = r.shift;
-            if (r.step == 1) {  // the common case: a contiguous source run, vectorisable
-                for (index_t qx = r.lo; qx < r.hi; ++qx) from_float(gather_affine(to_float(src[qx]), scale, shift), dst[qx]);
-            } else {
-                const index_t step = r.step;
-                for (index_t qx = r.lo; qx < r.hi; ++qx)
-                    from_float(gather_affine(to_float(src[qx * step]), scale, shift), dst[qx]);
-            }
+    };
+    // Software pipeline: batch k + 1 is mapped and prefetched before batch k is copied.
+    GatherRow rows[2][kBatch];
+    index_t mapped = begin;  // rows mapped so far
+    // Planes (b, k, qz) are mapped once; their rows only add row_step.
+    GatherPlane plane = gather_plane(a, i.b, i.k, i.qz);
+    auto map_batch = [&](GatherRow* batch) {
+        const int n = static_cast<int>(end - mapped < kBatch ? end - mapped : kBatch);
+        for (int j = 0; j < n; ++j) {
+            batch[j] = plane_row(plane, i.qy);
+            prefetch_run<T>(batch[j]);
+            next_index();
+            if (i.qy == 0 && mapped + j + 1 < end) plane = gather_plane(a, i.b, i.k, i.qz);
         }
-        for (index_t qx = r.hi; qx < PX; ++qx) dst[qx] = pad;
+        mapped += n;
+        return n;
+    };
+    int current = 0;
+    int n_current = map_batch(rows[0]);
+    index_t first = begin;
+    while (n_current > 0) {
+        const int n_next = mapped < end ? map_batch(rows[current ^ 1]) : 0;
+        for (int j = 0; j < n_current; ++j) copy_row<T, O>(rows[current][j], out + (first + j) * width, width);
+        first += n_current;
+        n_current = n_next;
+        current ^= 1;
     }
 }
 
