@@ -58,95 +58,121 @@ void stitch_blend_cpu(const StitchArgs& a) {
             }
         }
     });
-    // Row-wise version of blend_voxel(): per image row, the covering tiles and their (Z, Y)
-    // weights are found once and the row is cut into segments covered by a fixed set of
-    // tiles; each segment is then processed with vectorisable loops over X. Same owner
-    // rule, same products and the same sums in the same (ascending batch) order per voxel,
-    // hence the same bits as blend_voxel() and the GPU.
-    struct RowTile {
-        index_t t, lo, hi, coord_x, tile_row;  // tile_row: offset of (t, channel 0, pz, py, 0)
-        unsigned flag_x;
-        float weight_zy;
+    // Row-wise version of blend_voxel(). Tile b's window is cut into (Z, Y) bands inside
+    // which the set of covering tiles is constant, and each band's rows into X segments with
+    // a constant covering set; owner and covering sets are found once per band, and each
+    // row only updates the (Z, Y) weights before vectorisable loops over X. Same owner rule,
+    // same products and the same sums in the same (ascending batch) order per voxel, hence
+    // the same bits as blend_voxel() and the GPU.
+    struct Segment {
+        index_t x0, x1;
+        std::vector<int> cover;  // indices into the band's tiles, ascending batch order
     };
     const index_t TY = a.tile[1], TX = a.tile[2];
     const index_t tile_voxels = a.tile[0] * TY * TX;
+    auto band_cuts = [&](std::vector<index_t>& cuts, const std::vector<std::int32_t>& list, int d, index_t lo, index_t hi) {
+        cuts.assign({lo, hi});
+        for (const std::int32_t t : list) {
+            if (windows[t].lo[d] > lo && windows[t].lo[d] < hi) cuts.push_back(windows[t].lo[d]);
+            if (windows[t].hi[d] > lo && windows[t].hi[d] < hi) cuts.push_back(windows[t].hi[d]);
+        }
+        std::sort(cuts.begin(), cuts.end());
+        cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+    };
     parallel_for(B, tile_voxels * 4, [&](index_t begin, index_t end) {
-        std::vector<RowTile> row;
-        std::vector<const RowTile*> cover;
-        std::vector<index_t> cuts;
-        std::vector<float> weights, acc;
+        std::vector<index_t> zcuts, ycuts, xcuts;
+        std::vector<std::int32_t> band;
+        std::vector<Segment> segments;
+        std::vector<float> weight_zy, weights, acc;
+        std::vector<index_t> tile_row;
         for (index_t b = begin; b < end; ++b) {
             if (!valid[b]) continue;
             const TileSpec& tb = specs[b];
             const OutputView o = load_output(a.outputs, tb.data_idx);
             index_t lo[3], hi[3];  // window clipped to the output slab
+            bool empty = false;
             for (int d = 0; d < 3; ++d) {
                 lo[d] = std::max(windows[b].lo[d], o.origin[d]);
                 hi[d] = std::min(windows[b].hi[d], o.origin[d] + o.shape[2 + d]);
+                empty = empty || hi[d] <= lo[d];
             }
-            if (hi[2] <= lo[2]) continue;
+            if (empty) continue;
             const index_t n_channels = std::min(a.channels, o.shape[1]);
             const index_t plane = o.shape[2] * o.shape[3] * o.shape[4];
             const index_t wshape[5] = {o.shape[0], 1, o.shape[2], o.shape[3], o.shape[4]};
-            for (index_t z = lo[0]; z < hi[0]; ++z) {
-                for (index_t y = lo[1]; y < hi[1]; ++y) {
-                    row.clear();
-                    cuts.assign({lo[2], hi[2]});
+            band_cuts(zcuts, cand[b], 0, lo[0], hi[0]);
+            band_cuts(ycuts, cand[b], 1, lo[1], hi[1]);
+            for (std::size_t zb = 0; zb + 1 < zcuts.size(); ++zb) {
+                for (std::size_t yb = 0; yb + 1 < ycuts.size(); ++yb) {
+                    const index_t z0 = zcuts[zb], y0 = ycuts[yb];
+                    band.clear();
                     for (const std::int32_t t : cand[b]) {
                         const BlendWindow& w = windows[t];
-                        if (z < w.lo[0] || z >= w.hi[0] || y < w.lo[1] || y >= w.hi[1]) continue;
-                        const index_t p[3] = {z - specs[t].coords[0], y - specs[t].coords[1], 0};
-                        row.push_back({t, w.lo[2], w.hi[2], specs[t].coords[2],
-                                       t * a.channels * tile_voxels + (p[0] * TY + p[1]) * TX, w.flag[2],
-                                       blend_weight_zy(a, w, p)});
-                        if (w.lo[2] > lo[2] && w.lo[2] < hi[2]) cuts.push_back(w.lo[2]);
-                        if (w.hi[2] > lo[2] && w.hi[2] < hi[2]) cuts.push_back(w.hi[2]);
+                        if (z0 >= w.lo[0] && z0 < w.hi[0] && y0 >= w.lo[1] && y0 < w.hi[1]) band.push_back(t);
                     }
-                    std::sort(cuts.begin(), cuts.end());
-                    cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
-                    // Offsets of image column 0 (indices, not pointers: x >= origin_x).
-                    const index_t out_row =
-                        contiguous_offset(o.shape, tb.sample, 0, z - o.origin[0], y - o.origin[1], 0) - o.origin[2];
-                    const index_t weight_row =
-                        contiguous_offset(wshape, tb.sample, 0, z - o.origin[0], y - o.origin[1], 0) - o.origin[2];
-                    for (std::size_t k = 0; k + 1 < cuts.size(); ++k) {
-                        const index_t x0 = cuts[k], x1 = cuts[k + 1], n = x1 - x0;
-                        cover.clear();
+                    band_cuts(xcuts, band, 2, lo[2], hi[2]);
+                    segments.clear();
+                    for (std::size_t k = 0; k + 1 < xcuts.size(); ++k) {
+                        Segment seg{xcuts[k], xcuts[k + 1], {}};
                         bool owner = true;
-                        for (const RowTile& r : row) {  // ascending batch order
-                            if (x0 < r.lo || x0 >= r.hi) continue;
-                            if (r.t < b) {
+                        for (std::size_t j = 0; j < band.size(); ++j) {  // ascending batch order
+                            const BlendWindow& w = windows[band[j]];
+                            if (seg.x0 < w.lo[2] || seg.x0 >= w.hi[2]) continue;
+                            if (band[j] < b) {
                                 owner = false;  // a lower batch index owns this segment
                                 break;
                             }
-                            cover.push_back(&r);
+                            seg.cover.push_back(static_cast<int>(j));
                         }
-                        if (!owner) continue;
-                        const std::size_t m = cover.size();
-                        weights.resize(m * static_cast<std::size_t>(n));
-                        acc.resize(static_cast<std::size_t>(n));
-                        for (std::size_t j = 0; j < m; ++j) {
-                            const RowTile& r = *cover[j];
-                            float* wj = weights.data() + j * n;
-                            for (index_t i = 0; i < n; ++i) wj[i] = blend_weight_x(a, r.weight_zy, r.flag_x, x0 + i - r.coord_x);
-                        }
-                        for (index_t c = 0; c < n_channels; ++c) {
-                            std::fill(acc.begin(), acc.end(), 0.0f);
-                            for (std::size_t j = 0; j < m; ++j) {
-                                const float* wj = weights.data() + j * n;
-                                const float* v = a.tiles + cover[j]->tile_row + c * tile_voxels + (x0 - cover[j]->coord_x);
-                                for (index_t i = 0; i < n; ++i) acc[i] = add_rn(acc[i], mul_rn(wj[i], v[i]));
+                        if (owner) segments.push_back(std::move(seg));
+                    }
+                    if (segments.empty()) continue;
+                    weight_zy.resize(band.size());
+                    tile_row.resize(band.size());
+                    for (index_t z = z0; z < zcuts[zb + 1]; ++z) {
+                        for (index_t y = y0; y < ycuts[yb + 1]; ++y) {
+                            for (std::size_t j = 0; j < band.size(); ++j) {
+                                const index_t t = band[j];
+                                const index_t p[3] = {z - specs[t].coords[0], y - specs[t].coords[1], 0};
+                                weight_zy[j] = blend_weight_zy(a, windows[t], p);
+                                tile_row[j] = t * a.channels * tile_voxels + (p[0] * TY + p[1]) * TX - specs[t].coords[2];
                             }
-                            float* out = o.data + (out_row + c * plane + x0);
-                            for (index_t i = 0; i < n; ++i) out[i] = add_rn(out[i], acc[i]);
+                            // Offsets of image column 0 (indices, not pointers: x >= origin_x).
+                            const index_t out_row =
+                                contiguous_offset(o.shape, tb.sample, 0, z - o.origin[0], y - o.origin[1], 0) - o.origin[2];
+                            const index_t weight_row =
+                                contiguous_offset(wshape, tb.sample, 0, z - o.origin[0], y - o.origin[1], 0) - o.origin[2];
+                            for (const Segment& seg : segments) {
+                                const index_t x0 = seg.x0, n = seg.x1 - seg.x0;
+                                const std::size_t m = seg.cover.size();
+                                weights.resize(m * static_cast<std::size_t>(n));
+                                acc.resize(static_cast<std::size_t>(n));
+                                for (std::size_t j = 0; j < m; ++j) {
+                                    const int c = seg.cover[j];
+                                    const index_t coord_x = specs[band[c]].coords[2];
+                                    const unsigned flag_x = windows[band[c]].flag[2];
+                                    float* wj = weights.data() + j * n;
+                                    for (index_t i = 0; i < n; ++i) wj[i] = blend_weight_x(a, weight_zy[c], flag_x, x0 + i - coord_x);
+                                }
+                                for (index_t ch = 0; ch < n_channels; ++ch) {
+                                    std::fill(acc.begin(), acc.end(), 0.0f);
+                                    for (std::size_t j = 0; j < m; ++j) {
+                                        const float* wj = weights.data() + j * n;
+                                        const float* v = a.tiles + (tile_row[seg.cover[j]] + ch * tile_voxels + x0);
+                                        for (index_t i = 0; i < n; ++i) acc[i] = add_rn(acc[i], mul_rn(wj[i], v[i]));
+                                    }
+                                    float* out = o.data + (out_row + ch * plane + x0);
+                                    for (index_t i = 0; i < n; ++i) out[i] = add_rn(out[i], acc[i]);
+                                }
+                                std::fill(acc.begin(), acc.end(), 0.0f);
+                                for (std::size_t j = 0; j < m; ++j) {
+                                    const float* wj = weights.data() + j * n;
+                                    for (index_t i = 0; i < n; ++i) acc[i] = add_rn(acc[i], wj[i]);
+                                }
+                                float* wt = o.weight + (weight_row + x0);
+                                for (index_t i = 0; i < n; ++i) wt[i] = add_rn(wt[i], acc[i]);
+                            }
                         }
-                        std::fill(acc.begin(), acc.end(), 0.0f);
-                        for (std::size_t j = 0; j < m; ++j) {
-                            const float* wj = weights.data() + j * n;
-                            for (index_t i = 0; i < n; ++i) acc[i] = add_rn(acc[i], wj[i]);
-                        }
-                        float* wt = o.weight + (weight_row + x0);
-                        for (index_t i = 0; i < n; ++i) wt[i] = add_rn(wt[i], acc[i]);
                     }
                 }
             }
