@@ -28,8 +28,17 @@ def test_build_info_keys_and_types():
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="no nvcc on PATH: a CPU-only build is expected")
+@pytest.mark.skipif(_core.cuda_build_mode == "OFF", reason="built with CUPATCH_CUDA=OFF on purpose")
 def test_cuda_compiled_when_nvcc_present():
     assert cupatch.build_info()["cuda_compiled"] is True
+
+
+def test_build_mode_is_reported():
+    assert _core.cuda_build_mode in ("AUTO", "ON", "OFF")
+    if _core.cuda_build_mode == "ON":
+        assert _core.built_with_cuda
+    if _core.cuda_build_mode == "OFF":
+        assert not _core.built_with_cuda
 
 
 def test_device_count_never_raises():

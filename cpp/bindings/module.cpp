@@ -26,6 +26,9 @@
 #ifndef CUPATCH_VERSION
 #define CUPATCH_VERSION "0.0.0"
 #endif
+#ifndef CUPATCH_CUDA_MODE
+#define CUPATCH_CUDA_MODE "AUTO"
+#endif
 #ifndef CUPATCH_CUDA_ARCHITECTURES
 #define CUPATCH_CUDA_ARCHITECTURES ""
 #endif
@@ -230,6 +233,7 @@ PYBIND11_MODULE(_core, m) {
     m.attr("OUTPUT_FIELDS") = cupatch::kOutputFields;
     m.attr("version") = CUPATCH_VERSION;
     m.attr("cuda_architectures") = CUPATCH_CUDA_ARCHITECTURES;
+    m.attr("cuda_build_mode") = CUPATCH_CUDA_MODE;  // the CUPATCH_CUDA switch: AUTO, ON or OFF
 #ifdef CUPATCH_WITH_CUDA
     m.attr("built_with_cuda") = true;
     m.def("cuda_device_count", &cupatch::cuda_device_count, "Usable CUDA devices (0 on any CUDA error).");

@@ -10,6 +10,7 @@ SOURCE_FIELDS: int
 OUTPUT_FIELDS: int
 version: str
 cuda_architectures: str
+cuda_build_mode: str  # the CUPATCH_CUDA build switch: "AUTO", "ON" or "OFF"
 built_with_cuda: bool
 
 class CudaError(RuntimeError): ...
