@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import os
 import sys
 from pathlib import Path
 
@@ -224,6 +225,7 @@ def main(argv=None) -> int:
     parser.add_argument("--min-time", type=float, default=0.3, help="seconds of repetitions per timing")
     parser.add_argument("--out-dir", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--tag", default=None, help="file name prefix (default: GPU name or cpu-<cores>core)")
+    parser.add_argument("--note", default="", help="free text recorded with the results (e.g. machine load)")
     args = parser.parse_args(argv)
 
     ok, reason = H.gpu_usable()
@@ -253,11 +255,18 @@ def main(argv=None) -> int:
         r["seconds"] = float(r["seconds"])
     shown = [{**r, "seconds": f"{1e3 * r['seconds']:.3f}"} for r in rows]
     where = info["gpu"]["name"] if device == "gpu" else f"cpu ({info['machine']}, {info['cpu_count']} cores)"
-    table = f"# bench_ops on {where}, {'quick' if args.quick else 'full'} sizes\n" + H.format_table(shown, COLUMNS)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    header = f"# bench_ops on {where}, {'quick' if args.quick else 'full'} sizes"
+    if load is not None:
+        header += f", 1-min load average at the end {load:.1f}"
+    if args.note:
+        header += f"\n# {args.note}"
+    table = header + "\n" + H.format_table(shown, COLUMNS)
     print(table)
     tag = args.tag or H.default_tag(device, info)
     stem = f"{tag}-{_dt.date.today().isoformat()}-ops"
-    payload = {"benchmark": "bench_ops", "device": device, "quick": args.quick, "machine": info, "results": rows}
+    payload = {"benchmark": "bench_ops", "device": device, "quick": args.quick, "note": args.note, "load_average": load,
+               "machine": info, "results": rows}
     json_path, _ = H.write_results(args.out_dir, stem, payload, table)
     print(f"wrote {json_path} (+ .txt)")
     return 0
