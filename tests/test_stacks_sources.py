@@ -227,6 +227,23 @@ def test_errors(tmp_path):
         as_stack(stack, "CSYX")
 
 
+def test_read_region_refuses_floats_and_bools():
+    stack = as_stack(np.arange(2 * 3 * 4 * 4, dtype=np.float32).reshape(2, 3, 4, 4), "SCYX")
+    with pytest.raises(TypeError, match="coords must contain ints"):
+        stack.read_region(0, (0.5, 0), (2, 2))
+    with pytest.raises(TypeError, match="size must contain ints"):
+        stack.read_region(0, (0, 0), (2.9, 2))
+    with pytest.raises(TypeError, match="sample_idx must be an integer"):
+        stack.read_region(1.0, (0, 0), (2, 2))
+    with pytest.raises(TypeError, match="sample_idx must be an integer"):
+        stack.read_region(True, (0, 0), (2, 2))
+    for channels in ([1.0], [True], 1.5):
+        with pytest.raises(TypeError, match="channels must"):
+            stack.read_region(0, (0, 0), (2, 2), channels=channels)
+    row = np.array([1, 0, 1, 2], np.int64)  # a spec-table row, as the dataset passes it
+    np.testing.assert_array_equal(stack.read_region(row[0], row[2:], (2, 2)), stack.array[1, :, 1:3, 2:4])
+
+
 @pytest.mark.skipif(HAS_GPU, reason="checks the error raised when no GPU is usable")
 def test_gpu_placement_without_gpu():
     with pytest.raises(RuntimeError, match="GPU was requested but none is usable"):

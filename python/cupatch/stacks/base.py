@@ -67,6 +67,17 @@ def check_channels(channels: Sequence[int] | None, n_channels: int, what: str = 
     return channels
 
 
+def _int_list(values, name: str) -> list[int]:
+    """``values`` as a list of ints; floats and bools raise TypeError instead of truncating."""
+    try:
+        items = list(values)
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of ints, got {values!r}") from None
+    if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) for v in items):
+        raise TypeError(f"{name} must contain ints, got {tuple(items)!r}")
+    return [int(v) for v in items]
+
+
 def gpu_available() -> bool:
     """True when a CUDA device can be used (never raises)."""
     try:
@@ -196,8 +207,8 @@ class BaseStack:
             ``(C, *size)``; voxels outside the image are 0. Only the in-bounds part is read.
         """
         ndim = len(self.spatial_shape)
-        coords = [int(c) for c in coords]
-        size = [int(s) for s in size]
+        coords = _int_list(coords, "coords")
+        size = _int_list(size, "size")
         if len(coords) != ndim or len(size) != ndim:
             raise ValueError(
                 f"coords {tuple(coords)} and size {tuple(size)} must both have {ndim} entries "
@@ -205,6 +216,8 @@ class BaseStack:
             )
         if any(s < 0 for s in size):
             raise ValueError(f"size must be non-negative, got {tuple(size)}")
+        if isinstance(sample_idx, (bool, np.bool_)) or not isinstance(sample_idx, (int, np.integer)):
+            raise TypeError(f"sample_idx must be an integer, got {sample_idx!r}")
         sample_idx = int(sample_idx)
         if not 0 <= sample_idx < self.n_samples:
             raise IndexError(f"sample_idx {sample_idx} out of range for {self.n_samples} samples in {self.source}")
