@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import requires_gpu, to_numpy
 
-from cupatch import _core
+from cupatch import _core, ops
 from cupatch._reference import stitch_blend_reference, stitch_crop_reference
 from cupatch._windows import WINDOWS, window_table
 from cupatch.ops import BlendAccumulator, gather_patches, stitch_tiles
@@ -231,6 +231,51 @@ def test_blend_accumulator_finalize_leaves_uncovered_voxels_zero():
     assert (out[0, 0, :4, :4] == 1).all() and (out[0, 0, 4:] == 0).all()
     with pytest.raises(RuntimeError, match="finalize"):
         acc.add(np.ones((1, 1, 4, 4), np.float32), np.array([[0, 0, 0, 0, 0, 0, 4, 4, 0, 0]]))
+
+
+def blend_voxelwise(tiles, specs, outputs, weights, table, candidate_lists, origins=None, image_shapes=None):
+    """The CUDA blend kernel's per-voxel scheme (candidate lists + blend_voxel), run on the CPU."""
+    ndim = tiles.ndim - 2
+    _, _, out_table, _ = ops._output_table(outputs, weights, origins, image_shapes, ndim, tiles.shape[1], np, True)
+    _core._stitch_blend_voxelwise_cpu(np.ascontiguousarray(tiles), np.ascontiguousarray(specs, dtype=np.int64), out_table,
+                                      table, candidate_lists)
+
+
+@pytest.mark.parametrize("candidate_lists", [True, False], ids=["lists", "whole-batch"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_gpu_blend_scheme_matches_reference_on_cpu(case, candidate_lists):
+    """blend_voxel(), which only the CUDA kernel uses, checked bit for bit on the CPU."""
+    shapes, tile, overlaps = CASES[case]
+    rng = np.random.default_rng(10)
+    specs = tile_table(shapes, tile, overlaps)
+    specs = specs[rng.permutation(len(specs))]
+    tiles = random_tiles(rng, len(specs), shapes[0][1], tile)
+    table = window_table(tile, overlaps, "hann")
+    exp_o, exp_w = [np.zeros(s, np.float32) for s in shapes], [np.zeros((s[0], 1, *s[2:]), np.float32) for s in shapes]
+    got_o, got_w = [np.zeros(s, np.float32) for s in shapes], [np.zeros((s[0], 1, *s[2:]), np.float32) for s in shapes]
+    for part in np.array_split(np.arange(len(specs)), 2):
+        stitch_blend_reference(tiles[part], specs[part], exp_o, exp_w, table)
+        blend_voxelwise(tiles[part], specs[part], got_o, got_w, table, candidate_lists)
+    for got, exp in zip(got_o + got_w, exp_o + exp_w):
+        np.testing.assert_array_equal(got, exp)
+
+
+@pytest.mark.parametrize("candidate_lists", [True, False], ids=["lists", "whole-batch"])
+def test_gpu_blend_scheme_many_coincident_tiles_and_slabs(candidate_lists):
+    rng = np.random.default_rng(11)
+    specs = np.array([[0, 0, int(rng.integers(-2, 3)), int(rng.integers(-2, 3)), 0, 0, 6, 6, 0, 0] for _ in range(45)])
+    tiles = random_tiles(rng, len(specs), 2, (6, 6))
+    table = window_table((6, 6), (2, 2), "linear")
+    exp_o, exp_w = [np.zeros((1, 2, 7, 7), np.float32)], [np.zeros((1, 1, 7, 7), np.float32)]
+    stitch_blend_reference(tiles, specs, exp_o, exp_w, table)
+    got_o, got_w = [np.zeros((1, 2, 7, 7), np.float32)], [np.zeros((1, 1, 7, 7), np.float32)]
+    blend_voxelwise(tiles, specs, got_o, got_w, table, candidate_lists)  # > kBlendMaxCover tiles per voxel
+    np.testing.assert_array_equal(got_o[0], exp_o[0])
+    np.testing.assert_array_equal(got_w[0], exp_w[0])
+    slab_o, slab_w = [np.zeros((1, 2, 4, 3), np.float32)], [np.zeros((1, 1, 4, 3), np.float32)]
+    blend_voxelwise(tiles, specs, slab_o, slab_w, table, candidate_lists, origins=[(2, 4)], image_shapes=[(7, 7)])
+    np.testing.assert_array_equal(slab_o[0], exp_o[0][:, :, 2:6, 4:7])
+    np.testing.assert_array_equal(slab_w[0], exp_w[0][:, :, 2:6, 4:7])
 
 
 @pytest.mark.gpu

@@ -274,6 +274,18 @@ PYBIND11_MODULE(_core, m) {
         py::arg("tiles").noconvert(), py::arg("specs").noconvert(), py::arg("outputs").noconvert(),
         py::arg("window").noconvert());
 
+    m.def(
+        "_stitch_blend_voxelwise_cpu",
+        [](const carray<float>& tiles, const carray<index_t>& specs, const carray<index_t>& outputs,
+           const carray<float>& window, bool candidate_lists) {
+            const cupatch::StitchArgs a = stitch_args_cpu(tiles, specs, outputs, true, &window);
+            py::gil_scoped_release release;
+            cupatch::stitch_blend_voxelwise_cpu(a, candidate_lists);
+        },
+        py::arg("tiles").noconvert(), py::arg("specs").noconvert(), py::arg("outputs").noconvert(),
+        py::arg("window").noconvert(), py::arg("candidate_lists"),
+        "Testing aid: the CUDA blend kernel's per-voxel scheme run on the CPU (same arguments as stitch_blend_cpu).");
+
 #ifdef CUPATCH_WITH_CUDA
     m.def(
         "gather_cuda",

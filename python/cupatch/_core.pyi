@@ -41,6 +41,13 @@ def stitch_blend_cpu(
     outputs: npt.NDArray[np.int64],
     window: npt.NDArray[np.float32],
 ) -> None: ...
+def _stitch_blend_voxelwise_cpu(
+    tiles: npt.NDArray[np.float32],
+    specs: npt.NDArray[np.int64],
+    outputs: npt.NDArray[np.int64],
+    window: npt.NDArray[np.float32],
+    candidate_lists: bool,
+) -> None: ...
 
 # Present only when built_with_cuda is True; pointers are device addresses.
 def gather_cuda(

@@ -282,6 +282,8 @@ CUPATCH_HD bool blend_voxel(const StitchArgs& a, index_t b, index_t data_idx, in
 
 void stitch_crop_cpu(const StitchArgs& args);
 void stitch_blend_cpu(const StitchArgs& args);
+// The CUDA blend scheme (candidate lists + blend_voxel) run on the CPU, for tests.
+void stitch_blend_voxelwise_cpu(const StitchArgs& args, bool candidate_lists);
 void stitch_crop_cuda(const StitchArgs& args, std::uintptr_t stream);
 void stitch_blend_cuda(const StitchArgs& args, std::uintptr_t stream);
 

@@ -180,4 +180,39 @@ void stitch_blend_cpu(const StitchArgs& a) {
     });
 }
 
+void stitch_blend_voxelwise_cpu(const StitchArgs& a, bool candidate_lists) {
+    // The CUDA blend kernel's scheme on the CPU (tests only): per tile, the ascending list of
+    // batch tiles whose windows intersect it (or no list: scan the whole batch), then
+    // blend_voxel() for every voxel of its window inside the output slab.
+    parallel_for(a.n_tiles, a.tile[0] * a.tile[1] * a.tile[2] * 8, [&](index_t begin, index_t end) {
+        std::vector<std::int32_t> list;
+        for (index_t b = begin; b < end; ++b) {
+            const TileSpec tb = load_tile_spec(a, b);
+            BlendWindow wb;
+            if (!blend_window(a, tb, wb)) continue;
+            list.clear();
+            for (index_t t = 0; t < a.n_tiles; ++t) {
+                const TileSpec ts = load_tile_spec(a, t);
+                BlendWindow wt;
+                if (ts.data_idx != tb.data_idx || ts.sample != tb.sample || !blend_window(a, ts, wt)) continue;
+                bool hit = true;
+                for (int d = 0; d < 3; ++d)
+                    if (max_i(wb.lo[d], wt.lo[d]) >= min_i(wb.hi[d], wt.hi[d])) hit = false;
+                if (hit) list.push_back(static_cast<std::int32_t>(t));
+            }
+            const OutputView o = load_output(a.outputs, tb.data_idx);
+            index_t s[3], lo[3], hi[3];
+            for (int d = 0; d < 3; ++d) {
+                lo[d] = max_i(wb.lo[d], o.origin[d]);
+                hi[d] = min_i(wb.hi[d], o.origin[d] + o.shape[2 + d]);
+            }
+            for (s[0] = lo[0]; s[0] < hi[0]; ++s[0])
+                for (s[1] = lo[1]; s[1] < hi[1]; ++s[1])
+                    for (s[2] = lo[2]; s[2] < hi[2]; ++s[2])
+                        blend_voxel(a, b, tb.data_idx, tb.sample, s, candidate_lists ? list.data() : nullptr,
+                                    candidate_lists ? static_cast<index_t>(list.size()) : a.n_tiles);
+        }
+    });
+}
+
 }  // namespace cupatch
