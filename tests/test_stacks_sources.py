@@ -192,6 +192,8 @@ def test_errors(tmp_path):
         as_stack(tmp_path / "missing.tif", "YX")
     with pytest.raises(FileNotFoundError, match="missing.zarr"):
         as_stack(tmp_path / "missing.zarr", "YX")
+    with pytest.raises(ValueError, match="unsupported URI scheme 's3'"):
+        as_stack("s3://bucket/data.zarr", "YX")  # used to report a mangled local path as missing
     with pytest.raises(FileNotFoundError, match="nothing.png"):
         as_stack(tmp_path / "nothing.png", "YX")
     bad = tmp_path / "bad.tif"

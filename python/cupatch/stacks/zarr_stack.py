@@ -86,6 +86,12 @@ def _split_store_path(text: str) -> tuple[Path, str]:
     """Split ``/x/store.zarr/group/array`` (or a ``file://`` URI) into store and inner path."""
     if text.startswith("file://"):
         text = unquote(urlparse(text).path)
+    elif "://" in text:
+        scheme = text.split("://", 1)[0]
+        raise ValueError(
+            f"unsupported URI scheme {scheme!r} in {text!r}: only local paths and file:// URIs are read; "
+            f"open remote stores with zarr and pass the zarr array or group instead"
+        )
     parts = Path(text).parts
     for i, part in enumerate(parts):
         if part.endswith(".zarr"):
