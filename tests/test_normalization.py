@@ -130,6 +130,24 @@ def test_given_statistics_and_broadcasting():
     np.testing.assert_array_equal(fitted.target_maxes, _per_channel(a, b).max(axis=1))
 
 
+def test_swapped_ranges_and_non_stack_inputs_are_refused():
+    with pytest.raises(ValueError, match="mins must not exceed maxes"):
+        MinMaxNormalization(mins=[5.0], maxes=[1.0])
+    with pytest.raises(ValueError, match="target_mins must not exceed target_maxes"):
+        MinMaxNormalization(target_mins=[0.0, 9.0], target_maxes=[1.0, 2.0])
+    with pytest.raises(ValueError, match="different lengths"):
+        MinMaxNormalization(mins=[0.0, 0.0], maxes=[1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="lower_values must not exceed upper_values"):
+        QuantileNormalization(lower_values=[3.0], upper_values=[2.0])
+    assert MinMaxNormalization(mins=[1.0], maxes=[1.0]).fitted  # a constant channel is fine
+    stacks, a, _ = _stacks(np)
+    for bad in (a, [a], "image.tif"):
+        with pytest.raises(TypeError, match="as_stacks"):
+            MeanStdNormalization().fit(bad, progress=False)
+    with pytest.raises(TypeError, match="targets.*as_stacks"):
+        MeanStdNormalization().fit(stacks, targets=a, progress=False)
+
+
 def test_no_normalization():
     norm = NoNormalization()
     scale, shift = norm.input_scale_shift(2)

@@ -243,9 +243,11 @@ class Normalization:
         """
         from .stacks.base import check_channels
 
-        stacks = list(stacks)
+        stacks = _as_stack_list(stacks, "stacks")
         if not stacks:
             raise ValueError("fit needs at least one stack")
+        if targets is not None:
+            targets = _as_stack_list(targets, "targets")
         channels = check_channels(channels, stacks[0].data_shape[1])
         input_stats = target_stats = None
         if self._input_affine() is None:
@@ -391,6 +393,33 @@ class MeanStdNormalization(Normalization):
         return f"MeanStdNormalization(means={_fmt(self.means)}, stds={_fmt(self.stds)})"
 
 
+def _as_stack_list(stacks, name: str) -> list:
+    """``stacks`` as a list, refusing anything that is not a list of image stacks."""
+    if isinstance(stacks, np.ndarray) or hasattr(stacks, "__cuda_array_interface__") or isinstance(stacks, (str, bytes)):
+        raise TypeError(
+            f"{name} must be a list of image stacks, got {type(stacks).__name__}; wrap data with "
+            f"cupatch.stacks.as_stacks(data, axes)"
+        )
+    items = list(stacks)
+    for k, item in enumerate(items):
+        if not hasattr(item, "data_shape") or not hasattr(item, "read_region"):
+            raise TypeError(
+                f"{name}[{k}] is a {type(item).__name__}, not an image stack; wrap data with "
+                f"cupatch.stacks.as_stacks(data, axes)"
+            )
+    return items
+
+
+def _check_range(lows, highs, low_name: str, high_name: str) -> None:
+    """Refuse given ranges whose lengths disagree or whose low end lies above the high end."""
+    if lows is None or highs is None:
+        return
+    if lows.size != highs.size and 1 not in (lows.size, highs.size):
+        raise ValueError(f"{low_name} ({lows.size}) and {high_name} ({highs.size}) have different lengths")
+    if np.any(lows > highs):
+        raise ValueError(f"{low_name} must not exceed {high_name}, got {lows.tolist()} and {highs.tolist()}")
+
+
 class _RangeNormalization(Normalization):
     def _range(self, target: bool):
         raise NotImplementedError
@@ -428,6 +457,8 @@ class MinMaxNormalization(_RangeNormalization):
                  skip_target: bool = False) -> None:
         self.mins, self.maxes = _as_stat(mins, "mins"), _as_stat(maxes, "maxes")
         self.target_mins, self.target_maxes = _as_stat(target_mins, "target_mins"), _as_stat(target_maxes, "target_maxes")
+        _check_range(self.mins, self.maxes, "mins", "maxes")
+        _check_range(self.target_mins, self.target_maxes, "target_mins", "target_maxes")
         self.per_channel, self.skip_target = bool(per_channel), bool(skip_target)
 
     def _range(self, target):
@@ -467,6 +498,8 @@ class QuantileNormalization(_RangeNormalization):
         self.lower_values, self.upper_values = _as_stat(lower_values, "lower_values"), _as_stat(upper_values, "upper_values")
         self.target_lower_values = _as_stat(target_lower_values, "target_lower_values")
         self.target_upper_values = _as_stat(target_upper_values, "target_upper_values")
+        _check_range(self.lower_values, self.upper_values, "lower_values", "upper_values")
+        _check_range(self.target_lower_values, self.target_upper_values, "target_lower_values", "target_upper_values")
         self.per_channel, self.skip_target = bool(per_channel), bool(skip_target)
         self._wanted = {"moments": False, "extremes": False, "quantiles": (self.lower, self.upper)}
 
