@@ -219,6 +219,27 @@ CUPATCH_HD bool blend_covers(const StitchArgs& a, index_t t, index_t data_idx, i
 // with pathological overlaps and takes a slower path that recomputes them per channel).
 constexpr int kBlendMaxCover = 32;
 
+// Add the covering tiles' contributions (weights w[j], channel-0 tile offsets off[j], in
+// ascending batch order) to output voxel (sample, dz, dy, dx) and its weight.
+CUPATCH_HD void blend_accumulate(const StitchArgs& a, const OutputView& o, index_t sample, index_t dz, index_t dy, index_t dx,
+                                 const float* w, const index_t* off, int n) {
+    const index_t tile_voxels = a.tile[0] * a.tile[1] * a.tile[2];
+    const index_t n_channels = min_i(a.channels, o.shape[1]);
+    for (index_t c = 0; c < n_channels; ++c) {
+        float acc = 0.0f;
+        for (int j = 0; j < n; ++j) acc = add_rn(acc, mul_rn(w[j], a.tiles[off[j] + c * tile_voxels]));
+        float* out = o.data + contiguous_offset(o.shape, sample, c, dz, dy, dx);
+        *out = add_rn(*out, acc);
+    }
+    if (o.weight) {
+        float wsum = 0.0f;
+        for (int j = 0; j < n; ++j) wsum = add_rn(wsum, w[j]);
+        const index_t wshape[5] = {o.shape[0], 1, o.shape[2], o.shape[3], o.shape[4]};
+        float* wt = o.weight + contiguous_offset(wshape, sample, 0, dz, dy, dx);
+        *wt = add_rn(*wt, wsum);
+    }
+}
+
 CUPATCH_HD bool blend_voxel(const StitchArgs& a, index_t b, index_t data_idx, index_t sample, const index_t s[3],
                             const std::int32_t* cand, index_t n_cand) {
     const index_t TZ = a.tile[0], TY = a.tile[1], TX = a.tile[2];
@@ -244,39 +265,79 @@ CUPATCH_HD bool blend_voxel(const StitchArgs& a, index_t b, index_t data_idx, in
     const OutputView o = load_output(a.outputs, data_idx);
     const index_t dz = s[0] - o.origin[0], dy = s[1] - o.origin[1], dx = s[2] - o.origin[2];
     if (dz < 0 || dz >= o.shape[2] || dy < 0 || dy >= o.shape[3] || dx < 0 || dx >= o.shape[4]) return false;
+    if (!overflow) {
+        blend_accumulate(a, o, sample, dz, dy, dx, cov_w, cov_off, n_cov);
+        return true;
+    }
     const index_t n_channels = min_i(a.channels, o.shape[1]);
     float wsum = 0.0f;
-    if (!overflow) {
-        for (index_t c = 0; c < n_channels; ++c) {
-            float acc = 0.0f;
-            for (int j = 0; j < n_cov; ++j) acc = add_rn(acc, mul_rn(cov_w[j], a.tiles[cov_off[j] + c * tile_voxels]));
-            float* out = o.data + contiguous_offset(o.shape, sample, c, dz, dy, dx);
-            *out = add_rn(*out, acc);
-        }
-        for (int j = 0; j < n_cov; ++j) wsum = add_rn(wsum, cov_w[j]);
-    } else {
-        for (index_t c = 0; c < n_channels; ++c) {
-            float acc = 0.0f;
-            for (index_t i = 0; i < n_cand; ++i) {
-                const index_t t = cand ? cand[i] : i;
-                if (t < b || !blend_covers(a, t, data_idx, sample, s, w, p)) continue;
-                const float v = a.tiles[(((t * a.channels + c) * TZ + p[0]) * TY + p[1]) * TX + p[2]];
-                acc = add_rn(acc, mul_rn(blend_weight(a, w, p), v));
-            }
-            float* out = o.data + contiguous_offset(o.shape, sample, c, dz, dy, dx);
-            *out = add_rn(*out, acc);
-        }
+    for (index_t c = 0; c < n_channels; ++c) {
+        float acc = 0.0f;
         for (index_t i = 0; i < n_cand; ++i) {
             const index_t t = cand ? cand[i] : i;
             if (t < b || !blend_covers(a, t, data_idx, sample, s, w, p)) continue;
-            wsum = add_rn(wsum, blend_weight(a, w, p));
+            const float v = a.tiles[(((t * a.channels + c) * TZ + p[0]) * TY + p[1]) * TX + p[2]];
+            acc = add_rn(acc, mul_rn(blend_weight(a, w, p), v));
         }
+        float* out = o.data + contiguous_offset(o.shape, sample, c, dz, dy, dx);
+        *out = add_rn(*out, acc);
+    }
+    for (index_t i = 0; i < n_cand; ++i) {
+        const index_t t = cand ? cand[i] : i;
+        if (t < b || !blend_covers(a, t, data_idx, sample, s, w, p)) continue;
+        wsum = add_rn(wsum, blend_weight(a, w, p));
     }
     if (o.weight) {
         const index_t wshape[5] = {o.shape[0], 1, o.shape[2], o.shape[3], o.shape[4]};
         float* wt = o.weight + contiguous_offset(wshape, sample, 0, dz, dy, dx);
         *wt = add_rn(*wt, wsum);
     }
+    return true;
+}
+
+// A batch tile that may cover voxels of the tile being blended, with its clipped window
+// precomputed (the CUDA kernel keeps a block's candidates in shared memory).
+struct BlendCandidate {
+    index_t t;
+    index_t coords[3];
+    BlendWindow w;
+};
+
+CUPATCH_HD BlendCandidate make_blend_candidate(const StitchArgs& a, index_t t) {
+    BlendCandidate c;
+    const TileSpec ts = load_tile_spec(a, t);
+    c.t = t;
+    for (int d = 0; d < 3; ++d) c.coords[d] = ts.coords[d];
+    if (!blend_window(a, ts, c.w))
+        for (int d = 0; d < 3; ++d) c.w.lo[d] = c.w.hi[d] = 0;  // covers nothing
+    return c;
+}
+
+// blend_voxel() for a list of precomputed candidates: every tile of the same output sample
+// whose window may contain s, in ascending batch order. Same owner rule, same sums.
+CUPATCH_HD bool blend_voxel_candidates(const StitchArgs& a, index_t b, index_t data_idx, index_t sample, const index_t s[3],
+                                       const BlendCandidate* cand, index_t n_cand) {
+    const index_t TY = a.tile[1], TX = a.tile[2];
+    const index_t tile_voxels = a.tile[0] * TY * TX;
+    float cov_w[kBlendMaxCover];
+    index_t cov_off[kBlendMaxCover];
+    int n_cov = 0;
+    for (index_t i = 0; i < n_cand; ++i) {
+        const BlendCandidate& c = cand[i];
+        if (s[0] < c.w.lo[0] || s[0] >= c.w.hi[0] || s[1] < c.w.lo[1] || s[1] >= c.w.hi[1] || s[2] < c.w.lo[2] ||
+            s[2] >= c.w.hi[2])
+            continue;
+        if (c.t < b) return false;  // owner rule: the lowest covering batch index writes
+        if (n_cov == kBlendMaxCover) return blend_voxel(a, b, data_idx, sample, s, nullptr, a.n_tiles);
+        const index_t p[3] = {s[0] - c.coords[0], s[1] - c.coords[1], s[2] - c.coords[2]};
+        cov_w[n_cov] = blend_weight(a, c.w, p);
+        cov_off[n_cov] = c.t * a.channels * tile_voxels + (p[0] * TY + p[1]) * TX + p[2];
+        ++n_cov;
+    }
+    const OutputView o = load_output(a.outputs, data_idx);
+    const index_t dz = s[0] - o.origin[0], dy = s[1] - o.origin[1], dx = s[2] - o.origin[2];
+    if (dz < 0 || dz >= o.shape[2] || dy < 0 || dy >= o.shape[3] || dx < 0 || dx >= o.shape[4]) return false;
+    blend_accumulate(a, o, sample, dz, dy, dx, cov_w, cov_off, n_cov);
     return true;
 }
 

@@ -182,10 +182,10 @@ void stitch_blend_cpu(const StitchArgs& a) {
 
 void stitch_blend_voxelwise_cpu(const StitchArgs& a, bool candidate_lists) {
     // The CUDA blend kernel's scheme on the CPU (tests only): per tile, the ascending list of
-    // batch tiles whose windows intersect it (or no list: scan the whole batch), then
-    // blend_voxel() for every voxel of its window inside the output slab.
+    // batch tiles whose windows intersect it and blend_voxel_candidates() (or no list:
+    // blend_voxel() scanning the whole batch) for every voxel of its window in the slab.
     parallel_for(a.n_tiles, a.tile[0] * a.tile[1] * a.tile[2] * 8, [&](index_t begin, index_t end) {
-        std::vector<std::int32_t> list;
+        std::vector<BlendCandidate> list;
         for (index_t b = begin; b < end; ++b) {
             const TileSpec tb = load_tile_spec(a, b);
             BlendWindow wb;
@@ -198,7 +198,7 @@ void stitch_blend_voxelwise_cpu(const StitchArgs& a, bool candidate_lists) {
                 bool hit = true;
                 for (int d = 0; d < 3; ++d)
                     if (max_i(wb.lo[d], wt.lo[d]) >= min_i(wb.hi[d], wt.hi[d])) hit = false;
-                if (hit) list.push_back(static_cast<std::int32_t>(t));
+                if (hit) list.push_back(make_blend_candidate(a, t));
             }
             const OutputView o = load_output(a.outputs, tb.data_idx);
             index_t s[3], lo[3], hi[3];
@@ -208,9 +208,13 @@ void stitch_blend_voxelwise_cpu(const StitchArgs& a, bool candidate_lists) {
             }
             for (s[0] = lo[0]; s[0] < hi[0]; ++s[0])
                 for (s[1] = lo[1]; s[1] < hi[1]; ++s[1])
-                    for (s[2] = lo[2]; s[2] < hi[2]; ++s[2])
-                        blend_voxel(a, b, tb.data_idx, tb.sample, s, candidate_lists ? list.data() : nullptr,
-                                    candidate_lists ? static_cast<index_t>(list.size()) : a.n_tiles);
+                    for (s[2] = lo[2]; s[2] < hi[2]; ++s[2]) {
+                        if (candidate_lists)
+                            blend_voxel_candidates(a, b, tb.data_idx, tb.sample, s, list.data(),
+                                                   static_cast<index_t>(list.size()));
+                        else
+                            blend_voxel(a, b, tb.data_idx, tb.sample, s, nullptr, a.n_tiles);
+                    }
         }
     });
 }

@@ -5,8 +5,9 @@
 //        (stitch.h) clips every row to the tile and the output slab.
 // blend: block (b, chunk) handles part of tile b's clipped window. The block first collects,
 //        in ascending order and without atomics, the batch tiles whose windows intersect
-//        tile b into shared memory (warp ballots + a block prefix sum); each thread then
-//        owns distinct voxels and calls blend_voxel() with that list. A voxel is written
+//        tile b into shared memory (warp ballots + a block prefix sum) with their clipped
+//        windows; each thread then owns distinct voxels and calls blend_voxel_candidates()
+//        with that list. A voxel is written
 //        only by the block of its lowest covering tile and, within it, by one thread, so
 //        there are no races and the sums are added in the contract's order.
 #include <cuda_runtime.h>
@@ -18,7 +19,7 @@ namespace cupatch {
 
 namespace {
 
-constexpr int kBlendListCapacity = 1024;
+constexpr int kBlendListCapacity = 256;  // candidate tiles kept in shared memory per block
 constexpr index_t kBlendVoxelsPerBlock = 2048;
 
 // Rows are handled kRowsPerLane at a time, loads before stores (see gather_cuda.cu).
@@ -75,6 +76,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock, 4) crop_kernel(StitchArgs a,
 
 __global__ void __launch_bounds__(kThreadsPerBlock) blend_kernel(StitchArgs a) {
     __shared__ std::int32_t s_list[kBlendListCapacity];
+    __shared__ BlendCandidate s_cand[kBlendListCapacity];
     __shared__ int s_warp_hits[kThreadsPerBlock / 32];
     __shared__ index_t s_count;
 
@@ -117,6 +119,10 @@ __global__ void __launch_bounds__(kThreadsPerBlock) blend_kernel(StitchArgs a) {
     const index_t n_list = s_count;
     // More overlapping tiles than the list holds: scan the whole batch instead (same result).
     const bool use_list = n_list <= kBlendListCapacity;
+    if (use_list) {  // block-uniform
+        for (index_t i = tid; i < n_list; i += kThreadsPerBlock) s_cand[i] = make_blend_candidate(a, s_list[i]);
+        __syncthreads();
+    }
 
     const OutputView o = load_output(a.outputs, tb.data_idx);
     index_t lo[3], n[3];
@@ -133,7 +139,10 @@ __global__ void __launch_bounds__(kThreadsPerBlock) blend_kernel(StitchArgs a) {
         const index_t rest = v / n[2];
         s[1] = lo[1] + rest % n[1];
         s[0] = lo[0] + rest / n[1];
-        blend_voxel(a, b, tb.data_idx, tb.sample, s, use_list ? s_list : nullptr, use_list ? n_list : a.n_tiles);
+        if (use_list)
+            blend_voxel_candidates(a, b, tb.data_idx, tb.sample, s, s_cand, n_list);
+        else
+            blend_voxel(a, b, tb.data_idx, tb.sample, s, nullptr, a.n_tiles);
     }
 }
 
