@@ -10,6 +10,7 @@
 #   sanitize : compute-sanitizer memcheck, racecheck and synccheck on a small gather and
 #              crop/blend stitch script (any reported error fails the step)
 #   bench    : every benchmarks/bench_*.py at full size (not --quick), JSON + tables
+#              (BENCHES="benchmarks/bench_ops.py ..." runs a subset)
 # Everything is logged under OUTDIR; OUTDIR/summary.txt lists each step's status. The exit
 # code is non-zero if any step failed. Set PYTHON to choose the interpreter.
 set -uo pipefail
@@ -36,6 +37,7 @@ want() { [[ " $STEPS " == *" $1 "* ]]; }
 
 {
     date -u
+    echo "commit: $(git rev-parse HEAD 2>/dev/null || echo unknown)"
     nvidia-smi || true
     command -v nvcc && nvcc --version
     command -v compute-sanitizer || echo "compute-sanitizer not on PATH (searched again in the sanitize step)"
@@ -147,7 +149,7 @@ fi
 
 if want bench; then
     mkdir -p "$OUT/bench"
-    for bench in benchmarks/bench_*.py; do
+    for bench in ${BENCHES:-benchmarks/bench_*.py}; do
         name="$(basename "$bench" .py)"
         start=$SECONDS
         if "$PY" "$bench" --out-dir "$OUT/bench" >"$OUT/bench/$name.log" 2>&1; then
