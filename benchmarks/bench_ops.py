@@ -14,7 +14,10 @@ Effective bandwidth counts bytes read + bytes written by the operation (gather: 
 voxels read + output written; crop: kept tile voxels read + written; blend: tile voxels read
 + output and weight read and written over each tile's window). ``roof %`` is the
 operation's bandwidth over the copy's, ``x loop`` the speed-up over the loop. Results are
-checked against the loop before timing.
+checked against the loop before timing. On the GPU, times are device times (CUDA events) per
+call in the steady state: cupatch calls and copies are timed 8 back to back (the host
+queues the next launch while the device works, as in a training or inference loop); the
+per-item loops, bound by their launches, are timed one call at a time.
 
 Usage::
 
@@ -124,7 +127,6 @@ def to_host(a):
 
 def bench_gather(xp, cases, min_time, roof_cache):
     rows = []
-    timer = H.timer_for(xp)
     for name, (shape, patch, batch) in cases.items():
         rng = np.random.default_rng(0)
         host = rng.integers(0, 60000, size=shape, dtype=np.uint16)
@@ -139,8 +141,8 @@ def bench_gather(xp, cases, min_time, roof_cache):
         gather_loop(xp, [src], specs, patch, loop_out)
         assert bool((out == loop_out).all()), f"gather {name}: cupatch and the loop disagree"
         nbytes = out.size * (2 + 4)  # uint16 read, float32 written
-        t_ours = timer(lambda: gather_patches(table, specs_dev, patch, out=out), min_time=min_time)
-        t_loop = timer(lambda: gather_loop(xp, [src], specs, patch, loop_out), min_time=min_time)
+        t_ours = H.time_per_call(xp, lambda: gather_patches(table, specs_dev, patch, out=out), min_time=min_time)
+        t_loop = H.time_per_call(xp, lambda: gather_loop(xp, [src], specs, patch, loop_out), min_time=min_time, calls=1)
         roof = roof_cache.setdefault(nbytes, H.copy_roof(xp, nbytes, min_time=min_time))
         base = dict(op="gather", case=name, batch=batch, item=f"{'x'.join(map(str, patch))} u16->f32", mbytes=nbytes / 1e6)
         rows.append({**base, "method": "cupatch", "seconds": t_ours, "gbps": nbytes / t_ours / 1e9,
@@ -154,7 +156,6 @@ def bench_gather(xp, cases, min_time, roof_cache):
 
 def bench_stitch(xp, cases, min_time, roof_cache):
     rows = []
-    timer = H.timer_for(xp)
     for name, (shape, tile, overlaps) in cases.items():
         rng = np.random.default_rng(1)
         specs = H.tile_table([shape], tile, overlaps)
@@ -168,8 +169,8 @@ def bench_stitch(xp, cases, min_time, roof_cache):
         crop_loop(tiles, specs, loop_out)
         assert bool((out[0] == loop_out[0]).all()), f"crop {name}: cupatch and the loop disagree"
         nbytes = kept * 8
-        t_ours = timer(lambda: stitch_tiles(tiles, specs_dev, out), min_time=min_time)
-        t_loop = timer(lambda: crop_loop(tiles, specs, loop_out), min_time=min_time)
+        t_ours = H.time_per_call(xp, lambda: stitch_tiles(tiles, specs_dev, out), min_time=min_time)
+        t_loop = H.time_per_call(xp, lambda: crop_loop(tiles, specs, loop_out), min_time=min_time, calls=1)
         roof = roof_cache.setdefault(nbytes, H.copy_roof(xp, nbytes, min_time=min_time))
         base = dict(op="stitch-crop", case=name, batch=len(specs), item=f"{'x'.join(map(str, tile))} f32", mbytes=nbytes / 1e6)
         rows.append({**base, "method": "cupatch", "seconds": t_ours, "gbps": nbytes / t_ours / 1e9,
@@ -189,8 +190,10 @@ def bench_stitch(xp, cases, min_time, roof_cache):
         window_voxels = len(specs) * int(np.prod(tile))  # every tile lies inside the image here
         nbytes = window_voxels * (4 * shape[1] + 2 * 4 * (shape[1] + 1))
         blend = lambda: stitch_tiles(tiles, specs_dev, outs, mode="blend", weights=wts, window_table=table_dev)  # noqa: E731
-        t_ours = timer(blend, min_time=min_time)
-        t_loop = timer(lambda: blend_loop(xp, tiles, specs, loop_outs, loop_wts, table_dev, [shape]), min_time=min_time)
+        t_ours = H.time_per_call(xp, blend, min_time=min_time)
+        t_loop = H.time_per_call(
+            xp, lambda: blend_loop(xp, tiles, specs, loop_outs, loop_wts, table_dev, [shape]), min_time=min_time, calls=1
+        )
         roof = roof_cache.setdefault(nbytes, H.copy_roof(xp, nbytes, min_time=min_time))
         base = dict(op="stitch-blend", case=name, batch=len(specs), item=f"{'x'.join(map(str, tile))} f32 hann", mbytes=nbytes / 1e6)
         rows.append({**base, "method": "cupatch", "seconds": t_ours, "gbps": nbytes / t_ours / 1e9,
@@ -266,6 +269,7 @@ def main(argv=None) -> int:
     tag = args.tag or H.default_tag(device, info)
     stem = f"{tag}-{_dt.date.today().isoformat()}-ops"
     payload = {"benchmark": "bench_ops", "device": device, "quick": args.quick, "note": args.note, "load_average": load,
+               "steady_calls_per_timing": H.steady_calls(xp),
                "machine": info, "results": rows}
     json_path, _ = H.write_results(args.out_dir, stem, payload, table)
     print(f"wrote {json_path} (+ .txt)")
