@@ -103,6 +103,16 @@ def test_output_over_the_input_is_refused_even_with_overwrite(tmp_path, capsys):
     np.testing.assert_array_equal(stored, image)
 
 
+def test_npy_output_over_the_npy_input_is_refused(tmp_path, capsys):
+    image = np.arange(60 * 50, dtype=np.float32).reshape(60, 50)
+    path = tmp_path / "in.npy"
+    np.save(path, image)
+    args = ["predict", str(path), "--tile", "32", "--overlap", "8", "--out", str(path), "--overwrite", "--no-progress"]
+    assert main(args) == 1
+    assert "would overwrite the input" in capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(path), image)
+
+
 def test_npy_in_zarr_out_with_user_model(tmp_path, capsys):
     zarr = pytest.importorskip("zarr")
 

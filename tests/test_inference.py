@@ -559,6 +559,18 @@ def test_output_may_not_be_the_input_given_as_a_stack(tmp_path):
     np.testing.assert_array_equal(tifffile.imread(path), image)
 
 
+def test_output_may_not_be_a_memory_mapped_input(tmp_path):
+    from cupatch.stacks import as_stack
+
+    path = tmp_path / "in.npy"
+    np.save(path, np.ones((40, 40), np.float32))
+    mapped = np.load(path, mmap_mode="r")
+    for data in (mapped, as_stack(mapped, "YX"), str(path)):
+        with pytest.raises(ValueError, match="overwrite the input"):
+            predict_tiled(scaled, data, axes="YX", tile_size=16, overlap=4, out=path, overwrite=True, progress=False)
+    np.testing.assert_array_equal(np.load(path), np.ones((40, 40), np.float32))
+
+
 def test_output_array_may_not_share_storage_with_the_input(tmp_path):
     image = np.arange(40 * 40, dtype=np.float32).reshape(40, 40)
     original = image.copy()

@@ -138,7 +138,9 @@ def _as_stack(item, axes: str):
         path = Path(item)
         if not path.exists():
             raise FileNotFoundError(f"data file {str(path)!r} does not exist")
-        item = np.load(path, mmap_mode="r")
+        stack = as_stack(np.load(path, mmap_mode="r"), axes)
+        stack.source = str(path)  # the file, not "array": outputs must never overwrite it
+        return stack
     return as_stack(item, axes)
 
 
@@ -411,6 +413,11 @@ def _input_paths(data, stacks) -> list[tuple[str, Path]]:
             path = _local_path(source)
             if path is not None:
                 found.append((source, path))
+    # memory-mapped arrays (numpy.load(mmap_mode=...), tifffile.memmap) are files too
+    for array in [*items, *(getattr(s, attr, None) for s in stacks for attr in ("array", "_backing"))]:
+        filename = getattr(array, "filename", None) if isinstance(array, np.memmap) else None
+        if filename:
+            found.append((str(filename), Path(filename).absolute().resolve()))
     return found
 
 
