@@ -116,7 +116,7 @@ def test_zarr_group_expands_sorted_and_uri(tmp_path):
         assert [int(s.read_region(0, (0, 0), (1, 1))[0, 0, 0]) for s in stacks] == [1, 2, 3]
     single = as_stacks(f"file://{tmp_path}/g.zarr/c", "YX")
     assert len(single) == 1 and int(single[0].read_sample(0).max()) == 3
-    with pytest.raises(ValueError, match="use as_stacks"):
+    with pytest.raises(ValueError, match=r"holds 3 Zarr arrays \(a, b, c\); name one \(e.g. '.*g.zarr/a'\) or use as_stacks"):
         as_stack(tmp_path / "g.zarr", "YX")
     assert as_stacks([tmp_path / "g.zarr", np.zeros((8, 9), np.uint8)], "YX")[3].source == "array"
 

@@ -73,6 +73,11 @@ class LazyArrayStack(LazyStack):
         self._init_lazy(array, source, axes)
 
 
+def _array_names(arrays) -> list[str]:
+    """Names of Zarr arrays within their group (their last path component)."""
+    return [str(getattr(a, "path", "") or getattr(a, "name", "")).strip("/").split("/")[-1] for a in arrays]
+
+
 def _place(stack: BaseStack, placement: str) -> BaseStack:
     if placement in ("gpu", "cpu"):
         return stack.to_device(placement)
@@ -138,7 +143,8 @@ def as_stack(obj, axes: str | None = None, *, placement: str = "auto") -> BaseSt
         arrays = open_zarr_arrays(obj)
         if len(arrays) != 1:
             raise ValueError(
-                f"{str(obj)!r} holds {len(arrays)} Zarr arrays; use as_stacks to load them all"
+                f"{str(obj)!r} holds {len(arrays)} Zarr arrays ({', '.join(_array_names(arrays))}); name one "
+                f"(e.g. {str(obj).rstrip('/') + '/' + _array_names(arrays)[0]!r}) or use as_stacks to load them all"
             )
         stack = ZarrStack(arrays[0], axes)
     elif isinstance(obj, (str, os.PathLike)):
