@@ -615,6 +615,15 @@ def test_read_only_output_array_is_refused_before_any_work():
         predict_tiled(identity, IMAGE, axes="YX", tile_size=16, overlap=4, out=out, progress=False)
 
 
+def test_read_only_zarr_output_is_refused_before_any_work(tmp_path):
+    zarr = pytest.importorskip("zarr")
+
+    zarr.create_array(store=str(tmp_path / "out.zarr"), shape=(40, 40), dtype="float32")
+    out = zarr.open_array(str(tmp_path / "out.zarr"), mode="r")
+    with pytest.raises(ValueError, match="out is a read-only Zarr array"):
+        predict_tiled(identity, IMAGE, axes="YX", tile_size=16, overlap=4, out=out, progress=False)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
