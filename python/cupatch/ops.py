@@ -113,8 +113,8 @@ def _as_backend_array(a: Any, xp, name: str, *, writable: bool = False):
     return _backend.as_cupy(a, name, writable=writable)
 
 
-def _small_array(value: Any, xp, name: str):
-    """Host copy of a small per-batch argument (specs, flags...), from NumPy, CuPy or lists."""
+def _host_array(value: Any, name: str):
+    """``value`` as a NumPy array, or None when it lives on the GPU (it then stays there)."""
     if _backend.is_gpu_array(value):
         return None  # stays on the device
     try:
@@ -233,7 +233,7 @@ class SourceTable:
 def _spec_table(specs: Any, n_cols: int, xp, name: str, *, what: str):
     """Validated C-contiguous int64 spec table on the right backend, plus its host copy
     (None when it was given on the GPU)."""
-    host = _small_array(specs, xp, name)
+    host = _host_array(specs, name)
     if host is None:  # device-resident table: shape and dtype only (no synchronisation)
         if xp is np:
             raise TypeError(f"{name} is a GPU array but the sources are NumPy arrays")
