@@ -45,8 +45,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
-
 import cupatch  # noqa: E402
 from cupatch.augmentation import Augmentations  # noqa: E402
 from cupatch.dataset import PatchDataset  # noqa: E402

@@ -39,8 +39,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
-
 from cupatch._sample import sample_image  # noqa: E402
 from cupatch._windows import window_table  # noqa: E402
 from cupatch.inference import _ModelRunner, _resolve_device, run_prediction  # noqa: E402

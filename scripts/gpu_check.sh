@@ -149,16 +149,6 @@ fi
 
 if want bench; then
     mkdir -p "$OUT/bench"
-    # Some benchmarks put python/ first on sys.path (for editable checkouts); with a regular
-    # install that copy of the package lacks the native module, so place the installed one
-    # beside it (*.so is git-ignored).
-    if ! (cd "$ROOT" && "$PY" -c "import sys; sys.path.insert(0, 'python'); import cupatch._core") >/dev/null 2>&1; then
-        core="$(cd "$OUT" && "$PY" -c "import cupatch._core as c; print(c.__file__)" 2>/dev/null || true)"
-        if [[ -n "$core" && -f "$core" ]]; then
-            cp "$core" "$ROOT/python/cupatch/"
-            echo "copied $core into python/cupatch/ for the benchmarks" >>"$OUT/environment.txt"
-        fi
-    fi
     for bench in ${BENCHES:-benchmarks/bench_*.py}; do
         name="$(basename "$bench" .py)"
         start=$SECONDS

@@ -80,4 +80,6 @@ def resolve_seed(seed: int | None) -> int:
         return int(np.random.SeedSequence().entropy) % 2**64
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
-    return int(seed) % 2**64
+    if not 0 <= int(seed) < 2**64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+    return int(seed)
