@@ -10,7 +10,6 @@ call makes, and never include Python work queued before them.
 from __future__ import annotations
 
 import datetime as _dt
-import itertools
 import json
 import os
 import platform
@@ -130,32 +129,12 @@ def default_tag(device: str, info: dict[str, Any]) -> str:
     return f"cpu-{os.cpu_count()}core"
 
 
-def axis_tiles(n: int, p: int, o: int) -> list[tuple[int, int, int, int]]:
-    """CAREamics 1-D tiling: rows of (coords, crop_coords, crop_size, stitch_coords)."""
-    step, rows = p - o, []
-    for i in range(0, max(1, n - o), step):
-        if i == 0:
-            rows.append((0, 0, n if n <= p else p - o // 2, 0))
-        elif i + p < n:
-            rows.append((i, o // 2, p - o, i + o // 2))
-        else:
-            stitch = rows[-1][3] + rows[-1][2]
-            coord = max(0, n - p)
-            rows.append((coord, stitch - coord, n - stitch, stitch))
-            break
-    return rows
-
-
 def tile_table(shapes: Sequence[Sequence[int]], tile: Sequence[int], overlaps: Sequence[int]) -> np.ndarray:
-    """int64 tile table (data_idx, sample_idx, coords, crop_coords, crop_size, stitch_coords)
-    covering every sample of every SC(Z)YX shape, C-order over axes."""
-    rows = []
-    for d, shape in enumerate(shapes):
-        per_axis = [axis_tiles(n, p, o) for n, p, o in zip(shape[2:], tile, overlaps)]
-        for s in range(shape[0]):
-            for combo in itertools.product(*per_axis):
-                rows.append([d, s, *(c[0] for c in combo), *(c[1] for c in combo), *(c[2] for c in combo), *(c[3] for c in combo)])
-    return np.array(rows, dtype=np.int64)
+    """int64 tile table covering every sample of every SC(Z)YX shape (``TiledPatching`` order)."""
+    from cupatch import TiledPatching
+
+    tiling = TiledPatching([tuple(s) for s in shapes], tuple(tile), tuple(overlaps))
+    return tiling.spec_table(np.arange(tiling.n_patches))
 
 
 def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:

@@ -86,26 +86,11 @@ for dtype in SOURCE_DTYPES:
             gather_patches([src, src[:, :, ..., ::-1]], specs, patch, channels=[1, 0], dtype=out_dtype, scale=[2.0, 0.5],
                            shift=[1.0, -1.0], flip_y=rng.integers(0, 2, n), flip_x=rng.integers(0, 2, n), rot90=rng.integers(0, 4, n))
 
-def tiles_1d(n, p, o):
-    step, rows = p - o, []
-    for i in range(0, max(1, n - o), step):
-        if i == 0:
-            rows.append((0, 0, n if n <= p else p - o // 2, 0))
-        elif i + p < n:
-            rows.append((i, o // 2, p - o, i + o // 2))
-        else:
-            stitch = rows[-1][3] + rows[-1][2]
-            rows.append((max(0, n - p), stitch - max(0, n - p), n - stitch, stitch))
-            break
-    return rows
+from cupatch import TiledPatching
 
-import itertools
 for shape, tile, ovl in (((2, 2, 70, 45), (32, 32), (8, 8)), ((1, 1, 20, 40, 33), (8, 16, 16), (2, 4, 4))):
-    rows = []
-    for s in range(shape[0]):
-        for combo in itertools.product(*(tiles_1d(n, p, o) for n, p, o in zip(shape[2:], tile, ovl))):
-            rows.append([0, s, *(c[0] for c in combo), *(c[1] for c in combo), *(c[2] for c in combo), *(c[3] for c in combo)])
-    specs = np.array(rows)
+    tiling = TiledPatching([shape], tile, ovl)
+    specs = tiling.spec_table(np.arange(tiling.n_patches))
     tiles = cupy.asarray(rng.standard_normal((len(specs), shape[1], *tile)).astype(np.float32))
     stitch_tiles(tiles, specs, [cupy.zeros(shape, dtype=np.float32)])
     half = tuple(n // 2 for n in shape[2:])
