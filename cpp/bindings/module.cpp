@@ -11,6 +11,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <array>
 #include <optional>
 #include <string>
@@ -246,6 +247,32 @@ PYBIND11_MODULE(_core, m) {
     m.def("cpu_threads", &cupatch::cpu_threads, "Threads used by the CPU kernels.");
     m.def("set_cpu_threads", &cupatch::set_cpu_threads, py::arg("n"),
           "Set the CPU kernel thread count (0 = CUPATCH_NUM_THREADS or all hardware threads).");
+
+    m.def(
+        "_parallel_for_check",
+        [](index_t n, int fail_thread_start_after, index_t throw_at) {
+            cupatch::require(n >= 0, "n must be >= 0");
+            py::array_t<std::int32_t> hits(static_cast<py::ssize_t>(n));
+            std::int32_t* h = hits.mutable_data();
+            std::fill(h, h + n, 0);
+            struct ResetHook {
+                ~ResetHook() { cupatch::set_thread_start_failure_for_testing(-1); }
+            } reset_hook;
+            cupatch::set_thread_start_failure_for_testing(fail_thread_start_after);
+            {
+                py::gil_scoped_release release;
+                cupatch::parallel_for(n, index_t(1) << 15, [&](index_t begin, index_t end) {
+                    for (index_t i = begin; i < end; ++i) ++h[i];
+                    if (throw_at >= begin && throw_at < end)
+                        throw std::out_of_range("item " + str(throw_at) + " failed (testing)");
+                });
+            }
+            return hits;
+        },
+        py::arg("n"), py::arg("fail_thread_start_after"), py::arg("throw_at"),
+        "Testing aid: run the CPU parallel loop over n items with cpu_threads() threads, refusing worker "
+        "thread starts after the first fail_thread_start_after (< 0: never) and throwing IndexError from "
+        "the chunk holding item throw_at (< 0: never); returns how often each item ran.");
 
     m.def("hash4", &hash4_array, py::arg("seed"), py::arg("epoch"), py::arg("index").noconvert(), py::arg("stream"),
           "Counter-based hash (docs/contracts.md) of int64 indices, as uint64.");

@@ -3,11 +3,14 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <system_error>
+#include <utility>
 
 namespace cupatch {
 
 namespace {
-std::atomic<int> g_threads{0};  // 0 = not set: CUPATCH_NUM_THREADS or all hardware threads
+std::atomic<int> g_threads{0};
+std::atomic<int> g_fail_thread_start_after{-1};  // testing aid, < 0 = off  // 0 = not set: CUPATCH_NUM_THREADS or all hardware threads
 
 int default_threads() {
     if (const char* env = std::getenv("CUPATCH_NUM_THREADS")) {
@@ -25,5 +28,15 @@ int cpu_threads() {
 }
 
 void set_cpu_threads(int n) { g_threads.store(n > 0 ? n : 0, std::memory_order_relaxed); }
+
+void set_thread_start_failure_for_testing(int n) { g_fail_thread_start_after.store(n < 0 ? -1 : n, std::memory_order_relaxed); }
+
+std::thread start_worker_thread(std::int64_t index, std::function<void()> work) {
+    const int fail_after = g_fail_thread_start_after.load(std::memory_order_relaxed);
+    if (fail_after >= 0 && index > fail_after)  // worker indices start at 1
+        throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again),
+                                "thread start refused (testing)");
+    return std::thread(std::move(work));
+}
 
 }  // namespace cupatch

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -19,8 +20,20 @@ namespace cupatch {
 int cpu_threads();
 void set_cpu_threads(int n);
 
+// Testing aid: when n >= 0, the (n + 1)-th and later worker thread starts of every
+// parallel_for throw std::system_error as if the system had run out of threads; n < 0
+// (the default) restores normal behaviour.
+void set_thread_start_failure_for_testing(int n);
+// Start one worker thread (honours the testing aid above).
+std::thread start_worker_thread(std::int64_t index, std::function<void()> work);
+
 // Run body(begin, end) over [0, n) split into contiguous chunks, one per thread.
 // `cost_per_item` is a rough element count per item; small jobs run on the caller thread.
+//
+// Exception safety: an exception thrown by `body` on any thread is rethrown here (the first
+// chunk's in chunk order) after every thread has been joined. When a worker thread cannot
+// be started, its chunk and all later ones run on the calling thread instead, so a started
+// std::thread is never destroyed unjoined (which would call std::terminate).
 template <class Body>
 void parallel_for(std::int64_t n, std::int64_t cost_per_item, Body&& body) {
     if (n <= 0) return;
@@ -32,7 +45,6 @@ void parallel_for(std::int64_t n, std::int64_t cost_per_item, Body&& body) {
         body(std::int64_t(0), n);
         return;
     }
-    std::vector<std::thread> workers;
     std::vector<std::exception_ptr> errors(static_cast<std::size_t>(n_threads));
     const std::int64_t chunk = (n + n_threads - 1) / n_threads;
     auto run = [&](std::int64_t t) {
@@ -43,9 +55,20 @@ void parallel_for(std::int64_t n, std::int64_t cost_per_item, Body&& body) {
             errors[static_cast<std::size_t>(t)] = std::current_exception();
         }
     };
-    workers.reserve(static_cast<std::size_t>(n_threads - 1));
-    for (std::int64_t t = 1; t < n_threads; ++t) workers.emplace_back(run, t);
+    std::vector<std::thread> workers;
+    std::int64_t started = 1;  // chunk 0 always runs on the calling thread
+    try {
+        workers.reserve(static_cast<std::size_t>(n_threads - 1));
+        for (; started < n_threads; ++started) {
+            const std::int64_t t = started;
+            // emplace_back cannot reallocate (reserved), so a failed start leaves `workers` intact.
+            workers.emplace_back(start_worker_thread(t, [&run, t]() { run(t); }));
+        }
+    } catch (...) {
+        // No more threads (std::system_error) or no memory: the remaining chunks run below.
+    }
     run(0);
+    for (std::int64_t t = started; t < n_threads; ++t) run(t);
     for (auto& w : workers) w.join();
     for (auto& e : errors)
         if (e) std::rethrow_exception(e);

@@ -1,0 +1,56 @@
+"""The CPU kernels' thread loop: every item runs once, failures become Python exceptions.
+
+Thread start failures are simulated through a testing hook of the native module; without
+the fix a refused start after a successful one destroyed a running std::thread and aborted
+the interpreter.
+"""
+
+import numpy as np
+import pytest
+
+from cupatch import _core
+
+
+@pytest.fixture
+def four_threads():
+    before = _core.cpu_threads()
+    _core.set_cpu_threads(4)
+    try:
+        yield 4
+    finally:
+        _core.set_cpu_threads(0)
+    assert _core.cpu_threads() == before
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 10, 1001])
+def test_every_item_runs_once(four_threads, n):
+    hits = _core._parallel_for_check(n, -1, -1)
+    np.testing.assert_array_equal(hits, np.ones(n, dtype=np.int32))
+
+
+@pytest.mark.parametrize("fail_after", [0, 1, 2])
+def test_refused_thread_start_runs_the_rest_on_the_caller(four_threads, fail_after):
+    hits = _core._parallel_for_check(1001, fail_after, -1)
+    np.testing.assert_array_equal(hits, np.ones(1001, dtype=np.int32))
+
+
+@pytest.mark.parametrize("throw_at", [0, 500, 1000])
+def test_worker_exception_becomes_a_python_exception(four_threads, throw_at):
+    with pytest.raises(IndexError, match=f"item {throw_at} failed"):
+        _core._parallel_for_check(1001, -1, throw_at)
+
+
+@pytest.mark.parametrize("fail_after", [0, 1])
+def test_exception_after_a_refused_thread_start(four_threads, fail_after):
+    with pytest.raises(IndexError, match="item 999 failed"):
+        _core._parallel_for_check(1001, fail_after, 999)
+
+
+def test_hook_is_reset_after_the_call(four_threads):
+    _core._parallel_for_check(10, 0, -1)
+    np.testing.assert_array_equal(_core._parallel_for_check(10, -1, -1), np.ones(10, dtype=np.int32))
+
+
+def test_negative_count_is_refused():
+    with pytest.raises(ValueError, match="n must be"):
+        _core._parallel_for_check(-1, -1, -1)
