@@ -368,3 +368,15 @@ def test_gpu_sources_without_gpu_raise_runtime_error():
 
     with pytest.raises(RuntimeError, match="no GPU is usable"):
         gather_patches([FakeDeviceArray()], np.array([[0, 0, 0, 0]]), (2, 2))
+
+
+@pytest.mark.parametrize("rot", [0, 1, 2, 3])
+@pytest.mark.parametrize("flip", [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_gather_extreme_coords_read_only_padding(rot, flip):
+    """Coordinates near +-2**63 (flipped/rotated row maps used to overflow int64) read padding."""
+    extreme = [int(np.iinfo(np.int64).min), -(1 << 62), (1 << 62), int(np.iinfo(np.int64).max)]
+    src = np.arange(2 * 2 * 6 * 6, dtype=np.float32).reshape(2, 2, 6, 6) + 1
+    specs = np.array([[0, 1, y, x] for y in extreme + [1] for x in extreme if (y, x) != (1, 1)], dtype=np.int64)
+    n = len(specs)
+    out = gather_patches([src], specs, (4, 4), shift=[-3.0, 5.0], flip_y=[flip[0]] * n, flip_x=[flip[1]] * n, rot90=[rot] * n)
+    assert (out[:, 0] == -3.0).all() and (out[:, 1] == 5.0).all()

@@ -305,3 +305,60 @@ def test_gpu_stitch_bit_identical_to_cpu(case):
         np.testing.assert_array_equal(a, b.get())
     for a, b in zip(cpu_acc.finalize(), gpu_acc.finalize()):
         np.testing.assert_array_equal(a, b.get())
+
+
+_I64 = np.iinfo(np.int64)
+EXTREME = [int(_I64.min), int(_I64.min) + 1, -(1 << 62), -(1 << 60) - 1, (1 << 60) + 1, 1 << 62, int(_I64.max) - 1, int(_I64.max)]
+
+
+@pytest.mark.parametrize("candidate_lists", [True, False, None], ids=["lists", "whole-batch", "rowwise"])
+def test_blend_extreme_coords_touch_nothing(candidate_lists):
+    """Read windows at +-2**63 (where coords + tile used to overflow int64) cover nothing;
+    a normal tile in the same batch is still blended exactly."""
+    rng = np.random.default_rng(12)
+    tile, table = (4, 4), window_table((4, 4), (2, 2), "hann")
+    rows = [[0, 0, y, x, 0, 0, 4, 4, 0, 0] for y in EXTREME for x in EXTREME + [1]]
+    rows.insert(len(rows) // 2, [0, 0, 2, 3, 0, 0, 4, 4, 0, 0])
+    specs = np.array(rows, dtype=np.int64)
+    tiles = random_tiles(rng, len(specs), 1, tile)
+    exp_o, exp_w = [np.zeros((1, 1, 9, 9), np.float32)], [np.zeros((1, 1, 9, 9), np.float32)]
+    normal = np.flatnonzero((specs[:, 2] == 2) & (specs[:, 3] == 3))
+    stitch_blend_reference(tiles[normal], specs[normal], exp_o, exp_w, table)
+    got_o, got_w = [np.zeros((1, 1, 9, 9), np.float32)], [np.zeros((1, 1, 9, 9), np.float32)]
+    if candidate_lists is None:
+        stitch_tiles(tiles, specs, got_o, mode="blend", weights=got_w, window_table=table)
+    else:
+        blend_voxelwise(tiles, specs, got_o, got_w, table, candidate_lists)
+    np.testing.assert_array_equal(got_o[0], exp_o[0])
+    np.testing.assert_array_equal(got_w[0], exp_w[0])
+
+
+def test_crop_kernel_extreme_spec_values_write_nothing_outside_the_contract():
+    """The crop kernel itself (no Python validation, as with GPU-resident specs) clips any
+    crop/size/stitch values: rows stitched at +-2**60 and beyond write nothing."""
+    out = np.zeros((1, 1, 8, 8), np.float32)
+    _, _, out_table, _ = ops._output_table([out], None, None, None, 2, 1, np, False)
+    rows = []
+    for v in EXTREME:
+        rows += [[0, 0, 0, 0, v, 0, 4, 4, 0, 0], [0, 0, 0, 0, 0, 0, v, 4, 0, 0], [0, 0, 0, 0, 0, 0, 4, 4, v, 0],
+                 [0, 0, 0, 0, 0, v, 4, -v if v != _I64.min else v, 0, v]]
+    specs = np.array(rows, dtype=np.int64)
+    tiles = np.ones((len(specs), 1, 4, 4), np.float32)
+    _core.stitch_crop_cpu(tiles, specs, out_table)
+    # Only rows with crop = 0 and a kept size clipped to the tile can write: [0, 0, 0, 0, 0, 0, v, 4, 0, 0]
+    # with v > 0 keeps all 4 rows at stitch (0, 0).
+    expected = np.zeros_like(out)
+    expected[0, 0, :4, :4] = 1
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("bad", [[1 << 62, 1 << 62], [int(_I64.max), 1]])
+def test_crop_validation_does_not_wrap_around(bad):
+    """crop_coords + crop_size (and stitch + size) overflowing int64 must still be refused."""
+    crop, size = bad
+    out = [np.zeros((1, 1, 8, 8), np.float32)]
+    with pytest.raises(ValueError, match="outside the tile"):
+        stitch_tiles(np.ones((1, 1, 4, 4), np.float32), np.array([[0, 0, 0, 0, crop, 0, size, 4, 0, 0]]), out)
+    with pytest.raises(ValueError, match="outside its image"):
+        stitch_tiles(np.ones((1, 1, 4, 4), np.float32), np.array([[0, 0, 0, 0, 0, 0, 4, 4, crop, 0]]), out)
+    assert not out[0].any()

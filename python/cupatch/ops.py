@@ -56,6 +56,8 @@ OUTPUT_DTYPES: tuple[np.dtype, ...] = tuple(
 )
 
 _FLOAT32 = np.dtype(np.float32)
+# Array extents, origins and image shapes must stay below the native kCoordLimit (2**60).
+_EXTENT_LIMIT = 1 << 60
 
 
 # ---------------------------------------------------------------------------------------
@@ -192,6 +194,9 @@ class SourceTable:
         self.dtype = dtype
         self.dtype_code = _DTYPE_CODES[dtype]
         self.shapes = [tuple(int(s) for s in a.shape) for a in arrays]
+        for i, shape in enumerate(self.shapes):
+            if max(shape) >= _EXTENT_LIMIT:
+                raise ValueError(f"sources[{i}] has an extent of 2**60 or more: {shape}")
         self.n_samples = np.array([s[0] for s in self.shapes], dtype=np.int64)
         table = np.zeros((len(arrays), _core.SOURCE_FIELDS), dtype=np.int64)
         for i, a in enumerate(arrays):
@@ -503,6 +508,9 @@ def _output_table(outputs, weights, origins, image_shapes, ndim: int, n_channels
                 raise ValueError(f"weights[{i}] must have shape {want}, got {tuple(w.shape)}")
             if not w.flags.c_contiguous:
                 raise ValueError(f"weights[{i}] must be C-contiguous")
+    for i, (og, s) in enumerate(zip(orig, shapes)):
+        if max(*og, *s) >= _EXTENT_LIMIT:
+            raise ValueError(f"origins[{i}] / image_shapes[{i}] entries must be below 2**60, got {og} / {s}")
     table = np.zeros((n, _core.OUTPUT_FIELDS), dtype=np.int64)
     for i, (o, w, og, s) in enumerate(zip(outs, wts, orig, shapes)):
         table[i, 0] = _ptr(o)
@@ -645,11 +653,12 @@ def _check_tile_specs(specs: np.ndarray, outs, shapes, tile_size, ndim: int, *, 
     stitch = specs[:, 2 + 3 * ndim : 2 + 4 * ndim]
     image = np.array(shapes, dtype=np.int64)[data_idx]
     tile = np.array(tile_size, dtype=np.int64)
-    bad = (crop < 0).any(1) | (size < 0).any(1) | (crop + size > tile).any(1)
+    # Written so that no int64 sum can wrap (crop, size, stitch are checked >= 0 first).
+    bad = (crop < 0).any(1) | (size < 0).any(1) | (size > tile - np.maximum(crop, 0)).any(1)
     if bad.any():
         b = int(np.flatnonzero(bad)[0])
         raise ValueError(f"specs: tile {b} keeps crop_coords {tuple(crop[b])} + crop_size {tuple(size[b])}, outside the tile {tuple(tile_size)}")
-    bad = (stitch < 0).any(1) | (stitch + size > image).any(1)
+    bad = (stitch < 0).any(1) | (size > image - np.maximum(stitch, 0)).any(1)
     if bad.any():
         b = int(np.flatnonzero(bad)[0])
         raise ValueError(f"specs: tile {b} stitches at {tuple(stitch[b])} with size {tuple(size[b])}, outside its image {tuple(image[b])}")

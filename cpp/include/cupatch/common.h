@@ -43,4 +43,13 @@ CUPATCH_HD float add_rn(float a, float b) {
 CUPATCH_HD index_t min_i(index_t a, index_t b) { return a < b ? a : b; }
 CUPATCH_HD index_t max_i(index_t a, index_t b) { return a > b ? a : b; }
 
+// Spec-table coordinates and sizes are clamped to [-kCoordLimit, kCoordLimit] when loaded,
+// so the few additions the kernels do with them (plus extents and origins, which the
+// bindings keep below kCoordLimit) can never overflow int64, whatever the table holds.
+// Array extents are far below the limit, so a clamped read window still lies wholly
+// outside every image exactly when the original one did.
+constexpr index_t kCoordLimit = index_t(1) << 60;
+
+CUPATCH_HD index_t clamp_coord(index_t v) { return min_i(max_i(v, -kCoordLimit), kCoordLimit); }
+
 }  // namespace cupatch

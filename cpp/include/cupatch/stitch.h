@@ -33,7 +33,7 @@ struct StitchArgs {
 };
 
 // The tile-table fields of one tile, expanded to (Z, Y, X): 2-D tiles get Z coords 0,
-// crop 0, crop size 1 and stitch 0.
+// crop 0, crop size 1 and stitch 0. Values are clamped to +-kCoordLimit (common.h).
 struct TileSpec {
     index_t data_idx;
     index_t sample;
@@ -56,10 +56,10 @@ CUPATCH_HD TileSpec load_tile_spec(const StitchArgs& a, index_t b) {
         t.stitch[d] = 0;
     }
     for (int d = 0; d < n; ++d) {
-        t.coords[off + d] = row[2 + d];
-        t.crop[off + d] = row[2 + n + d];
-        t.size[off + d] = row[2 + 2 * n + d];
-        t.stitch[off + d] = row[2 + 3 * n + d];
+        t.coords[off + d] = clamp_coord(row[2 + d]);  // overflow-safe arithmetic (common.h)
+        t.crop[off + d] = clamp_coord(row[2 + n + d]);
+        t.size[off + d] = clamp_coord(row[2 + 2 * n + d]);
+        t.stitch[off + d] = clamp_coord(row[2 + 3 * n + d]);
     }
     return t;
 }
