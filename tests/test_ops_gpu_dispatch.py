@@ -29,15 +29,15 @@ class FakeDeviceArray(np.ndarray):
         return types.SimpleNamespace(id=0)
 
 
-def _fake_cupy(registry):
+def _fake_cupy(registry, allocated_on, current):
     def track(a):
         a = np.asarray(a).view(FakeDeviceArray)
-        registry[a.__array_interface__["data"][0]] = a
+        ptr = a.__array_interface__["data"][0]
+        registry[ptr] = a
+        allocated_on[ptr] = current.ptr  # like CuPy: allocated and filled on the current stream
         return a
 
-    cuda = types.SimpleNamespace(
-        Device=lambda *a: types.SimpleNamespace(id=0), get_current_stream=lambda: types.SimpleNamespace(ptr=STREAM_PTR)
-    )
+    cuda = types.SimpleNamespace(Device=lambda *a: types.SimpleNamespace(id=0), get_current_stream=lambda: current)
     mod = types.SimpleNamespace(
         __name__="fakecupy",
         cuda=cuda,
@@ -57,8 +57,15 @@ def _fake_cupy(registry):
 @pytest.fixture
 def fake_gpu(monkeypatch):
     registry: dict[int, np.ndarray] = {}
-    cupy = _fake_cupy(registry)
+    allocated_on: dict[int, int] = {}
+    current = types.SimpleNamespace(ptr=STREAM_PTR)
+    cupy = _fake_cupy(registry, allocated_on, current)
     calls = []
+
+    def internal(ptr, stream):
+        """A table ops.py uploads itself must have been uploaded on the launch stream."""
+        assert allocated_on[ptr] == stream, "an internal device table uploaded on another stream was passed"
+        return lookup(ptr)
 
     def lookup(ptr):
         assert ptr in registry, "a pointer that does not belong to a device array was passed"
@@ -66,12 +73,12 @@ def fake_gpu(monkeypatch):
 
     def gather_cuda(sources, n_sources, source_dtype, specs, n_patches, spec_cols, ndim, patch, channels, n_channels,
                     affine, aug, out, out_dtype, stream, device):
-        assert stream == STREAM_PTR and device == 0
-        table = lookup(sources)
+        assert stream == current.ptr and device == 0
+        table = internal(sources, stream)
         assert table.shape == (n_sources, _core.SOURCE_FIELDS)
         spec_arr = lookup(specs)
         assert spec_arr.shape == (n_patches, spec_cols) and spec_arr.dtype == np.int64 and spec_arr.flags.c_contiguous
-        chan = lookup(channels)
+        chan = internal(channels, stream)
         assert chan.shape == (n_channels,) and chan.dtype == np.int64
         aff = None if affine == 0 else lookup(affine)
         assert aff is None or (aff.shape == (2, n_channels) and aff.dtype == np.float32 and aff.flags.c_contiguous)
@@ -83,12 +90,12 @@ def fake_gpu(monkeypatch):
     def stitch_cuda(blend):
         def launch(tiles, n_tiles, channels, tile, specs, spec_cols, ndim, outputs, n_outputs, window, window_len, stream,
                    device):
-            assert stream == STREAM_PTR and device == 0
+            assert stream == current.ptr and device == 0
             tile_arr = lookup(tiles)
             assert tile_arr.shape[:2] == (n_tiles, channels) and tuple(tile) == ((1,) * (3 - ndim) + tile_arr.shape[2:])
             spec_arr = lookup(specs)
             assert spec_arr.shape == (n_tiles, spec_cols) and spec_arr.dtype == np.int64
-            table = lookup(outputs)
+            table = internal(outputs, stream)
             assert table.shape == (n_outputs, _core.OUTPUT_FIELDS)
             calls.append("blend" if blend else "crop")
             if blend:
@@ -108,7 +115,7 @@ def fake_gpu(monkeypatch):
     monkeypatch.setattr(_core, "stitch_crop_cuda", stitch_cuda(False), raising=False)
     monkeypatch.setattr(_core, "stitch_blend_cuda", stitch_cuda(True), raising=False)
     monkeypatch.setattr(ops, "_OUTPUT_TABLES", {})
-    return types.SimpleNamespace(cupy=cupy, calls=calls)
+    return types.SimpleNamespace(cupy=cupy, calls=calls, current=current)
 
 
 @pytest.mark.parametrize("device_args", [False, True], ids=["host-args", "device-args"])
@@ -172,3 +179,24 @@ def test_mixed_backends_are_rejected(fake_gpu):
         ops.gather_patches([cupy.zeros((1, 1, 4, 4)), np.zeros((1, 1, 4, 4), np.float32)], np.array([[0, 0, 0, 0]]), (2, 2))
     with pytest.raises(TypeError, match=r"outputs\[0\] must be a GPU array"):
         ops.stitch_tiles(cupy.zeros((1, 1, 4, 4)), np.array([[0, 0, 0, 0, 0, 0, 4, 4, 0, 0]]), [np.zeros((1, 1, 4, 4), np.float32)])
+
+
+def test_cached_device_tables_are_per_stream(fake_gpu):
+    """A SourceTable built (and output tables first uploaded) on one stream and then used on
+    another must not hand the kernel a table whose asynchronous upload was queued on the
+    first stream (the kernel could read it before it lands)."""
+    cupy = fake_gpu.cupy
+    rng = np.random.default_rng(3)
+    host = [rng.random((1, 2, 8, 8)).astype(np.float32)]
+    sources = [cupy.asarray(h) for h in host]
+    specs = np.array([[0, 0, 1, 2], [0, 0, -1, 5]])
+    table = ops.SourceTable(sources)  # uploaded on STREAM_PTR
+    tiles, tile_specs = _tiles_and_specs(rng)
+    shapes = [(1, 2, 6, 9), (1, 2, 4, 6)]
+    outputs = [cupy.zeros(s, dtype=np.float32) for s in shapes]
+    for stream in (STREAM_PTR, STREAM_PTR + 1, STREAM_PTR):
+        fake_gpu.current.ptr = stream
+        got = ops.gather_patches(table, specs, (4, 4), channels=[1], scale=[2.0])
+        np.testing.assert_array_equal(np.asarray(got), gather_patches_reference(host, specs, (4, 4), channels=[1], scale=[2.0]))
+        ops.stitch_tiles(cupy.asarray(tiles), tile_specs, outputs)
+    assert fake_gpu.calls == ["gather", "crop"] * 3

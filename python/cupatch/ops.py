@@ -214,12 +214,20 @@ class SourceTable:
         self._device_cache: dict = {}
         if self.is_gpu:
             self.device_id = int(self.xp.cuda.Device().id)
-            self.device_table = self.xp.asarray(table)
+            self.device_table = self.device_copy(table)
 
     def device_copy(self, host: np.ndarray):
-        """Device copy of a small per-call table (channels, affine), cached by content so
-        loops over batches upload each distinct table once."""
-        key = (host.dtype.str, host.shape, host.tobytes())
+        """Device copy of a small per-call table (source descriptors, channels, affine) for
+        CuPy's current stream, cached by content so loops over batches upload each distinct
+        table once.
+
+        Copies are made and cached per stream: the upload is asynchronous on the stream
+        current when it is made, so a kernel on another stream could read it before it
+        lands, and a copy dropped from the cache returns to the memory pool of the stream it
+        was allocated on, which reuses it only in that stream's order.
+        """
+        stream = int(self.xp.cuda.get_current_stream().ptr)
+        key = (stream, host.dtype.str, host.shape, host.tobytes())
         cached = self._device_cache.get(key)
         if cached is None:
             if len(self._device_cache) >= 64:
@@ -451,7 +459,7 @@ def gather_patches(
         affine_dev = table.device_copy(affine)
     aug_dev = None if aug is None else xp.ascontiguousarray(xp.asarray(aug))
     _core.gather_cuda(
-        _ptr(table.device_table), len(table), table.dtype_code, _ptr(specs_dev), n_patches, 2 + ndim, ndim, patch3,
+        _ptr(table.device_copy(table.table)), len(table), table.dtype_code, _ptr(specs_dev), n_patches, 2 + ndim, ndim, patch3,
         _ptr(chan_dev), n_out, 0 if affine_dev is None else _ptr(affine_dev), 0 if aug_dev is None else _ptr(aug_dev),
         _ptr(out), out_code, int(xp.cuda.get_current_stream().ptr), table.device_id,
     )
@@ -627,8 +635,9 @@ _OUTPUT_TABLES: dict = {}
 
 def _cached_device_table(xp, device: int, table: np.ndarray):
     """Device copy of an output table (pointers and shapes only), reused while the same
-    outputs are stitched batch after batch."""
-    key = (device, table.shape, table.tobytes())
+    outputs are stitched batch after batch. Cached per stream, for the reasons given in
+    :meth:`SourceTable.device_copy`."""
+    key = (device, int(xp.cuda.get_current_stream().ptr), table.shape, table.tobytes())
     cached = _OUTPUT_TABLES.get(key)
     if cached is None:
         if len(_OUTPUT_TABLES) >= 32:
