@@ -516,6 +516,8 @@ def _output_table(outputs, weights, origins, image_shapes, ndim: int, n_channels
                 raise ValueError(f"weights[{i}] must have shape {want}, got {tuple(w.shape)}")
             if not w.flags.c_contiguous:
                 raise ValueError(f"weights[{i}] must be C-contiguous")
+    if blend:
+        _check_disjoint_memory(outs + wts)
     for i, (og, s) in enumerate(zip(orig, shapes)):
         if max(*og, *s) >= _EXTENT_LIMIT:
             raise ValueError(f"origins[{i}] / image_shapes[{i}] entries must be below 2**60, got {og} / {s}")
@@ -527,6 +529,23 @@ def _output_table(outputs, weights, origins, image_shapes, ndim: int, n_channels
         table[i, 7:10] = (0, *og) if ndim == 2 else og
         table[i, 10:13] = _spatial3(s)
     return outs, wts, table, shapes
+
+
+def _check_disjoint_memory(arrays) -> None:
+    """Blending adds into outputs and weights with one writer per voxel; arrays sharing
+    memory (the same output given for two data_idx, a weight array inside an output...)
+    would break that rule (lost updates, nondeterministic results), so refuse them."""
+    spans = []
+    for i, a in enumerate(arrays):
+        if a.size:
+            start = _ptr(a)
+            spans.append((start, start + a.size * a.itemsize, i))
+    spans.sort()
+    n_out = len(arrays) // 2
+    name = lambda i: f"outputs[{i}]" if i < n_out else f"weights[{i - n_out}]"  # noqa: E731
+    for (s0, e0, i0), (s1, _, i1) in zip(spans, spans[1:]):
+        if s1 < e0:
+            raise ValueError(f'mode="blend" needs separate memory for every output and weight array: {name(i0)} and {name(i1)} overlap')
 
 
 def stitch_tiles(
@@ -566,6 +585,14 @@ def stitch_tiles(
     origins : list of (Z)YX tuples, optional
         Position of each output array inside its image (default zeros); writes outside
         ``[origin, origin + shape)`` are skipped.
+
+    Notes
+    -----
+    ``crop`` assumes the kept regions of the batch are disjoint (true for any tiling
+    from :class:`cupatch.TiledPatching`); where a caller's kept regions overlap, each
+    overlapping voxel ends up with the value of one of the overlapping tiles, which one is
+    unspecified (it can differ between backends, thread counts and runs). ``blend`` is
+    deterministic for any overlap; its outputs and weights must not share memory.
 
     Raises
     ------
@@ -734,6 +761,18 @@ class BlendAccumulator:
         self.origins = None if origins is None else [tuple(o) for o in origins]
         self.image_shapes = None if image_shapes is None else [tuple(s) for s in image_shapes]
         self._finalized = False
+        # The zero fills above are queued on the current stream: later calls on another
+        # stream must wait for them (and for earlier batches).
+        self._stream = xp.cuda.get_current_stream() if xp is not np else None
+
+    def _follow_current_stream(self) -> None:
+        """Order CuPy's current stream after the work queued on these arrays so far."""
+        if self._stream is None:
+            return
+        stream = self.xp.cuda.get_current_stream()
+        if stream.ptr != self._stream.ptr:
+            stream.wait_event(self._stream.record())
+            self._stream = stream
 
     def add(self, tiles: Any, specs: Any) -> None:
         """Accumulate one batch of tiles (one blend launch)."""
@@ -741,6 +780,7 @@ class BlendAccumulator:
             raise RuntimeError("BlendAccumulator.add called after finalize()")
         if tuple(tiles.shape[2:]) != self.tile_size:
             raise ValueError(f"tiles must have tile size {self.tile_size}, got shape {tuple(tiles.shape)}")
+        self._follow_current_stream()
         stitch_tiles(
             tiles, specs, self.outputs, mode="blend", weights=self.weights, window_table=self.table,
             image_shapes=self.image_shapes, origins=self.origins,
@@ -753,6 +793,7 @@ class BlendAccumulator:
         """
         if not self._finalized:
             xp = self.xp
+            self._follow_current_stream()
             for out, w in zip(self.outputs, self.weights):
                 out /= xp.where(w > 0, w, xp.float32(1))
             self._finalized = True
