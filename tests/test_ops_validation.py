@@ -285,3 +285,14 @@ def test_native_crop_clips_to_the_output_whatever_the_specs():
     wild = np.array([[0, 0, 0, 0, -3, -3, 9, 9, -5, -5], [0, 0, 0, 0, 0, 0, 4, 4, 3, 4]])
     _core.stitch_crop_cpu(np.ones((2, 2, 4, 4), np.float32), wild, table)
     assert (guard[0] == 5).all() and (guard[2] == 5).all()
+
+
+@pytest.mark.skipif(not _core.built_with_cuda, reason="built without CUDA")
+def test_cuda_entry_points_refuse_rows_too_long_for_int_indexing():
+    """The CUDA kernels index within a row with int; the bindings refuse longer rows before
+    touching any pointer or the device."""
+    float32 = list(_core.DTYPES).index("float32")
+    with pytest.raises(ValueError, match="X extent"):
+        _core.gather_cuda(1, 1, float32, 1, 1, 4, 2, (1, 1, (1 << 30) + 1), 1, 1, 0, 0, 1, float32, 0, 0)
+    with pytest.raises(ValueError, match="X extent"):
+        _core.stitch_crop_cuda(1, 1, 1, (1, 1, (1 << 30) + 1), 1, 10, 2, 1, 1, 0, 0, 0, 0)

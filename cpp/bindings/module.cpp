@@ -64,8 +64,8 @@ void check_gather_cpu(const carray<index_t>& sources, const carray<index_t>& spe
     for (index_t i = 0; i < n_sources; ++i) {
         for (int d = 1; d <= 5; ++d)
             cupatch::require(src(i, d) >= 0 && src(i, d) < cupatch::kCoordLimit, "sources table: extent out of range");
-        cupatch::require(src(i, 0) != 0 || src(i, 1) * src(i, 2) * src(i, 3) * src(i, 4) * src(i, 5) == 0,
-                         "sources table: null data pointer");
+        const bool empty = src(i, 1) == 0 || src(i, 2) == 0 || src(i, 3) == 0 || src(i, 4) == 0 || src(i, 5) == 0;
+        cupatch::require(src(i, 0) != 0 || empty, "sources table: null data pointer");
         if (min_channels < 0 || src(i, 2) < min_channels) min_channels = src(i, 2);
     }
     for (index_t k = 0; k < ch.shape(0); ++k)
@@ -86,8 +86,8 @@ cupatch::GatherArgs make_gather_args(index_t sources, index_t n_sources, int sou
     cupatch::require(spec_cols >= 2 + ndim, "specs has too few columns");
     cupatch::require(n_sources >= 0 && n_patches >= 0 && n_channels >= 1, "empty channel list or negative counts");
     for (int d = 0; d < 3; ++d) cupatch::require(patch[d] >= 1, "patch_size entries must be positive");
-    // The CUDA kernels index within a row with int (rows of 2**31 elements are never needed).
-    cupatch::require(patch[2] < (index_t(1) << 31), "patch_size X extent must be below 2**31");
+    // The CUDA kernels index within a row with int (qx + 32 must not overflow either).
+    cupatch::require(patch[2] <= (index_t(1) << 30), "patch_size X extent must be at most 2**30");
     cupatch::require(ndim == 3 || patch[0] == 1, "2-D patches need patch[0] == 1");
     cupatch::GatherArgs a{};
     a.sources = reinterpret_cast<const index_t*>(static_cast<std::uintptr_t>(sources));
@@ -164,7 +164,7 @@ cupatch::StitchArgs make_stitch_args(index_t tiles, index_t n_tiles, index_t cha
     cupatch::require(n_tiles >= 0 && n_tiles < (index_t(1) << 31), "too many tiles in one call");
     cupatch::require(channels >= 1, "tiles need at least one channel");
     for (int d = 0; d < 3; ++d) cupatch::require(tile[d] >= 1, "tile sizes must be positive");
-    cupatch::require(tile[2] < (index_t(1) << 31), "tile X extent must be below 2**31");  // int row indices on the GPU
+    cupatch::require(tile[2] <= (index_t(1) << 30), "tile X extent must be at most 2**30");  // int row indices on the GPU
     cupatch::StitchArgs a{};
     a.tiles = reinterpret_cast<const float*>(static_cast<std::uintptr_t>(tiles));
     a.n_tiles = n_tiles;

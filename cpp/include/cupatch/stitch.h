@@ -6,7 +6,10 @@
 // slab [origin, origin + shape) of a larger image.
 //
 // crop : every tile row (b, c, tz, ty) inside the kept region is copied to its stitch
-//        position; crop_row() gives the x range and the destination.
+//        position; crop_row() gives the x range and the destination. Kept regions are
+//        assumed disjoint (any CAREamics tiling); if a caller's overlap, the overlapping
+//        voxels get one of the tiles' values, unspecified which (plain stores of whole
+//        floats from several threads: no torn values, no out-of-bounds access).
 // blend: every image voxel covered by tiles of the batch is written by exactly one thread,
 //        the one of the lowest covering batch index, which adds the weighted contributions
 //        of all covering tiles in ascending batch order (blend_voxel()). No atomics, no
