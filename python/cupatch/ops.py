@@ -632,7 +632,8 @@ def stitch_tiles(
             raise ValueError('mode="blend" needs window_table (see cupatch.window_table)')
         if _backend.is_gpu_array(window_table) and xp is np:
             raise TypeError("window_table is a GPU array but the tiles are NumPy arrays")
-        window = window_table if _backend.is_gpu_array(window_table) else np.asarray(window_table)
+        # GPU tables go through as_cupy like every other argument: device check, CAI stream.
+        window = _backend.as_cupy(window_table, "window_table") if _backend.is_gpu_array(window_table) else np.asarray(window_table)
         if np.dtype(window.dtype) != _FLOAT32:
             raise TypeError(f"window_table must be float32, got {window.dtype}")
         if window.ndim != 3 or window.shape[0] != ndim or window.shape[1] != 4 or window.shape[2] < max(tile_size):
