@@ -54,3 +54,22 @@ def test_hook_is_reset_after_the_call(four_threads):
 def test_negative_count_is_refused():
     with pytest.raises(ValueError, match="n must be"):
         _core._parallel_for_check(-1, -1, -1)
+
+
+def test_huge_thread_count_from_the_environment_still_works():
+    """CUPATCH_NUM_THREADS far beyond what the system can start (or what fits an int) must
+    neither abort nor lose work: the count saturates and unstartable threads run inline."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np; from cupatch import _core; "
+        "assert 1 <= _core.cpu_threads() <= 4096, _core.cpu_threads(); "
+        "h = _core._parallel_for_check(20000, -1, -1); assert (h == 1).all(); "
+        "h = _core._parallel_for_check(20000, 3, -1); assert (h == 1).all(); print('ok')"
+    )
+    env = dict(os.environ, CUPATCH_NUM_THREADS="99999999999999999999")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

@@ -9,13 +9,15 @@
 namespace cupatch {
 
 namespace {
-std::atomic<int> g_threads{0};
-std::atomic<int> g_fail_thread_start_after{-1};  // testing aid, < 0 = off  // 0 = not set: CUPATCH_NUM_THREADS or all hardware threads
+std::atomic<int> g_threads{0};  // 0 = not set: CUPATCH_NUM_THREADS or all hardware threads
+std::atomic<int> g_fail_thread_start_after{-1};  // testing aid, < 0 = off
+
+constexpr long kMaxThreads = 4096;  // more would only fail to start (and then run inline)
 
 int default_threads() {
     if (const char* env = std::getenv("CUPATCH_NUM_THREADS")) {
-        const int n = std::atoi(env);
-        if (n > 0) return n;
+        const long n = std::strtol(env, nullptr, 10);  // saturates instead of overflowing like atoi
+        if (n > 0) return static_cast<int>(n < kMaxThreads ? n : kMaxThreads);
     }
     const unsigned hw = std::thread::hardware_concurrency();
     return hw ? static_cast<int>(hw) : 1;
