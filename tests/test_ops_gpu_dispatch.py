@@ -58,7 +58,18 @@ def _fake_cupy(registry, allocated_on, current):
 def fake_gpu(monkeypatch):
     registry: dict[int, np.ndarray] = {}
     allocated_on: dict[int, int] = {}
-    current = types.SimpleNamespace(ptr=STREAM_PTR)
+    waits = []  # (waiting stream, stream the event was recorded on)
+
+    class FakeStream:
+        ptr = STREAM_PTR
+
+        def record(self):
+            return ("event", self.ptr)
+
+        def wait_event(self, event):
+            waits.append((self.ptr, event[1]))
+
+    current = FakeStream()
     cupy = _fake_cupy(registry, allocated_on, current)
     calls = []
 
@@ -115,7 +126,7 @@ def fake_gpu(monkeypatch):
     monkeypatch.setattr(_core, "stitch_crop_cuda", stitch_cuda(False), raising=False)
     monkeypatch.setattr(_core, "stitch_blend_cuda", stitch_cuda(True), raising=False)
     monkeypatch.setattr(ops, "_OUTPUT_TABLES", {})
-    return types.SimpleNamespace(cupy=cupy, calls=calls, current=current)
+    return types.SimpleNamespace(cupy=cupy, calls=calls, current=current, waits=waits)
 
 
 @pytest.mark.parametrize("device_args", [False, True], ids=["host-args", "device-args"])
@@ -200,3 +211,5 @@ def test_cached_device_tables_are_per_stream(fake_gpu):
         np.testing.assert_array_equal(np.asarray(got), gather_patches_reference(host, specs, (4, 4), channels=[1], scale=[2.0]))
         ops.stitch_tiles(cupy.asarray(tiles), tile_specs, outputs)
     assert fake_gpu.calls == ["gather", "crop"] * 3
+    # Launching on the other stream first waited for the point where the sources were ready.
+    assert fake_gpu.waits == [(STREAM_PTR + 1, STREAM_PTR)]

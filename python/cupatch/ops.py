@@ -215,6 +215,20 @@ class SourceTable:
         if self.is_gpu:
             self.device_id = int(self.xp.cuda.Device().id)
             self.device_table = self.device_copy(table)
+            # The sources are ready on this stream (as_cupy made it wait for their producers'
+            # streams); launches on other streams wait for this point first.
+            stream = self.xp.cuda.get_current_stream()
+            self._stream_ptr = int(stream.ptr)
+            self._ready = stream.record()
+
+    def order_current_stream(self) -> None:
+        """Make CuPy's current stream wait (on the device, no host synchronisation) until the
+        sources are ready, when it is not the stream the table was built on."""
+        if not self.is_gpu:
+            return
+        stream = self.xp.cuda.get_current_stream()
+        if int(stream.ptr) != self._stream_ptr:
+            stream.wait_event(self._ready)
 
     def device_copy(self, host: np.ndarray):
         """Device copy of a small per-call table (source descriptors, channels, affine) for
@@ -452,6 +466,7 @@ def gather_patches(
         return out
     if int(xp.cuda.Device().id) != table.device_id:
         raise ValueError(f"sources are on GPU {table.device_id} but the current device is GPU {xp.cuda.Device().id}")
+    table.order_current_stream()
     chan_dev = table.device_copy(chan)
     if affine is None or not isinstance(affine, np.ndarray):
         affine_dev = None if affine is None else xp.ascontiguousarray(affine)
