@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "cupatch/common.h"
 #include "cupatch/errors.h"
 
 namespace cupatch {
@@ -39,5 +40,28 @@ inline unsigned row_blocks(std::int64_t n_rows, int shift, int rows_per_lane) {
     if (blocks > (std::int64_t(1) << 20)) blocks = std::int64_t(1) << 20;
     return static_cast<unsigned>(blocks < 1 ? 1 : blocks);
 }
+
+// How one warp of a row kernel shares out rows: groups of (1 << shift) lanes each take a
+// row, (32 >> shift) rows per pass, kRowsPerLane passes per warp-sized step, grid-striding.
+struct RowLanes {
+    int group;              // lanes per row
+    int sub;                // this lane's row within a pass
+    int x0;                 // this lane's first element within its row
+    index_t rows_per_pass;  // rows one warp covers per pass
+    index_t rows_per_warp;  // rows one warp covers per step
+    index_t warp;           // global warp index
+    index_t n_warps;        // warps in the grid
+
+    __device__ explicit RowLanes(int shift) {
+        const int lane = static_cast<int>(threadIdx.x & 31u);
+        group = 1 << shift;
+        sub = lane >> shift;
+        x0 = lane & (group - 1);
+        rows_per_pass = index_t(32) >> shift;
+        rows_per_warp = rows_per_pass * kRowsPerLane;
+        warp = (static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+        n_warps = (static_cast<index_t>(gridDim.x) * blockDim.x) >> 5;
+    }
+};
 
 }  // namespace cupatch

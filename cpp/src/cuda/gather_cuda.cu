@@ -29,21 +29,14 @@ struct DeviceRow {
 template <class T, class O>
 __global__ void __launch_bounds__(kThreadsPerBlock, 3) gather_kernel(GatherArgs a, index_t n_rows, int shift) {
     const index_t width = a.patch[2];
-    const int lane = static_cast<int>(threadIdx.x & 31u);
-    const int group = 1 << shift;
-    const index_t rows_per_pass = index_t(32) >> shift;
-    const index_t rows_per_warp = rows_per_pass * kRowsPerLane;
-    const int sub = lane >> shift;
-    const int x0 = lane & (group - 1);
-    const index_t warp = (static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
-    const index_t n_warps = (static_cast<index_t>(gridDim.x) * blockDim.x) >> 5;
+    const RowLanes L(shift);
     O* out = static_cast<O*>(a.out);
     const bool narrow = n_rows < (index_t(1) << 31);
-    for (index_t first = warp * rows_per_warp; first < n_rows; first += n_warps * rows_per_warp) {
+    for (index_t first = L.warp * L.rows_per_warp; first < n_rows; first += L.n_warps * L.rows_per_warp) {
         DeviceRow<T, O> rows[kRowsPerLane];
 #pragma unroll
         for (int j = 0; j < kRowsPerLane; ++j) {
-            const index_t row = first + sub + j * rows_per_pass;
+            const index_t row = first + L.sub + j * L.rows_per_pass;
             DeviceRow<T, O>& d = rows[j];
             d.dst = nullptr;
             d.src = nullptr;
@@ -72,7 +65,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock, 3) gather_kernel(GatherArgs 
             d.scale = r.scale;
             d.shift = r.shift;
         }
-        for (int qx = x0; qx < width; qx += group) {
+        for (int qx = L.x0; qx < width; qx += L.group) {
             float v[kRowsPerLane];
 #pragma unroll
             for (int j = 0; j < kRowsPerLane; ++j) {

@@ -24,23 +24,16 @@ constexpr index_t kBlendVoxelsPerBlock = 2048;
 
 // Rows are handled kRowsPerLane at a time, loads before stores (see gather_cuda.cu).
 __global__ void __launch_bounds__(kThreadsPerBlock, 4) crop_kernel(StitchArgs a, index_t n_rows, int shift) {
-    const int lane = static_cast<int>(threadIdx.x & 31u);
-    const int group = 1 << shift;
-    const index_t rows_per_pass = index_t(32) >> shift;
-    const index_t rows_per_warp = rows_per_pass * kRowsPerLane;
-    const int sub = lane >> shift;
-    const int x0 = lane & (group - 1);
-    const index_t warp = (static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
-    const index_t n_warps = (static_cast<index_t>(gridDim.x) * blockDim.x) >> 5;
+    const RowLanes L(shift);
     const index_t width = a.tile[2];
     const bool narrow = n_rows < (index_t(1) << 31);
-    for (index_t first = warp * rows_per_warp; first < n_rows; first += n_warps * rows_per_warp) {
+    for (index_t first = L.warp * L.rows_per_warp; first < n_rows; first += L.n_warps * L.rows_per_warp) {
         const float* src[kRowsPerLane];
         float* dst[kRowsPerLane];
         int lo[kRowsPerLane], hi[kRowsPerLane];
 #pragma unroll
         for (int j = 0; j < kRowsPerLane; ++j) {
-            const index_t row = first + sub + j * rows_per_pass;
+            const index_t row = first + L.sub + j * L.rows_per_pass;
             lo[j] = hi[j] = 0;
             src[j] = nullptr;
             dst[j] = nullptr;
@@ -63,7 +56,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock, 4) crop_kernel(StitchArgs a,
             src[j] = a.tiles + r.src;  // row start inside the tile batch
             dst[j] = r.out + (r.dst + r.lo);  // first element written (a valid address)
         }
-        for (int tx = x0; tx < width; tx += group) {
+        for (int tx = L.x0; tx < width; tx += L.group) {
             float v[kRowsPerLane];
 #pragma unroll
             for (int j = 0; j < kRowsPerLane; ++j) v[j] = (tx >= lo[j] && tx < hi[j]) ? src[j][tx] : 0.0f;
