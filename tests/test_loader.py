@@ -233,3 +233,180 @@ def test_gpu_torch_interop_on_a_side_stream():
         for (x, y), (xc, yc) in zip(loader, cpu):
             assert x.is_cuda and x.dtype == torch.float32
             np.testing.assert_array_equal((x + 0).cpu().numpy(), xc)
+
+
+# -- GPU prefetch protocol, checked on the CPU with a stand-in for cupy / torch --------------
+
+
+class _FakeEvent:
+    def __init__(self, stream, n_ops):
+        self.stream, self.n_ops = stream, n_ops
+
+
+class _FakeStream:
+    """Records the operations queued on it; ``with`` makes it the current stream."""
+
+    def __init__(self, log, name):
+        self.log, self.name, self.ops = log, name, 0
+
+    def record(self):
+        self.log.append(("record", self.name))
+        return _FakeEvent(self, self.ops)
+
+    def wait_event(self, event):
+        self.log.append(("wait", self.name, event.stream.name, event.n_ops))
+
+    def __enter__(self):
+        self.log.current.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        self.log.current.pop()
+
+
+class _Log(list):
+    def __init__(self):
+        super().__init__()
+        self.default = _FakeStream(self, "consumer")
+        self.current = [self.default]
+
+
+def _fake_cupy(log):
+    import types
+    import warnings
+
+    cuda = types.SimpleNamespace()
+    created = []
+
+    class Stream(_FakeStream):
+        def __init__(self, non_blocking=False):
+            super().__init__(log, f"side{len(created)}")
+            created.append(self)
+
+        @classmethod
+        def from_external(cls, obj):
+            return _FakeStream(log, f"external:{obj.__cuda_stream__()[1]}")
+
+    def external_stream(ptr, device_id=-1):
+        warnings.warn("ExternalStream is deprecated", DeprecationWarning, stacklevel=2)
+        return _FakeStream(log, f"external:{ptr}")
+
+    cuda.Stream = Stream
+    cuda.ExternalStream = external_stream
+    cuda.get_current_stream = lambda: log.current[-1]
+    cuda.Device = lambda: types.SimpleNamespace(id=0)
+    return types.SimpleNamespace(cuda=cuda, __name__="cupy"), created
+
+
+class _FakeGpuDataset:
+    """Batches are the index arrays; production is logged with the stream current then."""
+
+    device = "gpu"
+
+    def __init__(self, log, n=10):
+        self.log, self.n, self.epoch = log, n, 0
+
+    def __len__(self):
+        return self.n
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def gather_arrays(self, idx):
+        stream = self.log.current[-1]
+        stream.ops += 1
+        self.log.append(("produce", stream.name, tuple(idx.tolist())))
+        return np.asarray(idx) * 10, np.asarray(idx)
+
+
+def _check_protocol(log, batches, consumer_name, prefetch):
+    """Every production happens on the side stream after it waited for the consumer's queue,
+    and the consumer waits for each batch's completion event before the batch is handed over."""
+    productions = [i for i, e in enumerate(log) if e[0] == "produce"]
+    assert [log[i][2] for i in productions] == [tuple(b.tolist()) for b in batches]
+    for i in productions:
+        assert log[i][1].startswith("side")
+        assert log[i - 1][:3] == ("wait", log[i][1], consumer_name)  # side waits on the consumer
+        assert log[i - 2] == ("record", consumer_name)
+    waits = [e for e in log if e[0] == "wait" and e[1] == consumer_name]
+    assert len(waits) == len(batches)
+    assert [w[3] for w in waits] == list(range(1, len(batches) + 1))  # after batch k's kernels
+
+
+@pytest.mark.parametrize("prefetch", [0, 1, 3])
+def test_gpu_prefetch_protocol_with_stand_in(monkeypatch, prefetch):
+    import sys
+
+    log = _Log()
+    fake, created = _fake_cupy(log)
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    loader = BatchLoader(_FakeGpuDataset(log), 3, shuffle=False, prefetch=prefetch)
+    got = []
+    for x, y in loader:
+        # at hand-over the consumer has just waited on this batch's ready event
+        last_wait = [e for e in log if e[0] == "wait" and e[1] == "consumer"][-1]
+        assert last_wait[3] == len(got) + 1
+        got.append(y.tolist())
+    assert got == [b.tolist() for b in loader.batches()]
+    _check_protocol(log, loader.batches(), "consumer", prefetch)
+    # a second epoch reuses the loader's side stream instead of creating (and destroying) one
+    list(loader)
+    assert len(created) == 1
+
+
+def test_gpu_prefetch_as_torch_uses_torchs_stream_without_deprecated_api(monkeypatch):
+    import sys
+    import types
+
+    log = _Log()
+    fake, _ = _fake_cupy(log)
+
+    class TorchStream:
+        cuda_stream = 1234
+
+        def __cuda_stream__(self):
+            return (0, self.cuda_stream)
+
+    requested = []
+
+    def current_stream(device=None):
+        requested.append(device)
+        return TorchStream()
+
+    fake_torch = types.SimpleNamespace(
+        cuda=types.SimpleNamespace(current_stream=current_stream), from_dlpack=lambda a: ("tensor", a)
+    )
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setitem(sys.modules, "torch", fake_torch)
+    loader = BatchLoader(_FakeGpuDataset(log, n=7), 2, shuffle=False, prefetch=1, as_torch=True)
+    out = list(loader)  # warnings are errors: the deprecated ExternalStream would fail here
+    assert [t[1][0] for t in out] == ["tensor"] * len(loader.batches())
+    assert set(requested) == {0}  # the stream of the device the batches are on
+    _check_protocol(log, loader.batches(), "external:1234", 1)
+
+
+@pytest.mark.gpu
+@requires_gpu
+@pytest.mark.parametrize("prefetch", [1, 3])
+def test_gpu_loader_consumer_on_a_busy_non_default_stream(prefetch):
+    """Batches equal get_batch's even when the consumer's stream is slow: the hand-over must
+    wait for the gather, and the prefetch stream must not reuse memory of batches the slow
+    consumer is still reading (CuPy's pool is stream-ordered)."""
+    import cupy
+
+    dataset = _dataset("gpu")
+    loader = BatchLoader(dataset, 4, seed=3, prefetch=prefetch)
+    expected = [tuple(to_numpy(a) for a in dataset.gather_arrays(idx)) for idx in loader.batches()]
+    stream = cupy.cuda.Stream(non_blocking=True)
+    kept = []
+    with stream:
+        for (x, y), (xe, ye) in zip(loader, expected):
+            busy = cupy.zeros((1 << 22,), dtype=cupy.float32)
+            for _ in range(20):  # queue a long-running kernel ahead of the reads below
+                busy = cupy.sin(busy) + 1
+            kept.append((x.copy(), y.copy()))
+            del x, y  # dropped while the reads above are still queued on the consumer stream
+        stream.synchronize()
+    for (x, y), (xe, ye) in zip(kept, expected):
+        np.testing.assert_array_equal(x.get(), xe)
+        np.testing.assert_array_equal(y.get(), ye)

@@ -244,18 +244,41 @@ class BatchLoader:
                     thread.join(timeout=0.01)
 
     def _consumer_stream(self):
+        """The stream the consumer's kernels run on: torch's current stream with ``as_torch``
+        (on the dataset's device), else CuPy's current stream."""
         import cupy
 
         if self.as_torch:
             import torch
 
-            return cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
+            torch_stream = torch.cuda.current_stream(cupy.cuda.Device().id)
+            # Stream.from_external replaces ExternalStream (deprecated in CuPy 14, and its
+            # DeprecationWarning is an error under warnings-as-errors)
+            from_external = getattr(cupy.cuda.Stream, "from_external", None)
+            if from_external is not None:
+                return from_external(torch_stream)
+            return cupy.cuda.ExternalStream(torch_stream.cuda_stream)
         return cupy.cuda.get_current_stream()
 
-    def _iter_gpu(self, batches):
+    def _side_stream(self):
+        """The prefetch stream, one per loader and device for the loader's life.
+
+        Reusing it across epochs matters beyond saving a stream creation: CuPy's memory pool
+        files freed blocks under the handle of the stream they were allocated on, and a
+        destroyed stream's handle can be handed to a new, unrelated stream, which would then
+        reuse those blocks without waiting for the consumer.
+        """
         import cupy
 
-        side = cupy.cuda.Stream(non_blocking=True)
+        device = cupy.cuda.Device().id
+        streams = self.__dict__.setdefault("_side_streams", {})
+        side = streams.get(device)
+        if side is None:
+            side = streams[device] = cupy.cuda.Stream(non_blocking=True)
+        return side
+
+    def _iter_gpu(self, batches):
+        side = self._side_stream()
         pending: deque = deque()
         position = 0
 
