@@ -359,3 +359,58 @@ def test_gpu_batches_equal_cpu_batches(placement, tmp_path):
         np.testing.assert_array_equal(xg.data.get(), xc.data)
     if placement in ("auto", "gpu"):
         assert gpu.input_stacks[0].array.dtype == np.uint16  # uploaded once, stored dtype
+
+
+class _CupyLikeArray(np.ndarray):
+    """A host array whose type claims to come from cupy: stacks treat it as GPU-resident."""
+
+    __module__ = "cupy.stand_in"
+
+
+def test_gpu_source_tables_are_built_at_construction(monkeypatch):
+    """On the GPU, resident stacks' SourceTables must be built by the constructor, on the stream
+    the stacks were uploaded on, so that their ready point covers the uploads; built lazily by
+    the first gather (e.g. on the loader's non-blocking prefetch stream) it would not."""
+    import cupatch.dataset as dataset_module
+    import cupatch.ops as ops
+
+    built = []
+
+    class RecordingTable:
+        def __init__(self, sources):
+            built.append(("table", len(sources)))
+            self.arrays = sources
+
+    monkeypatch.setattr(dataset_module, "_resolve_device", lambda device: "gpu")
+    monkeypatch.setattr(ops, "SourceTable", RecordingTable)
+    a = _image((2, 16, 16)).view(_CupyLikeArray)
+    ds = PatchDataset(a, lambda s: RandomPatching(s, (8, 8), seed=1), axes="SYX", targets=a.copy().view(_CupyLikeArray),
+                      device="gpu", placement="gpu", progress=False)
+    assert ds._input.resident and ds._target.resident
+    assert built == [("table", 1), ("table", 1)]  # input and target, before any gather
+    assert ds._input.source_table() is ds._input.source_table()
+    assert len(built) == 2
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_gpu_gather_on_another_stream_waits_for_the_upload():
+    """Stacks uploaded on a busy stream, first gathered on another non-blocking stream: the
+    gather must wait for the upload (no host synchronisation in between)."""
+    import cupy
+
+    a = _image((2, 256, 256))
+    kwargs = dict(axes="SYX", normalization=MeanStdNormalization(means=[10.0], stds=[3.0]), progress=False)
+    make = lambda s: RandomPatching(s, (32, 32), seed=5)  # noqa: E731
+    upload = cupy.cuda.Stream(non_blocking=True)
+    with upload:
+        busy = cupy.zeros((1 << 22,), dtype=cupy.float32)
+        for _ in range(30):  # keeps the upload stream busy, so the upload lands late
+            busy = cupy.sin(busy) + 1
+        gpu = PatchDataset(a, make, device="gpu", placement="gpu", **kwargs)
+    other = cupy.cuda.Stream(non_blocking=True)
+    with other:
+        x, _ = gpu.gather_arrays(np.arange(len(gpu)))
+        got = x.get()
+    expected, _ = PatchDataset(a, make, device="cpu", **kwargs).gather_arrays(np.arange(len(gpu)))
+    np.testing.assert_array_equal(got, expected)

@@ -246,6 +246,15 @@ class PatchDataset:
 
         self.epoch = 0
         self._staging = _Staging(self.device)
+        if self.device == "gpu":
+            # Build the device source tables now, on the stream the stacks were uploaded (or
+            # produced) on: a table records that point and gathers on any other stream (the
+            # loader's prefetch stream, a caller's stream) wait for it. Built lazily inside the
+            # first gather, the point would be recorded on the gather's stream and a
+            # non-blocking stream could read stacks whose upload has not landed yet.
+            for role in (self._input, self._target):
+                if role is not None and role.resident:
+                    role.source_table()
         self._pool: ThreadPoolExecutor | None = None
         self._meta_cache: dict = {}
 
@@ -288,6 +297,7 @@ class PatchDataset:
             import cupy
 
             free, _ = cupy.cuda.runtime.memGetInfo()
+            free += cupy.get_default_memory_pool().free_bytes()  # cached by CuPy, reusable
             fits = sum(s.nbytes for s in all_stacks) <= GPU_PLACEMENT_FRACTION * free
             target = "gpu" if fits else None
         elif placement == "auto":
