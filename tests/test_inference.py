@@ -853,6 +853,150 @@ def test_gpu_default_model_tiled_equals_whole_image():
     np.testing.assert_allclose(tiled, whole, rtol=1e-6, atol=1e-4)
 
 
+def _fake_torch_and_cupy(torch_stream_ptr, cupy_stream_ptr, log):
+    """Stand-ins for the parts of torch and cupy that ``_ModelRunner`` uses on the GPU; every
+    torch operation logs the torch stream it was queued on."""
+    import contextlib
+    import types
+
+    current = [torch_stream_ptr]
+
+    class Tensor:
+        def __init__(self, value, dtype="float32"):
+            self.value, self.dtype = value, dtype
+
+        def detach(self):
+            return self
+
+        def float(self):
+            log.append(("cast", current[-1]))
+            return Tensor(self.value)
+
+    class TorchStream:
+        def __init__(self, ptr):
+            self.cuda_stream = ptr
+
+    def external_stream(ptr, device=None):
+        log.append(("external", ptr, device))
+        return TorchStream(ptr)
+
+    @contextlib.contextmanager
+    def stream(s):
+        current.append(s.cuda_stream)
+        try:
+            yield
+        finally:
+            current.pop()
+
+    def from_dlpack(array):
+        log.append(("torch.from_dlpack", current[-1]))
+        return Tensor(array)
+
+    torch = types.SimpleNamespace(
+        Tensor=Tensor, bfloat16="bfloat16", no_grad=contextlib.nullcontext, from_dlpack=from_dlpack,
+        cuda=types.SimpleNamespace(current_stream=lambda device=None: TorchStream(current[-1]),
+                                   stream=stream, ExternalStream=external_stream),
+    )
+    cupy_stream = types.SimpleNamespace(ptr=cupy_stream_ptr)
+
+    def cupy_from_dlpack(tensor):
+        log.append(("cupy.from_dlpack", current[-1]))
+        return tensor.value
+
+    cupy = types.SimpleNamespace(
+        ndarray=np.ndarray, from_dlpack=cupy_from_dlpack,
+        cuda=types.SimpleNamespace(get_current_stream=lambda: cupy_stream, Device=lambda: types.SimpleNamespace(id=0)),
+    )
+    return torch, cupy, current
+
+
+class _StandInModule:
+    """Looks like a torch.nn.Module to ``_ModelRunner`` (checked by class name and module)."""
+
+    def __init__(self, torch, log, current, out_dtype="float32"):
+        self.torch, self.log, self.current, self.out_dtype = torch, log, current, out_dtype
+
+    def parameters(self):
+        return []
+
+    def buffers(self):
+        return []
+
+    def __call__(self, x):
+        self.log.append(("model", self.current[-1]))
+        return self.torch.Tensor(x.value * 2, dtype=self.out_dtype)
+
+
+_StandInModule.__name__ = "Module"
+_StandInModule.__module__ = "torch.nn.modules.module"
+
+
+@pytest.mark.parametrize("out_dtype", ["float32", "bfloat16"])
+def test_torch_model_runs_on_cupys_stream(monkeypatch, out_dtype):
+    """With torch's current stream different from CuPy's, the model (and the prediction's
+    hand-back) must run on CuPy's stream: otherwise CuPy's pool reuses the batch and torch's
+    allocator reuses the prediction while the other stream may still read them."""
+    from cupatch.inference import _ModelRunner
+
+    log = []
+    torch, cupy, current = _fake_torch_and_cupy(torch_stream_ptr=111, cupy_stream_ptr=222, log=log)
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    runner = _ModelRunner(_StandInModule(torch, log, current, out_dtype), "gpu")
+    out = runner(np.ones((2, 1, 4, 4), np.float32))
+    np.testing.assert_array_equal(out, 2 * np.ones((2, 1, 4, 4)))
+    assert log[0] == ("external", 222, 0)
+    ops = [entry for entry in log if entry[0] != "external"]
+    assert [entry[0] for entry in ops] == ["torch.from_dlpack", "model"] + (["cast"] if out_dtype == "bfloat16" else []) + [
+        "cupy.from_dlpack"
+    ]
+    assert all(entry[1] == 222 for entry in ops), log
+    assert current == [111]  # torch's own stream is current again afterwards
+
+
+def test_torch_model_on_the_same_stream_needs_no_external_stream(monkeypatch):
+    from cupatch.inference import _ModelRunner
+
+    log = []
+    torch, cupy, current = _fake_torch_and_cupy(torch_stream_ptr=0, cupy_stream_ptr=0, log=log)
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    runner = _ModelRunner(_StandInModule(torch, log, current), "gpu")
+    runner(np.ones((1, 1, 2, 2), np.float32))
+    assert [entry[0] for entry in log] == ["torch.from_dlpack", "model", "cupy.from_dlpack"]
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_gpu_torch_model_on_another_torch_stream_equals_cpu():
+    """A slow torch model while torch's current stream is not CuPy's: tiles must not be
+    overwritten or reused while the other library still reads them."""
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA support")
+
+    class SlowScale(torch.nn.Module):
+        def forward(self, x):
+            busy = torch.zeros(1 << 22, device=x.device)
+            for _ in range(10):  # delay the reads of x on whatever stream the model runs on
+                busy = torch.sin(busy) + 1
+            return x * 2.0 + 1.0 + 0.0 * busy[:1].reshape(1, 1, 1, 1)
+
+    rng = np.random.default_rng(21)
+    image = rng.random((2, 150, 130), dtype=np.float32)
+    kwargs = dict(axes="SYX", tile_size=32, overlap=8, batch_size=3, progress=False)
+    with torch.cuda.stream(torch.cuda.Stream()):
+        for blend in ("crop", "hann"):
+            expected = predict_tiled(scaled, image, device="cpu", blend=blend, **kwargs)
+            got = predict_tiled(SlowScale().cuda(), image, device="gpu", blend=blend, **kwargs)
+            np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+            # 180 kB: the 156 kB output (312 kB with blend weights) is streamed through slabs
+            streamed, stats = run_prediction(SlowScale().cuda(), image, device="gpu", blend=blend,
+                                             max_gpu_bytes=180_000, **kwargs)
+            assert stats.streamed == ["host"]
+            np.testing.assert_array_equal(streamed, got)
+
+
 # --------------------------------------------------------------------------------------
 # input sources
 # --------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ and files run in a background thread, overlapping the next batches.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import queue
@@ -286,22 +287,43 @@ class _ModelRunner:
                         f"or pass device={'cpu' if wanted == 'cpu' else 'gpu'}"
                     )
 
+    def _torch_stream_context(self):
+        """Run torch on CuPy's current stream (GPU), where the batches are gathered and stitched.
+
+        On different streams, memory would be reused while the other library still reads it:
+        CuPy's pool hands a dropped batch out again in CuPy's stream order while the model may
+        still be reading it on torch's stream, and torch's caching allocator reuses a dropped
+        prediction in torch's stream order while the stitch may still be reading it.
+        """
+        if self.device != "gpu":
+            return contextlib.nullcontext()
+        import cupy
+
+        torch = self.torch
+        device = cupy.cuda.Device().id
+        ptr = int(cupy.cuda.get_current_stream().ptr)
+        if int(torch.cuda.current_stream(device).cuda_stream) == ptr:
+            return contextlib.nullcontext()
+        return torch.cuda.stream(torch.cuda.ExternalStream(ptr, device=device))
+
     def __call__(self, batch):
         if self.torch is not None:
             torch = self.torch
-            with torch.no_grad():
+            # everything torch does with the batch and the prediction (including the bfloat16
+            # cast) stays on the stream CuPy uses next
+            with torch.no_grad(), self._torch_stream_context():
                 x = torch.from_dlpack(batch) if self.device == "gpu" else torch.from_numpy(batch)
                 y = self.model(x)
-            if not isinstance(y, torch.Tensor):
-                raise TypeError(f"model {self.name} returned {type(y).__name__}; expected a tensor")
-            y = y.detach()
-            if y.dtype == torch.bfloat16:  # neither NumPy nor CuPy has bfloat16
-                y = y.float()
-            if self.device == "gpu":
-                import cupy
+                if not isinstance(y, torch.Tensor):
+                    raise TypeError(f"model {self.name} returned {type(y).__name__}; expected a tensor")
+                y = y.detach()
+                if y.dtype == torch.bfloat16:  # neither NumPy nor CuPy has bfloat16
+                    y = y.float()
+                if self.device == "gpu":
+                    import cupy
 
-                return cupy.from_dlpack(y)
-            return y.cpu().numpy()
+                    return cupy.from_dlpack(y)
+                return y.cpu().numpy()
         y = self.model(batch)
         return self._to_device(y)
 
@@ -941,8 +963,9 @@ def predict_tiled(
         Maps a float32 batch ``(B, C_in, [Z,] Y, X)`` to ``(B, C_out, [Z,] Y, X)`` with the
         same spatial size. A plain callable gets CuPy arrays on the GPU and NumPy arrays on
         the CPU; a ``torch.nn.Module`` gets tensors (through DLPack on the GPU, no host round
-        trip) and runs under ``torch.no_grad()`` (put it in ``eval()`` mode and on the
-        working device first). ``C_out`` and the output dtype may differ from the input's;
+        trip) and runs under ``torch.no_grad()`` on CuPy's current stream, where the batches
+        are gathered and stitched (put it in ``eval()`` mode and on the working device
+        first). ``C_out`` and the output dtype may differ from the input's;
         they are taken from the first batch. Stitching accumulates in float32 and the result
         is cast to the model's dtype (integers are rounded).
     data : array, ImageStack, path, or list of them
