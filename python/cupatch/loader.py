@@ -21,6 +21,11 @@ only after the consumer's work on them is done (CuPy's memory pool is stream-ord
 ``as_torch=True`` the consumer stream is torch's current stream and batches are wrapped with
 ``torch.from_dlpack`` (no copy).
 
+The consumer stream is the one current when the loop asks for the next batch. Work on a batch
+queued on another stream (a ``with stream:`` block *inside* the loop body) is not waited for
+before the batch's memory is reused: enter such a stream around the whole loop instead, or
+synchronise it before dropping the batch.
+
 On the CPU a background thread prepares the next ``prefetch`` batches.
 """
 
