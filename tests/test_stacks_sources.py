@@ -310,3 +310,45 @@ def test_zarr_chunk_cache(tmp_path, monkeypatch):
     twice = _count_chunk_fetches(arr.store, lambda: [stack.read_region(0, (0, 0, 2), (1, 4, 4)) for _ in range(2)])
     assert len(twice) == 4
     np.testing.assert_array_equal(stack.read_region(0, (2, 3, 5), (3, 5, 6)), _expected_region(sc, 0, (2, 3, 5), (3, 5, 6)))
+
+
+def test_gpu_upload_copies_from_pageable_memory_on_the_current_stream(monkeypatch):
+    """Uploads go straight from the host array, on CuPy's current stream: ``cupy.asarray``
+    would stage the whole stack through CuPy's pinned pool, which keeps it cached."""
+    import sys
+    import types
+
+    import cupatch.stacks.base as base
+    from cupatch.stacks import as_stack
+
+    stream = object()
+    copies = []
+
+    class DeviceArray:
+        __module__ = "cupy.stand_in"
+
+        def __init__(self, shape, dtype):
+            self.shape, self.dtype, self.data = tuple(shape), np.dtype(dtype), None
+            self.ndim = len(self.shape)
+
+        def set(self, host, stream=None):
+            assert isinstance(host, np.ndarray) and host.flags.c_contiguous
+            copies.append(stream)
+            self.data = host.copy()
+
+    def asarray(*args, **kwargs):
+        raise AssertionError("cupy.asarray stages through the pinned memory pool")
+
+    fake = types.SimpleNamespace(
+        empty=DeviceArray, asarray=asarray, cuda=types.SimpleNamespace(get_current_stream=lambda: stream)
+    )
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(base, "require_gpu", lambda: None)
+    host = np.arange(2 * 3 * 4 * 5, dtype=np.uint16).reshape(2, 4, 5, 3)  # SYXC: the SC(Z)YX view is strided
+    stack = as_stack(host, "SYXC")
+    on_gpu = stack.to_device("gpu")
+    assert copies == [stream]
+    np.testing.assert_array_equal(on_gpu.array.data, np.moveaxis(host, -1, 1))
+    assert on_gpu.array.dtype == np.uint16
+    empty = base.upload_to_gpu(np.zeros((0, 3), np.float32))
+    assert empty.shape == (0, 3) and copies == [stream]  # nothing to copy

@@ -1201,7 +1201,9 @@ def _predict_one(
         if working == "cpu" and input_is_cupy:
             array = array.get()
         elif working == "gpu" and not input_is_cupy and array.nbytes <= budget / 4:
-            array = xp.asarray(array)
+            from .stacks.base import upload_to_gpu
+
+            array = upload_to_gpu(array)  # no pinned copy of the whole image
         if (working == "gpu") == _is_cupy(array):
             if np.dtype(array.dtype) not in _GATHER_DTYPES:
                 array = array.astype(np.float32)

@@ -106,6 +106,25 @@ def require_gpu() -> None:
         raise RuntimeError(f"a GPU was requested but none is usable: {exc}") from exc
 
 
+def upload_to_gpu(array) -> Any:
+    """Copy a host array into a new CuPy array (C order) on the current device.
+
+    The copy is queued on CuPy's current stream straight from the (pageable) host memory.
+    ``cupy.asarray`` would first copy the whole array into a pinned buffer from CuPy's pinned
+    memory pool, which keeps that page-locked host memory cached for the rest of the process:
+    for whole stacks, gigabytes of RAM nobody can use. From pageable memory the driver stages
+    the copy itself and returns once the host data have been read, so ``array`` may be changed
+    or freed as soon as this returns.
+    """
+    import cupy
+
+    host = np.ascontiguousarray(array)
+    device_array = cupy.empty(host.shape, dtype=host.dtype)
+    if host.size:
+        device_array.set(host, stream=cupy.cuda.get_current_stream())
+    return device_array
+
+
 def is_cupy_array(x: Any) -> bool:
     """True for a CuPy array, without importing CuPy when it was never imported."""
     return type(x).__module__.startswith("cupy")
@@ -257,9 +276,7 @@ class BaseStack:
         else:
             array = self._load_all()
         if placement == "gpu":
-            import cupy
-
-            array = cupy.asarray(array)  # one upload in the stored dtype
+            array = upload_to_gpu(array)  # one upload in the stored dtype
         elif is_cupy_array(array):
             array = array.get()
         return ArrayStack(
