@@ -352,3 +352,24 @@ def test_gpu_upload_copies_from_pageable_memory_on_the_current_stream(monkeypatc
     assert on_gpu.array.dtype == np.uint16
     empty = base.upload_to_gpu(np.zeros((0, 3), np.float32))
     assert empty.shape == (0, 3) and copies == [stream]  # nothing to copy
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_gpu_upload_is_ordered_on_the_current_stream():
+    import cupy
+
+    from cupatch.stacks.base import upload_to_gpu
+
+    host = np.random.default_rng(3).integers(0, 60000, (3, 5, 64, 48), dtype=np.uint16)
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with stream:
+        busy = cupy.zeros((1 << 22,), dtype=cupy.float32)
+        for _ in range(20):  # the upload queues behind this work
+            busy = cupy.sin(busy) + 1
+        device_array = upload_to_gpu(host[:, :, ::2])  # strided source
+        checksum = device_array.astype(cupy.int64).sum()  # same stream: sees the upload
+    host[...] = 0  # the source may change once the call returned
+    assert int(checksum) == int(np.random.default_rng(3).integers(0, 60000, (3, 5, 64, 48), dtype=np.uint16)[:, :, ::2]
+                                .astype(np.int64).sum())
+    assert device_array.flags.c_contiguous and device_array.dtype == np.uint16
