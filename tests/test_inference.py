@@ -747,6 +747,25 @@ def test_out_of_memory_is_reported_with_the_settings_to_change():
         predict_tiled(oom, IMAGE, axes="YX", tile_size=16, overlap=4, progress=False)
 
 
+def test_failed_runtime_allocation_is_reported_as_out_of_memory():
+    class CUDARuntimeError(RuntimeError):  # what CuPy raises when cudaMallocHost/cudaMalloc fail
+        pass
+
+    def oom(x):
+        raise CUDARuntimeError("cudaErrorMemoryAllocation: out of memory")
+
+    with pytest.raises(MemoryError, match=r"batch_size \(=8\).*max_gpu_bytes"):
+        predict_tiled(oom, IMAGE, axes="YX", tile_size=16, overlap=4, progress=False)
+
+
+def test_other_runtime_errors_are_not_reported_as_out_of_memory():
+    def broken(x):
+        raise RuntimeError("cudaErrorIllegalAddress: an illegal memory access was encountered")
+
+    with pytest.raises(RuntimeError, match="cudaErrorIllegalAddress"):
+        predict_tiled(broken, IMAGE, axes="YX", tile_size=16, overlap=4, progress=False)
+
+
 @pytest.mark.skipif(HAS_GPU, reason="checks the error raised when no GPU is usable")
 def test_gpu_requested_without_gpu():
     with pytest.raises(RuntimeError, match="GPU"):

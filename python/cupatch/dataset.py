@@ -97,7 +97,8 @@ class _Staging:
         dev = cupy.empty(host.shape, dtype=host.dtype)
         stream = cupy.cuda.get_current_stream()
         dev.set(host, stream=stream)
-        event = cupy.cuda.Event(block=False, disable_timing=True)
+        # block=True: waiting for the slot to be free sleeps instead of spinning a core
+        event = cupy.cuda.Event(block=True, disable_timing=True)
         event.record(stream)
         self._events[slot] = event
         return dev

@@ -286,6 +286,16 @@ class _ModelRunner:
                         f"{'the GPU' if device == 'gpu' else 'the CPU'}; move it with model.to({wanted!r}) "
                         f"or pass device={'cpu' if wanted == 'cpu' else 'gpu'}"
                     )
+                if wanted == "cuda" and p.device.index is not None:
+                    import cupy
+
+                    current = cupy.cuda.Device().id
+                    if p.device.index != current:
+                        raise ValueError(
+                            f"model {self.name} is on {p.device} but the tiles are on cuda:{current} "
+                            f"(CuPy's current device); move the model with model.to('cuda:{current}') "
+                            f"or run inside `with cupy.cuda.Device({p.device.index}):`"
+                        )
 
     def _torch_stream_context(self):
         """Run torch on CuPy's current stream (GPU), where the batches are gathered and stitched.
@@ -1142,7 +1152,9 @@ def run_prediction(
             results.append(result)
     except BaseException as exc:
         incomplete = [path for path in created if path not in finished]
-        oom = type(exc).__name__ == "OutOfMemoryError"
+        # CuPy and torch raise OutOfMemoryError; a failed pinned or runtime allocation comes
+        # as a CUDA runtime error carrying cudaErrorMemoryAllocation.
+        oom = type(exc).__name__ == "OutOfMemoryError" or "cudaErrorMemoryAllocation" in str(exc)
         if oom:
             new = MemoryError(
                 f"the GPU ran out of memory during tiled inference ({exc}); lower batch_size "
