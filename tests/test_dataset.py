@@ -361,6 +361,86 @@ def test_gpu_batches_equal_cpu_batches(placement, tmp_path):
         assert gpu.input_stacks[0].array.dtype == np.uint16  # uploaded once, stored dtype
 
 
+class _PlacedStack:
+    """Stand-in stack for placement decisions: records where it is moved."""
+
+    def __init__(self, placement, nbytes):
+        self.placement, self.nbytes, self.moves = placement, nbytes, []
+
+    def to_device(self, placement):
+        if placement == self.placement:  # like ImageStack.to_device
+            return self
+        self.moves.append(placement)
+        moved = _PlacedStack(placement, self.nbytes)
+        moved.moves = self.moves
+        return moved
+
+
+def _place_auto_on_gpu(monkeypatch, inputs, targets, free_bytes):
+    """Run ``PatchDataset._place(placement="auto")`` for a GPU device with ``free_bytes`` free."""
+    import sys
+    import types
+
+    fake_cupy = types.SimpleNamespace(
+        cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(memGetInfo=lambda: (free_bytes, 10 * free_bytes))),
+        get_default_memory_pool=lambda: types.SimpleNamespace(free_bytes=lambda: 0),
+    )
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
+    return PatchDataset._place(types.SimpleNamespace(device="gpu"), inputs, targets, "auto")
+
+
+def test_auto_placement_counts_only_stacks_not_yet_on_the_gpu(monkeypatch):
+    """Free GPU memory already excludes GPU-resident stacks: only host stacks need room."""
+    on_gpu, on_host = _PlacedStack("gpu", 1000), _PlacedStack("cpu", 100)
+    inputs, targets = _place_auto_on_gpu(monkeypatch, [on_gpu], [on_host], free_bytes=400)
+    assert [s.placement for s in inputs + targets] == ["gpu", "gpu"]
+    assert on_gpu.moves == [] and on_host.moves == ["gpu"]
+    # an all-GPU dataset needs no room at all
+    stacks = [_PlacedStack("gpu", 10**9), _PlacedStack("gpu", 10**9)]
+    inputs, targets = _place_auto_on_gpu(monkeypatch, stacks, None, free_bytes=0)
+    assert targets is None and [s.placement for s in inputs] == ["gpu", "gpu"]
+    assert all(s.moves == [] for s in stacks)
+
+
+def test_auto_placement_that_does_not_fit_brings_gpu_stacks_to_the_host(monkeypatch):
+    """A mix of GPU-resident and host stacks must not stay mixed (the GPU ones would be read
+    back patch by patch): when the uploads do not fit, every stack is fed from the host."""
+    stacks = [_PlacedStack("gpu", 1000), _PlacedStack("cpu", 1000), _PlacedStack("disk", 1000)]
+    target_stacks = [_PlacedStack("gpu", 1000), _PlacedStack("disk", 1000), _PlacedStack("cpu", 1000)]
+    inputs, targets = _place_auto_on_gpu(monkeypatch, stacks, target_stacks, free_bytes=400)
+    assert [s.placement for s in inputs] == ["cpu", "cpu", "disk"]
+    assert [s.placement for s in targets] == ["cpu", "disk", "cpu"]
+    assert [s.moves for s in stacks] == [["cpu"], [], []]
+    assert [s.moves for s in target_stacks] == [["cpu"], [], []]
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_gpu_auto_placement_of_a_mixed_dataset_that_does_not_fit(monkeypatch):
+    """CuPy inputs with host targets that cannot be uploaded: the inputs come to the host and
+    both roles are fed through staging, with the same batches as on the CPU."""
+    import cupy
+
+    import cupatch.dataset as dataset_module
+
+    monkeypatch.setattr(dataset_module, "GPU_PLACEMENT_FRACTION", 0.0)  # no upload fits
+    a, t = _image((2, 32, 32)), _image((2, 32, 32), seed=1)
+    make = lambda s: RandomPatching(s, (16, 16), seed=3)  # noqa: E731
+    gpu = PatchDataset(cupy.asarray(a), make, axes="SYX", targets=t, device="gpu", placement="auto", progress=False)
+    assert [s.placement for s in gpu.input_stacks + gpu.target_stacks] == ["cpu", "cpu"]
+    assert not gpu._input.resident and not gpu._target.resident
+    cpu = PatchDataset(a, make, axes="SYX", targets=t, device="cpu", progress=False)
+    idx = np.arange(len(cpu))
+    (xg, yg), (xc, yc) = gpu.get_batch(idx), cpu.get_batch(idx)
+    np.testing.assert_array_equal(xg.data.get(), xc.data)
+    np.testing.assert_array_equal(yg.data.get(), yc.data)
+    # all on the GPU already: nothing to upload, the stacks stay there
+    gpu = PatchDataset(cupy.asarray(a), make, axes="SYX", targets=cupy.asarray(t), device="gpu", placement="auto",
+                       progress=False)
+    assert [s.placement for s in gpu.input_stacks + gpu.target_stacks] == ["gpu", "gpu"]
+    assert gpu._input.resident and gpu._target.resident
+
+
 class _CupyLikeArray(np.ndarray):
     """A host array whose type claims to come from cupy: stacks treat it as GPU-resident."""
 

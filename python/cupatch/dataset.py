@@ -171,8 +171,11 @@ class PatchDataset:
         ``"cpu"`` (NumPy), ``"auto"`` (GPU when usable).
     placement : {"auto", "gpu", "cpu", "disk"}
         Where the stacks live. ``"auto"``: on a GPU device, stacks are uploaded once (stored
-        dtype) when they fit in half the free GPU memory and otherwise fed from the host; on the
-        CPU, arrays stay in memory and files are memory-mapped or read lazily.
+        dtype) when the stacks not yet on the GPU fit in half the free GPU memory; otherwise
+        every stack is fed from the host through pinned staging, and stacks given as CuPy
+        arrays are copied to the host once (``to_device("cpu")``) so that the dataset is
+        uniform and no patch is read back from the GPU one by one. On the CPU, arrays stay in
+        memory (CuPy arrays are copied to the host) and files are memory-mapped or read lazily.
     dtype : numpy dtype
         Output dtype of batches: float32, float16 (or bfloat16 with ml_dtypes).
     progress : bool
@@ -299,8 +302,17 @@ class PatchDataset:
 
             free, _ = cupy.cuda.runtime.memGetInfo()
             free += cupy.get_default_memory_pool().free_bytes()  # cached by CuPy, reusable
-            fits = sum(s.nbytes for s in all_stacks) <= GPU_PLACEMENT_FRACTION * free
-            target = "gpu" if fits else None
+            # stacks already on the GPU are excluded from the free memory: count only the uploads
+            upload = sum(s.nbytes for s in all_stacks if s.placement != "gpu")
+            if upload <= GPU_PLACEMENT_FRACTION * free:
+                target = "gpu"
+            else:
+                # Keep the dataset uniform: with some stacks on the host, the role is fed through
+                # pinned staging, and GPU-resident stacks read there would cost a device-to-host
+                # copy (a host synchronisation) per patch. Bring them to the host once instead.
+                target = None
+                inputs = [s.to_device("cpu") if s.placement == "gpu" else s for s in inputs]
+                targets = None if targets is None else [s.to_device("cpu") if s.placement == "gpu" else s for s in targets]
         elif placement == "auto":
             # CPU device: host arrays stay, CuPy arrays come back to the host
             target = None
