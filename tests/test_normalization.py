@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import to_numpy
+from conftest import requires_gpu, to_numpy
 
 from cupatch.normalization import (
     MeanStdNormalization,
@@ -80,6 +80,85 @@ def test_quantiles_exact(dtype, placement):
     norm = QuantileNormalization(0.013, 0.987).fit(stacks, progress=False)
     np.testing.assert_allclose(norm.lower_values, np.quantile(values, 0.013, axis=1), rtol=1e-12)
     np.testing.assert_allclose(norm.upper_values, np.quantile(values, 0.987, axis=1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+@pytest.mark.parametrize("levels", [(0.013, 0.987), (0.0, 1.0), (0.25, 0.5)])
+def test_exact_float_quantiles_of_resident_stacks_equal_numpy(xp, dtype, levels):
+    rng = np.random.default_rng(7)
+    a = (rng.normal(size=(3, 3, 17, 19)) * 1000).astype(dtype)
+    b = np.round(rng.normal(size=(2, 3, 9, 31)) * 1000).astype(dtype)  # repeated values too
+    stacks = [as_stack(xp.asarray(a), "SCYX"), as_stack(xp.asarray(b), "SCYX")]
+    values = np.concatenate([x.transpose(1, 0, 2, 3).reshape(3, -1) for x in (a, b)], axis=1).astype(np.float64)
+    norm = QuantileNormalization(*levels).fit(stacks, progress=False)
+    np.testing.assert_array_equal(norm.lower_values, np.quantile(values, levels[0], axis=1))
+    np.testing.assert_array_equal(norm.upper_values, np.quantile(values, levels[1], axis=1))
+    subset = QuantileNormalization(*levels).fit(stacks, channels=[2, 0], progress=False)
+    np.testing.assert_array_equal(subset.lower_values, np.quantile(values[[2, 0]], levels[0], axis=1))
+    pooled = QuantileNormalization(*levels, per_channel=False).fit(stacks, progress=False)
+    np.testing.assert_array_equal(pooled.upper_values, [np.quantile(values, levels[1])])
+    # the stacks themselves are not reordered by the in-place partial sort
+    np.testing.assert_array_equal(to_numpy(stacks[0].array), a)
+
+
+def test_exact_float_quantiles_propagate_nan():
+    a = np.arange(2 * 2 * 8 * 8, dtype=np.float32).reshape(2, 2, 8, 8)
+    a[1, 0, 3, 3] = np.nan
+    norm = QuantileNormalization(0.1, 0.9).fit([as_stack(a, "SCYX")], progress=False)
+    assert np.isnan(norm.lower_values[0]) and np.isnan(norm.upper_values[0])
+    values = a[:, 1].ravel().astype(np.float64)
+    np.testing.assert_array_equal([norm.lower_values[1], norm.upper_values[1]], np.quantile(values, [0.1, 0.9]))
+
+
+def test_exact_float_quantiles_do_not_copy_the_data_in_float64():
+    """Exact quantiles of in-memory float data need about one channel of extra memory, not
+    float64 copies of every value (several times the stack)."""
+    import tracemalloc
+
+    a = np.random.default_rng(0).random((2, 4, 256, 256), dtype=np.float32)
+    stacks = [as_stack(a, "SCYX")]
+    QuantileNormalization().fit([as_stack(a[:1, :, :8, :8].copy(), "SCYX")], progress=False)  # imports done
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        norm = QuantileNormalization(0.01, 0.99).fit(stacks, progress=False)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.6 * a.nbytes, f"fit used {peak} bytes of extra memory for a {a.nbytes}-byte stack"
+    values = a.transpose(1, 0, 2, 3).reshape(4, -1).astype(np.float64)
+    np.testing.assert_array_equal(norm.upper_values, np.quantile(values, 0.99, axis=1))
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_exact_float_quantiles_on_the_gpu_stay_within_about_one_channel_of_memory():
+    import cupy
+
+    class PeakHook(cupy.cuda.MemoryHook):
+        name = "PeakHook"
+
+        def __init__(self):
+            self.live, self.current, self.peak = {}, 0, 0
+
+        def malloc_postprocess(self, **kwargs):
+            self.live[kwargs["mem_ptr"]] = kwargs["mem_size"]
+            self.current += kwargs["mem_size"]
+            self.peak = max(self.peak, self.current)
+
+        def free_postprocess(self, **kwargs):
+            self.current -= self.live.pop(kwargs["mem_ptr"], 0)
+
+    a = np.random.default_rng(0).random((2, 4, 512, 512), dtype=np.float32)
+    stacks = [as_stack(cupy.asarray(a), "SCYX")]
+    hook = PeakHook()
+    with hook:
+        norm = QuantileNormalization(0.01, 0.99).fit(stacks, progress=False)
+    # one channel (a quarter of the stack) plus sort scratch; float64 copies of everything
+    # would be over four times the stack
+    assert hook.peak < 1.5 * a.nbytes, f"fit allocated {hook.peak} bytes for a {a.nbytes}-byte stack"
+    values = a.transpose(1, 0, 2, 3).reshape(4, -1).astype(np.float64)
+    np.testing.assert_array_equal(norm.lower_values, np.quantile(values, 0.01, axis=1))
 
 
 def test_quantiles_estimated_for_large_float_data_on_disk(monkeypatch):

@@ -12,7 +12,9 @@ with ``per_channel=False``, pooled) statistics are merged across samples with Ch
 parallel update, in float64.
 
 Quantiles are exact (NumPy's default ``"linear"`` method) for 8/16-bit integer data, always
-(a streaming histogram of every value), and for other dtypes when every stack is in memory.
+(a streaming histogram of every value), and for other dtypes when every stack is in memory
+(one channel at a time is copied in its stored dtype and partially sorted, so the extra memory
+is about one channel of the data, not float64 copies of all of it).
 For other dtypes read from disk they are *estimated* from a regular subsample of at most
 ``2**24`` values per channel (every k-th voxel of every sample, k chosen from the total size).
 
@@ -71,7 +73,18 @@ def _broadcast(values: np.ndarray, n_channels: int, name: str) -> np.ndarray:
 
 
 class _StatsPass:
-    """One streaming pass over C(Z)YX blocks, accumulating what a normalisation needs."""
+    """One streaming pass over C(Z)YX blocks, accumulating what a normalisation needs.
+
+    Quantiles: 8/16-bit integer data are counted in a per-channel histogram (exact, bounded
+    memory). Other data are exact when ``exact_floats`` (every stack already held in memory,
+    host or GPU): the blocks are kept as given (views of the stacks where possible, copies only
+    for channel subsets), and :meth:`result` takes one channel at a time, copies it in its
+    stored dtype, partially sorts it in place and interpolates the two order statistics around
+    each level in float64 (NumPy's ``"linear"`` method, bit for bit). The extra memory is thus
+    about one channel of the data in its stored dtype (plus any channel-subset copies), never
+    float64 copies of everything. Otherwise a regular subsample of at most
+    ``MAX_QUANTILE_SAMPLES`` values per channel is kept and its quantiles are an estimate.
+    """
 
     def __init__(self, *, moments: bool, extremes: bool, quantiles: Sequence[float] | None, exact_floats: bool, total_per_channel: int):
         self.moments, self.extremes, self.levels = moments, extremes, quantiles
@@ -136,10 +149,41 @@ class _StatsPass:
             if self.hist is not None:
                 out["quantiles"] = _histogram_quantiles(host(self.hist), levels) - self.hist_offset
             else:
-                xp = _array_module(self.values[0])
-                values = xp.concatenate(self.values, axis=1).astype(xp.float64)
-                out["quantiles"] = np.stack([host(xp.quantile(row, xp.asarray(levels))) for row in values])
+                n_rows = self.values[0].shape[0]
+                out["quantiles"] = np.stack([self._row_quantiles(row, levels) for row in range(n_rows)])
         return out
+
+    def _row_quantiles(self, row: int, levels: np.ndarray) -> np.ndarray:
+        """NumPy-"linear" quantiles of one channel of the kept values, in bounded memory."""
+        xp = _array_module(self.values[0])
+        values = xp.concatenate([block[row] for block in self.values])  # one channel, stored dtype
+        n = values.size
+        position = (n - 1) * levels
+        below = np.floor(position).astype(np.int64)
+        above = np.minimum(below + 1, n - 1)
+        kth = np.unique(np.concatenate([below, above]))
+        if xp is np:
+            values.partition(kth)  # in place: order statistics at kth, O(n)
+        else:
+            values.sort()  # in place on the device
+        order_stats = values[xp.asarray(kth)]
+        if values.dtype.kind in "fc":
+            has_nan = bool(xp.isnan(values).any())  # NaN propagates, as in numpy.quantile
+        else:
+            has_nan = False
+        order_stats = np.asarray(order_stats.get() if hasattr(order_stats, "get") else order_stats, dtype=np.float64)
+        del values
+        if has_nan:
+            return np.full(levels.size, np.nan)
+        lookup = dict(zip(kth.tolist(), order_stats.tolist()))
+        a = np.array([lookup[k] for k in below.tolist()], dtype=np.float64)
+        b = np.array([lookup[k] for k in above.tolist()], dtype=np.float64)
+        t = position - below
+        # numpy's _lerp, so results equal numpy.quantile of the float64 values exactly
+        diff = b - a
+        result = a + diff * t
+        np.subtract(b, diff * (1 - t), out=result, where=t >= 0.5)
+        return result
 
 
 def _histogram_quantiles(hist: np.ndarray, levels: np.ndarray) -> np.ndarray:
