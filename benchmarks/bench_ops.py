@@ -75,6 +75,17 @@ QUICK_STITCH = {
 }
 
 
+def result_rows(base: dict, nbytes: int, t_ours: float, t_loop: float, roof: float) -> list[dict]:
+    """The cupatch, loop and copy-roof rows of one case (``roof`` in GB/s)."""
+    return [
+        {**base, "method": "cupatch", "seconds": t_ours, "gbps": nbytes / t_ours / 1e9,
+         "roof_fraction": nbytes / t_ours / 1e9 / roof, "speedup_vs_loop": t_loop / t_ours},
+        {**base, "method": "loop", "seconds": t_loop, "gbps": nbytes / t_loop / 1e9,
+         "roof_fraction": nbytes / t_loop / 1e9 / roof},
+        {**base, "method": "copy-roof", "seconds": nbytes / roof / 1e9, "gbps": roof, "roof_fraction": 1.0},
+    ]  # fmt: skip
+
+
 def gather_loop(xp, sources, specs, patch, out):
     """Per-patch slicing loop (all patches lie inside the image)."""
     ndim = len(patch)
@@ -146,11 +157,7 @@ def bench_gather(xp, cases, min_time, roof_cache):
         t_loop = H.time_per_call(xp, lambda: gather_loop(xp, [src], specs, patch, loop_out), min_time=min_time, calls=1)
         roof = roof_cache.setdefault(nbytes, H.copy_roof(xp, nbytes, min_time=min_time))
         base = dict(op="gather", case=name, batch=batch, item=f"{'x'.join(map(str, patch))} u16->f32", mbytes=nbytes / 1e6)
-        rows.append({**base, "method": "cupatch", "seconds": t_ours, "gbps": nbytes / t_ours / 1e9,
-                     "roof_fraction": nbytes / t_ours / 1e9 / roof, "speedup_vs_loop": t_loop / t_ours})
-        rows.append({**base, "method": "loop", "seconds": t_loop, "gbps": nbytes / t_loop / 1e9,
-                     "roof_fraction": nbytes / t_loop / 1e9 / roof})
-        rows.append({**base, "method": "copy-roof", "seconds": nbytes / roof / 1e9, "gbps": roof, "roof_fraction": 1.0})
+        rows.extend(result_rows(base, nbytes, t_ours, t_loop, roof))
         del src, table, out, loop_out
     return rows
 
@@ -174,11 +181,7 @@ def bench_stitch(xp, cases, min_time, roof_cache):
         t_loop = H.time_per_call(xp, lambda: crop_loop(tiles, specs, loop_out), min_time=min_time, calls=1)
         roof = roof_cache.setdefault(nbytes, H.copy_roof(xp, nbytes, min_time=min_time))
         base = dict(op="stitch-crop", case=name, batch=len(specs), item=f"{'x'.join(map(str, tile))} f32", mbytes=nbytes / 1e6)
-        rows.append({**base, "method": "cupatch", "seconds": t_ours, "gbps": nbytes / t_ours / 1e9,
-                     "roof_fraction": nbytes / t_ours / 1e9 / roof, "speedup_vs_loop": t_loop / t_ours})
-        rows.append({**base, "method": "loop", "seconds": t_loop, "gbps": nbytes / t_loop / 1e9,
-                     "roof_fraction": nbytes / t_loop / 1e9 / roof})
-        rows.append({**base, "method": "copy-roof", "seconds": nbytes / roof / 1e9, "gbps": roof, "roof_fraction": 1.0})
+        rows.extend(result_rows(base, nbytes, t_ours, t_loop, roof))
         # blend (hann); each call accumulates, which does not change the work done
         table = window_table(tile, overlaps, "hann")
         table_dev = xp.asarray(table)
@@ -197,11 +200,7 @@ def bench_stitch(xp, cases, min_time, roof_cache):
         )
         roof = roof_cache.setdefault(nbytes, H.copy_roof(xp, nbytes, min_time=min_time))
         base = dict(op="stitch-blend", case=name, batch=len(specs), item=f"{'x'.join(map(str, tile))} f32 hann", mbytes=nbytes / 1e6)
-        rows.append({**base, "method": "cupatch", "seconds": t_ours, "gbps": nbytes / t_ours / 1e9,
-                     "roof_fraction": nbytes / t_ours / 1e9 / roof, "speedup_vs_loop": t_loop / t_ours})
-        rows.append({**base, "method": "loop", "seconds": t_loop, "gbps": nbytes / t_loop / 1e9,
-                     "roof_fraction": nbytes / t_loop / 1e9 / roof})
-        rows.append({**base, "method": "copy-roof", "seconds": nbytes / roof / 1e9, "gbps": roof, "roof_fraction": 1.0})
+        rows.extend(result_rows(base, nbytes, t_ours, t_loop, roof))
         del tiles, out, loop_out, outs, wts, loop_outs, loop_wts
     return rows
 
