@@ -241,7 +241,13 @@ PYBIND11_MODULE(_core, m) {
     m.attr("OUTPUT_FIELDS") = cupatch::kOutputFields;
     m.attr("version") = CUPATCH_VERSION;
     m.attr("cuda_architectures") = CUPATCH_CUDA_ARCHITECTURES;
-    m.attr("cuda_build_mode") = CUPATCH_CUDA_MODE;  // the CUPATCH_CUDA switch: AUTO, ON or OFF
+    m.attr("cuda_build_mode") = CUPATCH_CUDA_MODE;  // the CUPATCH_CUDA switch: AUTO, ON, OFF or EMULATE
+#ifdef CUPATCH_CUDA_EMULATED
+    // The CUDA kernels are compiled as host C++ (cpp/emulation) and run on the CPU.
+    m.attr("cuda_emulated") = true;
+#else
+    m.attr("cuda_emulated") = false;
+#endif
 #ifdef CUPATCH_WITH_CUDA
     m.attr("built_with_cuda") = true;
     m.def("cuda_device_count", &cupatch::cuda_device_count, "Usable CUDA devices (0 on any CUDA error).");

@@ -87,7 +87,9 @@ def build_info() -> dict[str, Any]:
     Returns
     -------
     dict
-        ``version`` (str), ``cuda_compiled`` (bool), ``cuda_devices`` (int, 0 on any CUDA
+        ``version`` (str), ``cuda_compiled`` (bool), ``cuda_emulated`` (bool: the CUDA
+        kernels were compiled as host C++ and run on the CPU, ``CUPATCH_CUDA=EMULATE``;
+        such a build reports one device), ``cuda_devices`` (int, 0 on any CUDA
         error), ``cuda_runtime_version`` (int such as 13000, or None without CUDA),
         ``cupy_version`` (str or None), ``cuda_architectures`` (str baked in at build time,
         empty without CUDA), ``cpu_threads`` (int, threads used by the CPU kernels).
@@ -97,6 +99,7 @@ def build_info() -> dict[str, Any]:
     return {
         "version": __version__,
         "cuda_compiled": bool(_core.built_with_cuda),
+        "cuda_emulated": bool(_core.cuda_emulated),
         "cuda_devices": int(_core.cuda_device_count()),
         "cuda_runtime_version": runtime if runtime > 0 else None,
         "cupy_version": getattr(cupy, "__version__", None) if cupy is not None else None,

@@ -10,7 +10,8 @@ SOURCE_FIELDS: int
 OUTPUT_FIELDS: int
 version: str
 cuda_architectures: str
-cuda_build_mode: str  # the CUPATCH_CUDA build switch: "AUTO", "ON" or "OFF"
+cuda_build_mode: str  # the CUPATCH_CUDA build switch: "AUTO", "ON", "OFF" or "EMULATE"
+cuda_emulated: bool  # CUDA kernels compiled as host C++ and run on the CPU (CUPATCH_CUDA=EMULATE)
 built_with_cuda: bool
 
 class CudaError(RuntimeError): ...

@@ -21,6 +21,24 @@ inline void check_cuda(cudaError_t err, const char* what) {
 // Call right after a kernel launch: reports configuration and launch errors.
 inline void check_launch(const char* what) { check_cuda(cudaGetLastError(), what); }
 
+// The one launch point of every kernel: launch `kernel` on `stream` with a grid of `grid`
+// blocks of `block` threads, no dynamic shared memory, then report launch errors as
+// CudaError naming `what`. In an emulated build (cpp/emulation) the same kernel body runs on
+// the host, every CUDA thread of a block as a fiber, and the call returns when it is done.
+template <class... Params, class... Args>
+void launch_kernel(const char* what, void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
+                   const Args&... args) {
+#if defined(CUPATCH_CUDA_EMULATED)
+    const auto body = [&]() { kernel(Params(args)...); };
+    using Body = decltype(body);
+    cupatch_emu::launch(grid, block, 0, stream,
+                        cupatch_emu::KernelBody{[](const void* closure) { (*static_cast<const Body*>(closure))(); }, &body});
+#else
+    kernel<<<grid, block, 0, stream>>>(args...);
+#endif
+    check_launch(what);
+}
+
 constexpr int kThreadsPerBlock = 256;
 constexpr int kRowsPerLane = 4;  // rows each lane group works on at once in the row kernels
 

@@ -96,10 +96,9 @@ void gather_cuda(const GatherArgs& a, std::uintptr_t stream) {
         using T = decltype(source_tag);
         dispatch_output_dtype(a.out_dtype, [&](auto out_tag) {
             using O = decltype(out_tag);
-            gather_kernel<T, O><<<blocks, kThreadsPerBlock, 0, s>>>(a, n_rows, shift);
+            launch_kernel("gather_patches kernel launch", gather_kernel<T, O>, blocks, kThreadsPerBlock, s, a, n_rows, shift);
         });
     });
-    check_launch("gather_patches kernel launch");
 }
 
 }  // namespace cupatch

@@ -145,9 +145,8 @@ void stitch_crop_cuda(const StitchArgs& a, std::uintptr_t stream) {
     const index_t n_rows = crop_row_count(a);
     if (n_rows <= 0) return;
     const int shift = lanes_per_row_shift(a.tile[2]);
-    crop_kernel<<<row_blocks(n_rows, shift, kRowsPerLane), kThreadsPerBlock, 0, reinterpret_cast<cudaStream_t>(stream)>>>(a, n_rows,
-                                                                                                           shift);
-    check_launch("stitch_tiles (crop) kernel launch");
+    launch_kernel("stitch_tiles (crop) kernel launch", crop_kernel, row_blocks(n_rows, shift, kRowsPerLane), kThreadsPerBlock,
+                  reinterpret_cast<cudaStream_t>(stream), a, n_rows, shift);
 }
 
 void stitch_blend_cuda(const StitchArgs& a, std::uintptr_t stream) {
@@ -157,8 +156,8 @@ void stitch_blend_cuda(const StitchArgs& a, std::uintptr_t stream) {
     if (chunks > 65535) chunks = 65535;
     if (chunks < 1) chunks = 1;
     const dim3 grid(static_cast<unsigned>(a.n_tiles), static_cast<unsigned>(chunks));
-    blend_kernel<<<grid, kThreadsPerBlock, 0, reinterpret_cast<cudaStream_t>(stream)>>>(a);
-    check_launch("stitch_tiles (blend) kernel launch");
+    launch_kernel("stitch_tiles (blend) kernel launch", blend_kernel, grid, kThreadsPerBlock, reinterpret_cast<cudaStream_t>(stream),
+                  a);
 }
 
 }  // namespace cupatch
