@@ -27,7 +27,10 @@
 #define __host__
 #define __device__
 #define __global__
-#define __forceinline__ inline
+// Always inlined, as on the device: the shared headers' CUPATCH_HD functions are compiled
+// here with their __CUDA_ARCH__ branches and in the CPU kernels without, and no out-of-line
+// copy of either may stand in for the other at link time.
+#define __forceinline__ inline __attribute__((always_inline))
 #define __launch_bounds__(...)
 // One copy per block: the executor runs one block at a time per process (launches are
 // serialised), so a function-local static is exactly the block's shared memory.
@@ -83,6 +86,7 @@ enum cudaError_t : int {
     cudaErrorInvalidValue = 1,
     cudaErrorMemoryAllocation = 2,
     cudaErrorInvalidConfiguration = 9,
+    cudaErrorNoDevice = 100,
     cudaErrorInvalidDevice = 101,
     cudaErrorInvalidResourceHandle = 400,
     cudaErrorLaunchFailure = 719,

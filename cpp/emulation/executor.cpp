@@ -56,13 +56,16 @@ thread_local dim3 blockDim{1, 1, 1};
 thread_local dim3 gridDim{1, 1, 1};
 
 namespace cupatch_emu {
-namespace {
 
+// Misuse of CUDA that a GPU would answer with a hang or undefined behaviour: say what and
+// where, then abort (the scheduler's state cannot be unwound into a C++ exception).
 [[noreturn]] void fail(const std::string& message) {
     std::fprintf(stderr, "cupatch CUDA emulation: %s\n", message.c_str());
     std::fflush(stderr);
     std::abort();
 }
+
+namespace {
 
 std::string block_name() {
     return "block (" + std::to_string(blockIdx.x) + "," + std::to_string(blockIdx.y) + "," + std::to_string(blockIdx.z) + ")";
@@ -649,6 +652,7 @@ const char* cudaGetErrorName(cudaError_t error) {
         case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
         case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
         case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+        case cudaErrorNoDevice: return "cudaErrorNoDevice";
         case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
         case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
         case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
@@ -662,6 +666,7 @@ const char* cudaGetErrorString(cudaError_t error) {
         case cudaErrorInvalidValue: return "invalid argument";
         case cudaErrorMemoryAllocation: return "out of memory";
         case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+        case cudaErrorNoDevice: return "no CUDA-capable device is detected";
         case cudaErrorInvalidDevice: return "invalid device ordinal";
         case cudaErrorInvalidResourceHandle: return "invalid resource handle";
         case cudaErrorLaunchFailure: return "unspecified launch failure";
@@ -677,9 +682,22 @@ cudaError_t cudaGetLastError() {
 
 cudaError_t cudaPeekAtLastError() { return cupatch_emu::last_error; }
 
+// Emulated devices: 1, or CUPATCH_EMULATE_DEVICES (0 makes the device query fail as on a
+// machine without a GPU; more than 1 gives devices that share the one host memory).
+static int emulated_devices() {
+    const char* e = std::getenv("CUPATCH_EMULATE_DEVICES");
+    if (!e || !*e) return 1;
+    char* end = nullptr;
+    const long n = std::strtol(e, &end, 10);
+    if (*end || n < 0 || n > 16) cupatch_emu::fail(std::string("CUPATCH_EMULATE_DEVICES must be an integer 0..16, got '") + e + "'");
+    return static_cast<int>(n);
+}
+
 cudaError_t cudaGetDeviceCount(int* count) {
     if (!count) return record(cudaErrorInvalidValue);
-    *count = 1;
+    const int n = emulated_devices();
+    if (n == 0) return record(cudaErrorNoDevice);
+    *count = n;
     return cudaSuccess;
 }
 
@@ -696,7 +714,7 @@ cudaError_t cudaGetDevice(int* device) {
 }
 
 cudaError_t cudaSetDevice(int device) {
-    if (device != 0) return record(cudaErrorInvalidDevice);
+    if (device < 0 || device >= emulated_devices()) return record(cudaErrorInvalidDevice);
     cupatch_emu::current_device = device;
     return cudaSuccess;
 }

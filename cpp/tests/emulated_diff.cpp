@@ -19,11 +19,17 @@
 #include <string>
 #include <vector>
 
+#include "cupatch/device.h"
+#include "cupatch/errors.h"
 #include "cupatch/gather.h"
 #include "cupatch/stitch.h"
 #include "parallel.h"
 
 using namespace cupatch;
+
+namespace cupatch_emu {
+long live_events();  // cpp/emulation/cuda_runtime.h (not included: it switches headers to their device branches)
+}
 
 namespace {
 
@@ -312,7 +318,9 @@ void blend_case(bool small, bool pile) {
     StitchCase c = random_image_setup(small, image, samples);
     const index_t n_outputs = pick(1, 2);
     for (index_t i = 0; i < n_outputs; ++i) c.outputs.push_back(make_output(samples, c.channels, image, chance(0.5), true));  // blending needs weights
-    const index_t n_tiles = pile ? pick(kBlendMaxCover + 1, small ? 300 : 400) : pick(1, small ? 30 : 80);
+    // A pile of more than 256 tiles overflows the kernel's shared candidate list (whole-batch scan).
+    const index_t n_tiles = pile ? (chance(0.5) ? pick(kBlendMaxCover + 1, 256) : pick(257, small ? 300 : 400))
+                                 : pick(1, small ? 30 : 80);
     index_t centre[3];
     for (int d = 0; d < 3; ++d) centre[d] = pick(0, image[d] - 1);
     for (index_t t = 0; t < n_tiles; ++t) {
@@ -351,6 +359,32 @@ void blend_case(bool small, bool pile) {
     }
 }
 
+// The runtime helpers of runtime.cu against the emulated runtime: one device, CUDA 13,
+// device 1 refused with CudaError, stream waits create and release their events.
+void runtime_checks() {
+    auto expect = [](bool ok, const char* what) {
+        ++cases;
+        if (!ok && ++mismatches <= 10) std::printf("MISMATCH runtime: %s\n", what);
+    };
+    expect(cuda_device_count() == 1, "cuda_device_count() == 1");
+    expect(cuda_runtime_version() == 13000, "cuda_runtime_version() == 13000");
+    cuda_use_device(0);
+    bool refused = false;
+    try {
+        cuda_use_device(1);
+    } catch (const CudaError& e) {
+        refused = std::strstr(e.what(), "cudaErrorInvalidDevice") != nullptr;
+    }
+    expect(refused, "cuda_use_device(1) raises CudaError naming cudaErrorInvalidDevice");
+    cuda_use_device(0);
+    cuda_stream_wait(0x10, 0x20);
+    cuda_stream_wait(0x10, 0x10);
+    expect(cupatch_emu::live_events() == 0, "cuda_stream_wait releases its event");
+    setenv("CUPATCH_EMULATE_DEVICES", "0", 1);
+    expect(cuda_device_count() == 0, "cuda_device_count() == 0 when the device query fails");
+    unsetenv("CUPATCH_EMULATE_DEVICES");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -371,6 +405,7 @@ int main(int argc, char** argv) {
     }
     rng.seed(seed);
     set_cpu_threads(2);
+    runtime_checks();
     const DType outputs[] = {DType::float32, DType::float16, DType::bfloat16};
     for (long round = 0; round < n; ++round) {
         for (int s = 0; s < static_cast<int>(DType::count); ++s)
