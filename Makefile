@@ -2,7 +2,7 @@
 PYTHON ?= python
 BUILD_DIR ?= build/dev
 
-.PHONY: dev dev-cpu test bench-cpu gpu-check
+.PHONY: dev dev-cpu test emulated bench-cpu gpu-check
 
 # Editable install with the CUDA kernels compiled in (AUTO: when nvcc is found).
 dev:
@@ -14,6 +14,10 @@ dev-cpu:
 
 test:
 	$(PYTHON) -m pytest
+
+# The CUDA kernels and the GPU tests on the CPU (scripts/emulated_check.sh, docs/emulation.md).
+emulated:
+	PYTHON=$(PYTHON) scripts/emulated_check.sh
 
 bench-cpu:
 	$(PYTHON) benchmarks/bench_ops.py --device cpu
