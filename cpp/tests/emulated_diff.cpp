@@ -190,6 +190,17 @@ Output make_output(index_t samples, index_t channels, const index_t image[3], bo
     return o;
 }
 
+// The output table of `outputs` (copies of the CPU case's outputs: same contents, own memory).
+std::vector<index_t> output_table(std::vector<Output>& outputs) {
+    std::vector<index_t> table;
+    for (Output& o : outputs) {
+        o.row[0] = static_cast<index_t>(reinterpret_cast<std::uintptr_t>(o.data.data()));
+        o.row[1] = o.weight.empty() ? 0 : static_cast<index_t>(reinterpret_cast<std::uintptr_t>(o.weight.data()));
+        table.insert(table.end(), o.row, o.row + kOutputFields);
+    }
+    return table;
+}
+
 // Segments [start, end) partitioning [0, n), none longer than `tile`.
 std::vector<std::pair<index_t, index_t>> partition(index_t n, index_t tile) {
     std::vector<std::pair<index_t, index_t>> segments;
@@ -297,11 +308,7 @@ void crop_case(bool small) {
     if (c.n_tiles == 0) return;
     c.finish(false);
     std::vector<Output> gpu_outputs = c.outputs;
-    std::vector<index_t> gpu_table;
-    for (Output& o : gpu_outputs) {
-        o.row[0] = static_cast<index_t>(reinterpret_cast<std::uintptr_t>(o.data.data()));
-        gpu_table.insert(gpu_table.end(), o.row, o.row + kOutputFields);
-    }
+    const std::vector<index_t> gpu_table = output_table(gpu_outputs);
     StitchArgs a = c.args();
     stitch_crop_cpu(a);
     a.outputs = gpu_table.data();
@@ -338,12 +345,7 @@ void blend_case(bool small, bool pile) {
     }
     c.finish(true);
     std::vector<Output> gpu_outputs = c.outputs;
-    std::vector<index_t> gpu_table;
-    for (Output& o : gpu_outputs) {
-        o.row[0] = static_cast<index_t>(reinterpret_cast<std::uintptr_t>(o.data.data()));
-        o.row[1] = o.weight.empty() ? 0 : static_cast<index_t>(reinterpret_cast<std::uintptr_t>(o.weight.data()));
-        gpu_table.insert(gpu_table.end(), o.row, o.row + kOutputFields);
-    }
+    const std::vector<index_t> gpu_table = output_table(gpu_outputs);
     StitchArgs a = c.args();
     stitch_blend_cpu(a);
     a.outputs = gpu_table.data();
