@@ -16,13 +16,14 @@
 #include <optional>
 #include <string>
 
-#include "../src/cpu/parallel.h"
 #include "cupatch/device.h"
 #include "cupatch/dtype.h"
 #include "cupatch/errors.h"
 #include "cupatch/gather.h"
 #include "cupatch/random.h"
-#include "cupatch/stitch.h"
+#include "cupatch/blend.h"
+#include "cupatch/crop.h"
+#include "cupatch/threads.h"
 
 #ifndef CUPATCH_VERSION
 #define CUPATCH_VERSION "0.0.0"
@@ -267,18 +268,9 @@ PYBIND11_MODULE(_core, m) {
             cupatch::require(n >= 0, "n must be >= 0");
             py::array_t<std::int32_t> hits(static_cast<py::ssize_t>(n));
             std::int32_t* h = hits.mutable_data();
-            std::fill(h, h + n, 0);
-            struct ResetHook {
-                ~ResetHook() { cupatch::set_thread_start_failure_for_testing(-1); }
-            } reset_hook;
-            cupatch::set_thread_start_failure_for_testing(fail_thread_start_after);
             {
                 py::gil_scoped_release release;
-                cupatch::parallel_for(n, index_t(1) << 15, [&](index_t begin, index_t end) {
-                    for (index_t i = begin; i < end; ++i) ++h[i];
-                    if (throw_at >= begin && throw_at < end)
-                        throw std::out_of_range("item " + str(throw_at) + " failed (testing)");
-                });
+                cupatch::parallel_for_check(n, fail_thread_start_after, throw_at, h);
             }
             return hits;
         },

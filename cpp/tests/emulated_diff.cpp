@@ -22,7 +22,8 @@
 #include "cupatch/device.h"
 #include "cupatch/errors.h"
 #include "cupatch/gather.h"
-#include "cupatch/stitch.h"
+#include "cupatch/blend.h"
+#include "cupatch/crop.h"
 #include "parallel.h"
 
 using namespace cupatch;

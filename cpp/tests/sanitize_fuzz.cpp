@@ -8,7 +8,8 @@
 // row-wise CPU blend must match the CUDA per-voxel scheme (candidate lists and whole-batch
 // scan) bit for bit. Exit status 0 = clean.
 #include "cupatch/gather.h"
-#include "cupatch/stitch.h"
+#include "cupatch/blend.h"
+#include "cupatch/crop.h"
 #include <cstdio>
 #include <cstring>
 #include <limits>

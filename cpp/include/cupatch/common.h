@@ -52,4 +52,25 @@ constexpr index_t kCoordLimit = index_t(1) << 60;
 
 CUPATCH_HD index_t clamp_coord(index_t v) { return min_i(max_i(v, -kCoordLimit), kCoordLimit); }
 
+// A row of a C-ordered (items, channels, planes, lines, width) array: item b (patch or
+// tile), channel k, plane qz, line qy.
+struct RowIndex {
+    index_t b, k, qz, qy;
+};
+
+// Linear row index -> its position, computed in the integer type I: the CUDA kernels use
+// std::uint32_t when the row count fits, as 32-bit division is several times cheaper.
+template <class I = index_t>
+CUPATCH_HD RowIndex unravel_row(index_t row, index_t channels, index_t planes, index_t lines) {
+    I rest = static_cast<I>(row);
+    RowIndex i;
+    i.qy = static_cast<index_t>(rest % static_cast<I>(lines));
+    rest /= static_cast<I>(lines);
+    i.qz = static_cast<index_t>(rest % static_cast<I>(planes));
+    rest /= static_cast<I>(planes);
+    i.k = static_cast<index_t>(rest % static_cast<I>(channels));
+    i.b = static_cast<index_t>(rest / static_cast<I>(channels));
+    return i;
+}
+
 }  // namespace cupatch

@@ -67,21 +67,9 @@ CUPATCH_HD void clip_axis(index_t a, index_t b, index_t n, index_t& lo, index_t&
     if (hi <= lo) lo = hi = 0;  // empty: keep 0 <= lo <= hi <= n_q for the fill loops
 }
 
-// Position of an output row: patch b, output channel k, plane qz, line qy.
-struct RowIndex {
-    index_t b, k, qz, qy;
-};
-
-// Linear row index (over (b, k, qz, qy), C order) -> its position.
+// Linear output row index (over (b, k, qz, qy), C order) -> its position.
 CUPATCH_HD RowIndex gather_row_index(const GatherArgs& a, index_t row) {
-    RowIndex i;
-    i.qy = row % a.patch[1];
-    row /= a.patch[1];
-    i.qz = row % a.patch[0];
-    row /= a.patch[0];
-    i.k = row % a.n_channels;
-    i.b = row / a.n_channels;
-    return i;
+    return unravel_row(row, a.n_channels, a.patch[0], a.patch[1]);
 }
 
 // One output plane (b, k, qz) mapped to its source. Along a row the source moves by `step`

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: BSD-3-Clause
 #include "parallel.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <stdexcept>
+#include <string>
 #include <system_error>
 #include <utility>
 
@@ -39,6 +42,19 @@ std::thread start_worker_thread(std::int64_t index, std::function<void()> work) 
         throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again),
                                 "thread start refused (testing)");
     return std::thread(std::move(work));
+}
+
+void parallel_for_check(std::int64_t n, int fail_thread_start_after, std::int64_t throw_at, std::int32_t* hits) {
+    struct ResetHook {
+        ~ResetHook() { set_thread_start_failure_for_testing(-1); }
+    } reset_hook;
+    set_thread_start_failure_for_testing(fail_thread_start_after);
+    std::fill(hits, hits + n, 0);
+    parallel_for(n, std::int64_t(1) << 15, [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t i = begin; i < end; ++i) ++hits[i];
+        if (throw_at >= begin && throw_at < end)
+            throw std::out_of_range("item " + std::to_string(throw_at) + " failed (testing)");
+    });
 }
 
 }  // namespace cupatch

@@ -14,11 +14,9 @@
 #include <thread>
 #include <vector>
 
-namespace cupatch {
+#include "cupatch/threads.h"
 
-// Number of worker threads the CPU kernels use (set_cpu_threads(0) = all hardware threads).
-int cpu_threads();
-void set_cpu_threads(int n);
+namespace cupatch {
 
 // Testing aid: when n >= 0, the (n + 1)-th and later worker thread starts of every
 // parallel_for throw std::system_error as if the system had run out of threads; n < 0

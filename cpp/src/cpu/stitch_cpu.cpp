@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // CPU stitching. crop: tile rows split across threads, each a memcpy of the kept run.
 // blend: tiles split across threads; each voxel is written only by its owner tile
-// (stitch.h), so threads never touch the same voxel.
+// (blend.h), so threads never touch the same voxel.
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
-#include "cupatch/stitch.h"
+#include "cupatch/blend.h"
+#include "cupatch/crop.h"
 #include "parallel.h"
 
 namespace cupatch {
@@ -50,11 +51,8 @@ void stitch_blend_cpu(const StitchArgs& a) {
         for (index_t b = begin; b < end; ++b) {
             if (!valid[b]) continue;
             for (index_t t = 0; t < B; ++t) {
-                if (!valid[t] || specs[t].data_idx != specs[b].data_idx || specs[t].sample != specs[b].sample) continue;
-                bool hit = true;
-                for (int d = 0; d < 3 && hit; ++d)
-                    hit = std::max(windows[b].lo[d], windows[t].lo[d]) < std::min(windows[b].hi[d], windows[t].hi[d]);
-                if (hit) cand[b].push_back(static_cast<std::int32_t>(t));
+                if (valid[t] && same_target(specs[t], specs[b]) && windows_intersect(windows[b], windows[t]))
+                    cand[b].push_back(static_cast<std::int32_t>(t));
             }
         }
     });
@@ -90,13 +88,7 @@ void stitch_blend_cpu(const StitchArgs& a) {
             const TileSpec& tb = specs[b];
             const OutputView o = load_output(a.outputs, tb.data_idx);
             index_t lo[3], hi[3];  // window clipped to the output slab
-            bool empty = false;
-            for (int d = 0; d < 3; ++d) {
-                lo[d] = std::max(windows[b].lo[d], o.origin[d]);
-                hi[d] = std::min(windows[b].hi[d], o.origin[d] + o.shape[2 + d]);
-                empty = empty || hi[d] <= lo[d];
-            }
-            if (empty) continue;
+            if (!clip_to_slab(windows[b], o, lo, hi)) continue;
             const index_t n_channels = std::min(a.channels, o.shape[1]);
             const index_t plane = o.shape[2] * o.shape[3] * o.shape[4];
             const index_t wshape[5] = {o.shape[0], 1, o.shape[2], o.shape[3], o.shape[4]};
@@ -194,18 +186,11 @@ void stitch_blend_voxelwise_cpu(const StitchArgs& a, bool candidate_lists) {
             for (index_t t = 0; t < a.n_tiles; ++t) {
                 const TileSpec ts = load_tile_spec(a, t);
                 BlendWindow wt;
-                if (ts.data_idx != tb.data_idx || ts.sample != tb.sample || !blend_window(a, ts, wt)) continue;
-                bool hit = true;
-                for (int d = 0; d < 3; ++d)
-                    if (max_i(wb.lo[d], wt.lo[d]) >= min_i(wb.hi[d], wt.hi[d])) hit = false;
-                if (hit) list.push_back(make_blend_candidate(a, t));
+                if (same_target(ts, tb) && blend_window(a, ts, wt) && windows_intersect(wb, wt))
+                    list.push_back(make_blend_candidate(a, t));
             }
-            const OutputView o = load_output(a.outputs, tb.data_idx);
             index_t s[3], lo[3], hi[3];
-            for (int d = 0; d < 3; ++d) {
-                lo[d] = max_i(wb.lo[d], o.origin[d]);
-                hi[d] = min_i(wb.hi[d], o.origin[d] + o.shape[2 + d]);
-            }
+            if (!clip_to_slab(wb, load_output(a.outputs, tb.data_idx), lo, hi)) continue;
             for (s[0] = lo[0]; s[0] < hi[0]; ++s[0])
                 for (s[1] = lo[1]; s[1] < hi[1]; ++s[1])
                     for (s[2] = lo[2]; s[2] < hi[2]; ++s[2]) {

@@ -44,18 +44,9 @@ __global__ void __launch_bounds__(kThreadsPerBlock, 3) gather_kernel(GatherArgs 
             d.lo = d.hi = 0;
             d.scale = d.shift = 0.0f;
             if (row >= n_rows) continue;
-            RowIndex index;
-            if (narrow) {  // 32-bit division is several times cheaper than 64-bit
-                std::uint32_t rest = static_cast<std::uint32_t>(row);
-                index.qy = rest % static_cast<std::uint32_t>(a.patch[1]);
-                rest /= static_cast<std::uint32_t>(a.patch[1]);
-                index.qz = rest % static_cast<std::uint32_t>(a.patch[0]);
-                rest /= static_cast<std::uint32_t>(a.patch[0]);
-                index.k = rest % static_cast<std::uint32_t>(a.n_channels);
-                index.b = rest / static_cast<std::uint32_t>(a.n_channels);
-            } else {
-                index = gather_row_index(a, row);
-            }
+            // 32-bit division is several times cheaper than 64-bit
+            const RowIndex index = narrow ? unravel_row<std::uint32_t>(row, a.n_channels, a.patch[0], a.patch[1])
+                                          : gather_row_index(a, row);
             const GatherRow r = gather_row_at(a, index);
             d.dst = out + row * width;
             d.lo = static_cast<int>(r.lo);

@@ -2,7 +2,7 @@
 // CUDA stitching, one launch per batch of tiles.
 //
 // crop : tile rows are distributed like gather output rows (cuda_check.cuh); crop_row()
-//        (stitch.h) clips every row to the tile and the output slab.
+//        (crop.h) clips every row to the tile and the output slab.
 // blend: block (b, chunk) handles part of tile b's clipped window. The block first collects,
 //        in ascending order and without atomics, the batch tiles whose windows intersect
 //        tile b into shared memory (warp ballots + a block prefix sum) with their clipped
@@ -13,7 +13,8 @@
 #include <cuda_runtime.h>
 
 #include "cuda_check.cuh"
-#include "cupatch/stitch.h"
+#include "cupatch/blend.h"
+#include "cupatch/crop.h"
 
 namespace cupatch {
 
@@ -38,18 +39,10 @@ __global__ void __launch_bounds__(kThreadsPerBlock, 4) crop_kernel(StitchArgs a,
             src[j] = nullptr;
             dst[j] = nullptr;
             if (row >= n_rows) continue;
-            CropRow r;
-            if (narrow) {  // 32-bit division is several times cheaper than 64-bit
-                std::uint32_t rest = static_cast<std::uint32_t>(row);
-                const std::uint32_t ty = rest % static_cast<std::uint32_t>(a.tile[1]);
-                rest /= static_cast<std::uint32_t>(a.tile[1]);
-                const std::uint32_t tz = rest % static_cast<std::uint32_t>(a.tile[0]);
-                rest /= static_cast<std::uint32_t>(a.tile[0]);
-                const std::uint32_t n_channels = static_cast<std::uint32_t>(a.channels);
-                r = crop_row_at(a, rest / n_channels, rest % n_channels, tz, ty);
-            } else {
-                r = crop_row(a, row);
-            }
+            // 32-bit division is several times cheaper than 64-bit
+            const RowIndex i = narrow ? unravel_row<std::uint32_t>(row, a.channels, a.tile[0], a.tile[1])
+                                      : unravel_row(row, a.channels, a.tile[0], a.tile[1]);
+            const CropRow r = crop_row_at(a, i.b, i.k, i.qz, i.qy);
             if (r.hi <= r.lo) continue;
             lo[j] = static_cast<int>(r.lo);
             hi[j] = static_cast<int>(r.hi);
@@ -89,11 +82,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock) blend_kernel(StitchArgs a) {
         if (t < a.n_tiles) {
             const TileSpec ts = load_tile_spec(a, t);
             BlendWindow wt;
-            if (ts.data_idx == tb.data_idx && ts.sample == tb.sample && blend_window(a, ts, wt)) {
-                hit = true;
-                for (int d = 0; d < 3; ++d)
-                    if (max_i(wb.lo[d], wt.lo[d]) >= min_i(wb.hi[d], wt.hi[d])) hit = false;
-            }
+            hit = same_target(ts, tb) && blend_window(a, ts, wt) && windows_intersect(wb, wt);
         }
         const unsigned mask = __ballot_sync(0xffffffffu, hit);
         if (lane == 0) s_warp_hits[warp] = __popc(mask);
@@ -117,13 +106,9 @@ __global__ void __launch_bounds__(kThreadsPerBlock) blend_kernel(StitchArgs a) {
         __syncthreads();
     }
 
-    const OutputView o = load_output(a.outputs, tb.data_idx);
-    index_t lo[3], n[3];
-    for (int d = 0; d < 3; ++d) {
-        lo[d] = max_i(wb.lo[d], o.origin[d]);
-        n[d] = min_i(wb.hi[d], o.origin[d] + o.shape[2 + d]) - lo[d];
-        if (n[d] <= 0) return;
-    }
+    index_t lo[3], hi[3];
+    if (!clip_to_slab(wb, load_output(a.outputs, tb.data_idx), lo, hi)) return;  // block-uniform
+    const index_t n[3] = {hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]};
     const index_t n_voxels = n[0] * n[1] * n[2];
     for (index_t v = static_cast<index_t>(blockIdx.y) * blockDim.x + tid; v < n_voxels;
          v += static_cast<index_t>(gridDim.y) * blockDim.x) {

@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// Thread controls of the CPU kernels, as the bindings see them (the parallel loop itself is
+// private to cpp/src/cpu/parallel.h).
+#pragma once
+
+#include <cstdint>
+
+namespace cupatch {
+
+// Number of worker threads the CPU kernels use (set_cpu_threads(0) = all hardware threads).
+int cpu_threads();
+void set_cpu_threads(int n);
+
+// Testing aid: run the CPU parallel loop over n items, refusing worker thread starts after
+// the first `fail_thread_start_after` (< 0: never) and throwing std::out_of_range from the
+// chunk that holds item `throw_at` (< 0: never). hits: (n,) int32, incremented once per
+// item run. Thread-start refusal is reset before returning, also on error.
+void parallel_for_check(std::int64_t n, int fail_thread_start_after, std::int64_t throw_at, std::int32_t* hits);
+
+}  // namespace cupatch
