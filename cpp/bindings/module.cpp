@@ -52,34 +52,6 @@ void require_2d(const py::array& a, index_t cols_min, const char* name) {
                      std::string(name) + " must be 2-D with at least " + str(cols_min) + " columns");
 }
 
-// Source table on the host: check the rows and every patch's indices.
-void check_gather_cpu(const carray<index_t>& sources, const carray<index_t>& specs, int ndim, const carray<index_t>& channels) {
-    cupatch::require(ndim == 2 || ndim == 3, "ndim must be 2 or 3");
-    require_2d(sources, cupatch::kSourceFields, "sources table");
-    require_2d(specs, 2 + ndim, "specs");
-    auto src = sources.unchecked<2>();
-    auto sp = specs.unchecked<2>();
-    auto ch = channels.unchecked<1>();
-    const index_t n_sources = src.shape(0);
-    index_t min_channels = -1;
-    for (index_t i = 0; i < n_sources; ++i) {
-        for (int d = 1; d <= 5; ++d)
-            cupatch::require(src(i, d) >= 0 && src(i, d) < cupatch::kCoordLimit, "sources table: extent out of range");
-        const bool empty = src(i, 1) == 0 || src(i, 2) == 0 || src(i, 3) == 0 || src(i, 4) == 0 || src(i, 5) == 0;
-        cupatch::require(src(i, 0) != 0 || empty, "sources table: null data pointer");
-        if (min_channels < 0 || src(i, 2) < min_channels) min_channels = src(i, 2);
-    }
-    for (index_t k = 0; k < ch.shape(0); ++k)
-        cupatch::require_index(ch(k) >= 0 && ch(k) < min_channels, "channels: index " + str(ch(k)) + " out of range");
-    for (index_t b = 0; b < sp.shape(0); ++b) {
-        const index_t data_idx = sp(b, 0), sample = sp(b, 1);
-        cupatch::require_index(data_idx >= 0 && data_idx < n_sources,
-                               "specs: data_idx " + str(data_idx) + " out of range for " + str(n_sources) + " sources");
-        cupatch::require_index(sample >= 0 && sample < src(data_idx, 1),
-                               "specs: sample_idx " + str(sample) + " out of range for source " + str(data_idx));
-    }
-}
-
 cupatch::GatherArgs make_gather_args(index_t sources, index_t n_sources, int source_dtype, index_t specs, index_t n_patches,
                                      index_t spec_cols, int ndim, const Shape3& patch, index_t channels, index_t n_channels,
                                      index_t affine, index_t aug, index_t out, int out_dtype) {
@@ -109,15 +81,46 @@ cupatch::GatherArgs make_gather_args(index_t sources, index_t n_sources, int sou
     return a;
 }
 
+// Host tables of a gather whose arguments make_gather_args() has checked: source rows,
+// channel indices and every patch's data_idx and sample_idx.
+void check_gather_tables_cpu(const carray<index_t>& sources, const carray<index_t>& specs, const carray<index_t>& channels) {
+    require_2d(sources, cupatch::kSourceFields, "sources table");
+    auto src = sources.unchecked<2>();
+    auto sp = specs.unchecked<2>();
+    auto ch = channels.unchecked<1>();
+    const index_t n_sources = src.shape(0);
+    index_t min_channels = -1;
+    for (index_t i = 0; i < n_sources; ++i) {
+        for (int d = 1; d <= 5; ++d)
+            cupatch::require(src(i, d) >= 0 && src(i, d) < cupatch::kCoordLimit, "sources table: extent out of range");
+        const bool empty = src(i, 1) == 0 || src(i, 2) == 0 || src(i, 3) == 0 || src(i, 4) == 0 || src(i, 5) == 0;
+        cupatch::require(src(i, 0) != 0 || empty, "sources table: null data pointer");
+        if (min_channels < 0 || src(i, 2) < min_channels) min_channels = src(i, 2);
+    }
+    for (index_t k = 0; k < ch.shape(0); ++k)
+        cupatch::require_index(ch(k) >= 0 && ch(k) < min_channels, "channels: index " + str(ch(k)) + " out of range");
+    for (index_t b = 0; b < sp.shape(0); ++b) {
+        const index_t data_idx = sp(b, 0), sample = sp(b, 1);
+        cupatch::require_index(data_idx >= 0 && data_idx < n_sources,
+                               "specs: data_idx " + str(data_idx) + " out of range for " + str(n_sources) + " sources");
+        cupatch::require_index(sample >= 0 && sample < src(data_idx, 1),
+                               "specs: sample_idx " + str(sample) + " out of range for source " + str(data_idx));
+    }
+}
+
+index_t address(const void* p) { return static_cast<index_t>(reinterpret_cast<std::uintptr_t>(p)); }
+
 void gather_cpu(const carray<index_t>& sources, int source_dtype, const carray<index_t>& specs, int ndim, const Shape3& patch,
                 const carray<index_t>& channels, const std::optional<carray<float>>& affine,
                 const std::optional<carray<std::uint8_t>>& aug, py::array out, int out_dtype) {
-    cupatch::dtype_from_code(source_dtype);
-    cupatch::require(cupatch::is_output_dtype(cupatch::dtype_from_code(out_dtype)),
-                     "output dtype must be float32, float16 or bfloat16");
-    for (int d = 0; d < 3; ++d) cupatch::require(patch[d] >= 1, "patch_size entries must be positive");
-    check_gather_cpu(sources, specs, ndim, channels);
+    require_2d(specs, 0, "specs");
     const index_t n_patches = specs.shape(0), n_channels = channels.shape(0);
+    // Scalars, counts and dtype codes first; then the tables and arrays they describe.
+    const cupatch::GatherArgs a = make_gather_args(
+        address(sources.data()), sources.shape(0), source_dtype, address(specs.data()), n_patches, specs.shape(1), ndim, patch,
+        address(channels.data()), n_channels, affine ? address(affine->data()) : 0, aug ? address(aug->data()) : 0,
+        address(out.mutable_data()), out_dtype);
+    check_gather_tables_cpu(sources, specs, channels);
     cupatch::require(!affine || affine->size() == 2 * n_channels, "affine must hold 2 * len(channels) values");
     cupatch::require(!aug || aug->size() == n_patches, "aug must hold one flag byte per patch");
     for (index_t b = 0; aug && b < n_patches; ++b) {
@@ -132,13 +135,7 @@ void gather_cpu(const carray<index_t>& sources, int source_dtype, const carray<i
         const index_t expected = d < 2 ? want[d] : want[2 + (3 - ndim) + (d - 2)];
         cupatch::require(out.shape(d) == expected, "out has the wrong shape");
     }
-    cupatch::require(out.itemsize() == (cupatch::dtype_from_code(out_dtype) == cupatch::DType::float32 ? 4 : 2),
-                     "out itemsize does not match its dtype code");
-    auto ptr = [](const void* p) { return static_cast<index_t>(reinterpret_cast<std::uintptr_t>(p)); };
-    const cupatch::GatherArgs a = make_gather_args(
-        ptr(sources.data()), sources.shape(0), source_dtype, ptr(specs.data()), n_patches, specs.shape(1), ndim, patch,
-        ptr(channels.data()), n_channels, affine ? ptr(affine->data()) : 0, aug ? ptr(aug->data()) : 0,
-        ptr(out.mutable_data()), out_dtype);
+    cupatch::require(out.itemsize() == (a.out_dtype == cupatch::DType::float32 ? 4 : 2), "out itemsize does not match its dtype code");
     py::gil_scoped_release release;
     cupatch::gather_cpu(a);
 }
@@ -166,6 +163,8 @@ cupatch::StitchArgs make_stitch_args(index_t tiles, index_t n_tiles, index_t cha
     cupatch::require(channels >= 1, "tiles need at least one channel");
     for (int d = 0; d < 3; ++d) cupatch::require(tile[d] >= 1, "tile sizes must be positive");
     cupatch::require(tile[2] <= (index_t(1) << 30), "tile X extent must be at most 2**30");  // int row indices on the GPU
+    cupatch::require(window == 0 || (window_len >= tile[0] && window_len >= tile[1] && window_len >= tile[2]),
+                     "window_table is shorter than the tile");
     cupatch::StitchArgs a{};
     a.tiles = reinterpret_cast<const float*>(static_cast<std::uintptr_t>(tiles));
     a.n_tiles = n_tiles;
@@ -185,8 +184,18 @@ cupatch::StitchArgs stitch_args_cpu(const carray<float>& tiles, const carray<ind
                                     bool blend, const carray<float>* window) {
     const int ndim = static_cast<int>(tiles.ndim()) - 2;
     cupatch::require(ndim == 2 || ndim == 3, "tiles must be (B, C, [Z,] Y, X)");
-    require_2d(specs, 2 + 4 * ndim, "specs");
+    require_2d(specs, 0, "specs");
     cupatch::require(specs.shape(0) == tiles.shape(0), "specs must have one row per tile");
+    Shape3 tile{1, 1, 1};
+    for (int d = 0; d < ndim; ++d) tile[3 - ndim + d] = tiles.shape(2 + d);
+    if (window)
+        cupatch::require(window->ndim() == 3 && window->shape(0) == ndim && window->shape(1) == 4,
+                         "window_table must be (ndim, 4, T)");
+    // Scalars and counts first; then the tables they describe.
+    const cupatch::StitchArgs a =
+        make_stitch_args(address(tiles.data()), tiles.shape(0), tiles.shape(1), tile, address(specs.data()), specs.shape(1),
+                         ndim, address(outputs.data()), outputs.shape(0), window ? address(window->data()) : 0,
+                         window ? window->shape(2) : 0);
     check_outputs_cpu(outputs, blend);
     auto sp = specs.unchecked<2>();
     auto o = outputs.unchecked<2>();
@@ -196,20 +205,7 @@ cupatch::StitchArgs stitch_args_cpu(const carray<float>& tiles, const carray<ind
         cupatch::require_index(sample >= 0 && sample < o(data_idx, 2), "specs: sample_idx " + str(sample) + " out of range");
         cupatch::require(o(data_idx, 3) == tiles.shape(1), "outputs must have as many channels as the tiles");
     }
-    Shape3 tile{1, 1, 1};
-    for (int d = 0; d < ndim; ++d) tile[3 - ndim + d] = tiles.shape(2 + d);
-    index_t window_len = 0;
-    index_t window_ptr = 0;
-    if (window) {
-        cupatch::require(window->ndim() == 3 && window->shape(0) == ndim && window->shape(1) == 4,
-                         "window_table must be (ndim, 4, T)");
-        window_len = window->shape(2);
-        for (int d = 0; d < 3; ++d) cupatch::require(window_len >= tile[d], "window_table is shorter than the tile");
-        window_ptr = static_cast<index_t>(reinterpret_cast<std::uintptr_t>(window->data()));
-    }
-    auto ptr = [](const void* p) { return static_cast<index_t>(reinterpret_cast<std::uintptr_t>(p)); };
-    return make_stitch_args(ptr(tiles.data()), tiles.shape(0), tiles.shape(1), tile, ptr(specs.data()), specs.shape(1), ndim,
-                            ptr(outputs.data()), outputs.shape(0), window_ptr, window_len);
+    return a;
 }
 
 py::array_t<std::uint64_t> hash4_array(const py::int_& seed, const py::int_& epoch, const carray<index_t>& index,
@@ -340,8 +336,7 @@ PYBIND11_MODULE(_core, m) {
                        int ndim, index_t outputs, index_t n_outputs, index_t window, index_t window_len, std::uintptr_t stream,
                        int device) {
             cupatch::require(tiles != 0 && specs != 0 && outputs != 0, "null device pointer");
-            cupatch::require(!blend || (window != 0 && window_len >= tile[0] && window_len >= tile[1] && window_len >= tile[2]),
-                             "blending needs a window table at least as long as the tile");
+            cupatch::require(!blend || window != 0, "blending needs a window table");
             const cupatch::StitchArgs a = make_stitch_args(tiles, n_tiles, channels, tile, specs, spec_cols, ndim, outputs,
                                                            n_outputs, window, window_len);
             py::gil_scoped_release release;
