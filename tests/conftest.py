@@ -2,12 +2,53 @@
 
 A GPU case runs only when the build has CUDA compiled in, CuPy imports and a device is
 usable; otherwise it is *skipped with the reason*, never silently dropped.
+
+With the emulated CUDA build (``CUPATCH_CUDA=EMULATE``: the CUDA kernels run on the host and
+device pointers are host addresses) the real CuPy cannot drive the kernels, so the
+NumPy-backed CuPy stand-in in ``tests/_standin`` takes its place, before anything probes the
+GPU. Tests marked ``real_gpu`` (timing, true asynchrony, torch CUDA tensors, ...) are skipped
+there with their reason.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+STANDIN_DIR = Path(__file__).resolve().parent / "_standin"
+
+
+def _install_cupy_standin() -> bool:
+    """Put the CuPy stand-in first on ``sys.path`` when the build is emulated."""
+    try:
+        from cupatch import _core
+    except ImportError:  # the package itself failed to import: reported by _gpu_status
+        return False
+    if not getattr(_core, "cuda_emulated", False):
+        return False
+    # The real CuPy may be imported already without having touched a device (zarr's pytest
+    # plugin imports it for its GPU buffers): its modules go, so that `import cupy` anywhere
+    # from here on gets the stand-in.
+    for name in [m for m in sys.modules if m.split(".")[0] in ("cupy", "cupyx", "cupy_backends")]:
+        del sys.modules[name]
+    sys.path.insert(0, str(STANDIN_DIR))
+    # Subprocesses started by tests (the CLI, benchmarks) see the same CuPy.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(STANDIN_DIR), os.environ.get("PYTHONPATH")]))
+    import cupy
+
+    if Path(cupy.__file__).resolve().parent.parent != STANDIN_DIR:
+        raise pytest.UsageError(f"expected the CuPy stand-in from {STANDIN_DIR}, imported {cupy.__file__}")
+    from cupatch import _backend
+
+    _backend._gpu_status.cache_clear()  # nothing may have probed the GPU with the real CuPy
+    return True
+
+
+CUPY_STANDIN = _install_cupy_standin()
 
 
 def _gpu_status() -> tuple[bool, str]:
@@ -29,6 +70,18 @@ BACKENDS = [
     "numpy",
     pytest.param("cupy", marks=[pytest.mark.gpu, requires_gpu]),
 ]
+
+
+def pytest_runtest_setup(item):
+    """``@pytest.mark.real_gpu(reason)``: only meaningful on real hardware, skipped in the
+    emulated build (and run as before everywhere else)."""
+    marker = item.get_closest_marker("real_gpu")
+    if marker is None or not CUPY_STANDIN:
+        return
+    why = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")
+    if not why:
+        raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.real_gpu needs a reason")
+    pytest.skip(f"needs real GPU hardware, not the emulated CUDA build: {why}")
 
 
 @pytest.fixture(params=BACKENDS)

@@ -172,6 +172,7 @@ def test_foreign_producer_stream_is_waited_for():
 
 @pytest.mark.gpu
 @requires_gpu
+@pytest.mark.real_gpu(reason="torch CUDA tensors: the emulated device is not a CUDA device torch can use")
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
 def test_torch_cuda_tensors_in_cupy_out():
     import cupy

@@ -14,11 +14,6 @@ from cupatch.inference import predict_tiled, run_prediction
 
 BLEND_WINDOWS = ["linear", "hann", "gaussian", "uniform"]
 
-DEVICES = [
-    "cpu",
-    pytest.param("gpu", marks=[pytest.mark.gpu, requires_gpu]),
-]
-
 
 def identity(x):
     return x
@@ -796,7 +791,9 @@ def test_torch_is_not_imported_for_plain_models():
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize(
+    "device", ["cpu", pytest.param("gpu", marks=[pytest.mark.gpu, requires_gpu, pytest.mark.real_gpu(reason="torch CUDA tensors: the emulated device is not a CUDA device torch can use")])]
+)
 def test_torch_module(device):
     torch = pytest.importorskip("torch", reason="torch is not installed")
 
@@ -987,6 +984,7 @@ def test_torch_model_on_the_same_stream_needs_no_external_stream(monkeypatch):
 
 @pytest.mark.gpu
 @requires_gpu
+@pytest.mark.real_gpu(reason="torch CUDA tensors: the emulated device is not a CUDA device torch can use")
 def test_gpu_torch_model_on_another_torch_stream_equals_cpu():
     """A slow torch model while torch's current stream is not CuPy's: tiles must not be
     overwritten or reused while the other library still reads them."""

@@ -222,6 +222,7 @@ def test_gpu_loader_matches_cpu(placement, prefetch):
 
 @pytest.mark.gpu
 @requires_gpu
+@pytest.mark.real_gpu(reason="torch CUDA tensors: the emulated device is not a CUDA device torch can use")
 def test_gpu_torch_interop_on_a_side_stream():
     torch = pytest.importorskip("torch", reason="torch is not installed")
     if not torch.cuda.is_available():

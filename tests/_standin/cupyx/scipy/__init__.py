@@ -1,0 +1,5 @@
+"""``cupyx.scipy`` of the stand-in CuPy."""
+
+from . import ndimage  # noqa: F401
+
+__all__ = ["ndimage"]
