@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._core import version as __version__  # one source of truth: the build, from pyproject.toml
 
 # public name -> submodule that defines it
 _EXPORTS = {
