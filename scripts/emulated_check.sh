@@ -14,7 +14,8 @@
 #    coverage of cpp/src/cuda (report in build/emulated/report/coverage.txt); and a small
 #    run under ThreadSanitizer with one OS thread per CUDA thread.
 # 3. The gpu-marked pytest cases against the emulated build, on the NumPy-backed CuPy
-#    stand-in in tests/_standin (installed by tests/conftest.py for emulated builds only).
+#    stand-in in tests/_standin (installed by tests/conftest.py for emulated builds only),
+#    then the rest of the suite against the same build.
 #
 # It may pip-install what it needs into that Python's environment (cmake, ninja, pybind11,
 # gcovr, and cupatch's own dependencies when missing). Prints pytest's summary line and exits
@@ -132,6 +133,10 @@ ran, need = total - skipped, int(sys.argv[2])
 print(f"gpu-marked tests executed in emulation: {ran} of {total} ({skipped} skipped); at least {need} required")
 sys.exit(0 if ran >= need else 1)
 PYEOF
+  step "the rest of the test suite against the emulated build"
+  PYTHONPATH=$BUILD/site "$PY" -m pytest -m "not gpu" -p no:cacheprovider -q tests | tail -n 15
+  rc=${PIPESTATUS[0]}
+  ((rc == 0)) || failed+=("non-gpu tests against the emulated build (pytest exit $rc)")
 fi
 
 echo
