@@ -56,7 +56,7 @@ cupatch::GatherArgs make_gather_args(index_t sources, index_t n_sources, int sou
                                      index_t spec_cols, int ndim, const Shape3& patch, index_t channels, index_t n_channels,
                                      index_t affine, index_t aug, index_t out, int out_dtype) {
     cupatch::require(ndim == 2 || ndim == 3, "ndim must be 2 or 3");
-    cupatch::require(spec_cols >= 2 + ndim, "specs has too few columns");
+    cupatch::require(spec_cols >= cupatch::patch_spec_columns(ndim), "specs has too few columns");
     cupatch::require(n_sources >= 0 && n_patches >= 0 && n_channels >= 1, "empty channel list or negative counts");
     for (int d = 0; d < 3; ++d) cupatch::require(patch[d] >= 1, "patch_size entries must be positive");
     // The CUDA kernels index within a row with int (qx + 32 must not overflow either).
@@ -90,20 +90,24 @@ void check_gather_tables_cpu(const carray<index_t>& sources, const carray<index_
     auto ch = channels.unchecked<1>();
     const index_t n_sources = src.shape(0);
     index_t min_channels = -1;
+    const int shape0 = cupatch::kSourceShape.first;  // (S, C, Z, Y, X)
     for (index_t i = 0; i < n_sources; ++i) {
-        for (int d = 1; d <= 5; ++d)
-            cupatch::require(src(i, d) >= 0 && src(i, d) < cupatch::kCoordLimit, "sources table: extent out of range");
-        const bool empty = src(i, 1) == 0 || src(i, 2) == 0 || src(i, 3) == 0 || src(i, 4) == 0 || src(i, 5) == 0;
-        cupatch::require(src(i, 0) != 0 || empty, "sources table: null data pointer");
-        if (min_channels < 0 || src(i, 2) < min_channels) min_channels = src(i, 2);
+        bool empty = false;
+        for (int d = 0; d < 5; ++d) {
+            const index_t extent = src(i, shape0 + d);
+            cupatch::require(extent >= 0 && extent < cupatch::kCoordLimit, "sources table: extent out of range");
+            empty = empty || extent == 0;
+        }
+        cupatch::require(src(i, cupatch::kSourceData.first) != 0 || empty, "sources table: null data pointer");
+        if (min_channels < 0 || src(i, shape0 + 1) < min_channels) min_channels = src(i, shape0 + 1);
     }
     for (index_t k = 0; k < ch.shape(0); ++k)
         cupatch::require_index(ch(k) >= 0 && ch(k) < min_channels, "channels: index " + str(ch(k)) + " out of range");
     for (index_t b = 0; b < sp.shape(0); ++b) {
-        const index_t data_idx = sp(b, 0), sample = sp(b, 1);
+        const index_t data_idx = sp(b, cupatch::kSpecDataIdx.first), sample = sp(b, cupatch::kSpecSample.first);
         cupatch::require_index(data_idx >= 0 && data_idx < n_sources,
                                "specs: data_idx " + str(data_idx) + " out of range for " + str(n_sources) + " sources");
-        cupatch::require_index(sample >= 0 && sample < src(data_idx, 1),
+        cupatch::require_index(sample >= 0 && sample < src(data_idx, shape0),
                                "specs: sample_idx " + str(sample) + " out of range for source " + str(data_idx));
     }
 }
@@ -144,13 +148,16 @@ void gather_cpu(const carray<index_t>& sources, int source_dtype, const carray<i
 void check_outputs_cpu(const carray<index_t>& outputs, bool need_weights) {
     require_2d(outputs, cupatch::kOutputFields, "outputs table");
     auto o = outputs.unchecked<2>();
+    using cupatch::kOutputData, cupatch::kOutputWeight, cupatch::kOutputShape, cupatch::kOutputOrigin, cupatch::kOutputImage;
+    auto in_range = [](index_t v) { return v >= 0 && v < cupatch::kCoordLimit; };
     for (index_t i = 0; i < o.shape(0); ++i) {
-        for (int d = 2; d < 7; ++d)
-            cupatch::require(o(i, d) >= 0 && o(i, d) < cupatch::kCoordLimit, "outputs table: extent out of range");
-        for (int d = 7; d < 13; ++d)
-            cupatch::require(o(i, d) >= 0 && o(i, d) < cupatch::kCoordLimit, "outputs table: origin or image extent out of range");
-        cupatch::require(o(i, 0) != 0, "outputs table: null data pointer");
-        cupatch::require(!need_weights || o(i, 1) != 0, "outputs table: blending needs weight arrays");
+        for (int d = 0; d < kOutputShape.width; ++d)
+            cupatch::require(in_range(o(i, kOutputShape.first + d)), "outputs table: extent out of range");
+        for (int d = 0; d < kOutputOrigin.width; ++d)
+            cupatch::require(in_range(o(i, kOutputOrigin.first + d)) && in_range(o(i, kOutputImage.first + d)),
+                             "outputs table: origin or image extent out of range");
+        cupatch::require(o(i, kOutputData.first) != 0, "outputs table: null data pointer");
+        cupatch::require(!need_weights || o(i, kOutputWeight.first) != 0, "outputs table: blending needs weight arrays");
     }
 }
 
@@ -158,7 +165,7 @@ cupatch::StitchArgs make_stitch_args(index_t tiles, index_t n_tiles, index_t cha
                                      index_t spec_cols, int ndim, index_t outputs, index_t n_outputs, index_t window,
                                      index_t window_len) {
     cupatch::require(ndim == 2 || ndim == 3, "ndim must be 2 or 3");
-    cupatch::require(spec_cols >= 2 + 4 * ndim, "specs has too few columns for a tile table");
+    cupatch::require(spec_cols >= cupatch::tile_spec_columns(ndim), "specs has too few columns for a tile table");
     cupatch::require(n_tiles >= 0 && n_tiles < (index_t(1) << 31), "too many tiles in one call");
     cupatch::require(channels >= 1, "tiles need at least one channel");
     for (int d = 0; d < 3; ++d) cupatch::require(tile[d] >= 1, "tile sizes must be positive");
@@ -199,11 +206,12 @@ cupatch::StitchArgs stitch_args_cpu(const carray<float>& tiles, const carray<ind
     check_outputs_cpu(outputs, blend);
     auto sp = specs.unchecked<2>();
     auto o = outputs.unchecked<2>();
+    const int shape0 = cupatch::kOutputShape.first;  // (S, C, Z, Y, X)
     for (index_t b = 0; b < sp.shape(0); ++b) {
-        const index_t data_idx = sp(b, 0), sample = sp(b, 1);
+        const index_t data_idx = sp(b, cupatch::kSpecDataIdx.first), sample = sp(b, cupatch::kSpecSample.first);
         cupatch::require_index(data_idx >= 0 && data_idx < o.shape(0), "specs: data_idx " + str(data_idx) + " out of range");
-        cupatch::require_index(sample >= 0 && sample < o(data_idx, 2), "specs: sample_idx " + str(sample) + " out of range");
-        cupatch::require(o(data_idx, 3) == tiles.shape(1), "outputs must have as many channels as the tiles");
+        cupatch::require_index(sample >= 0 && sample < o(data_idx, shape0), "specs: sample_idx " + str(sample) + " out of range");
+        cupatch::require(o(data_idx, shape0 + 1) == tiles.shape(1), "outputs must have as many channels as the tiles");
     }
     return a;
 }
@@ -236,6 +244,45 @@ PYBIND11_MODULE(_core, m) {
     m.attr("DTYPES") = py::tuple(names);
     m.attr("SOURCE_FIELDS") = cupatch::kSourceFields;
     m.attr("OUTPUT_FIELDS") = cupatch::kOutputFields;
+    // Column layouts (view.h), name -> (first column, width), for the Python side to build
+    // and read tables with.
+    auto span = [](cupatch::ColumnSpan c) { return py::make_tuple(c.first, c.width); };
+    py::dict source_columns, output_columns;
+    source_columns["data"] = span(cupatch::kSourceData);
+    source_columns["shape"] = span(cupatch::kSourceShape);
+    source_columns["strides"] = span(cupatch::kSourceStrides);
+    output_columns["data"] = span(cupatch::kOutputData);
+    output_columns["weight"] = span(cupatch::kOutputWeight);
+    output_columns["shape"] = span(cupatch::kOutputShape);
+    output_columns["origin"] = span(cupatch::kOutputOrigin);
+    output_columns["image"] = span(cupatch::kOutputImage);
+    m.attr("SOURCE_COLUMNS") = source_columns;
+    m.attr("OUTPUT_COLUMNS") = output_columns;
+    m.def(
+        "patch_spec_columns",
+        [span](int ndim) {
+            cupatch::require(ndim == 2 || ndim == 3, "ndim must be 2 or 3");
+            py::dict d;
+            d["data_idx"] = span(cupatch::kSpecDataIdx);
+            d["sample_idx"] = span(cupatch::kSpecSample);
+            d["coords"] = span(cupatch::spec_coords(ndim));
+            return d;
+        },
+        py::arg("ndim"), "Patch spec table columns for ndim spatial axes: name -> (first column, width).");
+    m.def(
+        "tile_spec_columns",
+        [span](int ndim) {
+            cupatch::require(ndim == 2 || ndim == 3, "ndim must be 2 or 3");
+            py::dict d;
+            d["data_idx"] = span(cupatch::kSpecDataIdx);
+            d["sample_idx"] = span(cupatch::kSpecSample);
+            d["coords"] = span(cupatch::spec_coords(ndim));
+            d["crop"] = span(cupatch::tile_spec_crop(ndim));
+            d["size"] = span(cupatch::tile_spec_size(ndim));
+            d["stitch"] = span(cupatch::tile_spec_stitch(ndim));
+            return d;
+        },
+        py::arg("ndim"), "Tile spec table columns for ndim spatial axes: name -> (first column, width).");
     m.attr("version") = CUPATCH_VERSION;
     m.attr("cuda_architectures") = CUPATCH_CUDA_ARCHITECTURES;
     m.attr("cuda_build_mode") = CUPATCH_CUDA_MODE;  // the CUPATCH_CUDA switch: AUTO, ON, OFF or EMULATE

@@ -8,6 +8,12 @@ import numpy.typing as npt
 DTYPES: tuple[str, ...]
 SOURCE_FIELDS: int
 OUTPUT_FIELDS: int
+# Table column layouts: name -> (first column, width)
+SOURCE_COLUMNS: dict[str, tuple[int, int]]  # data, shape (S, C, Z, Y, X), strides
+OUTPUT_COLUMNS: dict[str, tuple[int, int]]  # data, weight, shape, origin (Z, Y, X), image (Z, Y, X)
+
+def patch_spec_columns(ndim: int) -> dict[str, tuple[int, int]]: ...  # data_idx, sample_idx, coords
+def tile_spec_columns(ndim: int) -> dict[str, tuple[int, int]]: ...  # ... coords, crop, size, stitch
 version: str
 cuda_architectures: str
 cuda_build_mode: str  # the CUPATCH_CUDA build switch: "AUTO", "ON", "OFF" or "EMULATE"

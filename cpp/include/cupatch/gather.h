@@ -96,10 +96,10 @@ CUPATCH_HD GatherPlane gather_plane(const GatherArgs& a, index_t b, index_t k, i
     g.shift = a.affine ? a.affine[a.n_channels + k] : 0.0f;
 
     const index_t* spec = a.specs + b * a.spec_cols;
-    const index_t data_idx = spec[0];
-    const index_t sample = spec[1];
+    const index_t data_idx = spec[kSpecDataIdx.first];
+    const index_t sample = spec[kSpecSample.first];
     index_t coords[3] = {0, 0, 0};
-    for (int d = 0; d < a.ndim; ++d) coords[3 - a.ndim + d] = clamp_coord(spec[2 + d]);
+    for (int d = 0; d < a.ndim; ++d) coords[3 - a.ndim + d] = clamp_coord(spec[spec_coords(a.ndim).first + d]);
     // Invalid indices read nothing (the whole plane is padding): kernels never go out of bounds.
     if (data_idx < 0 || data_idx >= a.n_sources) return g;
     const SourceView src = load_source(a.sources, data_idx);

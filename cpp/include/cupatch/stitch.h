@@ -41,8 +41,8 @@ CUPATCH_HD TileSpec load_tile_spec(const StitchArgs& a, index_t b) {
     const index_t* row = a.specs + b * a.spec_cols;
     const int n = a.ndim, off = 3 - a.ndim;
     TileSpec t;
-    t.data_idx = row[0];
-    t.sample = row[1];
+    t.data_idx = row[kSpecDataIdx.first];
+    t.sample = row[kSpecSample.first];
     for (int d = 0; d < 3; ++d) {
         t.coords[d] = 0;
         t.crop[d] = 0;
@@ -50,10 +50,10 @@ CUPATCH_HD TileSpec load_tile_spec(const StitchArgs& a, index_t b) {
         t.stitch[d] = 0;
     }
     for (int d = 0; d < n; ++d) {
-        t.coords[off + d] = clamp_coord(row[2 + d]);  // overflow-safe arithmetic (common.h)
-        t.crop[off + d] = clamp_coord(row[2 + n + d]);
-        t.size[off + d] = clamp_coord(row[2 + 2 * n + d]);
-        t.stitch[off + d] = clamp_coord(row[2 + 3 * n + d]);
+        t.coords[off + d] = clamp_coord(row[spec_coords(n).first + d]);  // overflow-safe arithmetic (common.h)
+        t.crop[off + d] = clamp_coord(row[tile_spec_crop(n).first + d]);
+        t.size[off + d] = clamp_coord(row[tile_spec_size(n).first + d]);
+        t.stitch[off + d] = clamp_coord(row[tile_spec_stitch(n).first + d]);
     }
     return t;
 }
