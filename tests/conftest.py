@@ -42,6 +42,11 @@ def _install_cupy_standin() -> bool:
 
     if Path(cupy.__file__).resolve().parent.parent != STANDIN_DIR:
         raise pytest.UsageError(f"expected the CuPy stand-in from {STANDIN_DIR}, imported {cupy.__file__}")
+    import emulated_kernels
+
+    # cupatch's CUDA launches report what they read and write on which stream, so that the
+    # stand-in's stream-order and address checks cover the kernels too
+    emulated_kernels.install(_core, cupy)
     from cupatch import _backend
 
     _backend._gpu_status.cache_clear()  # nothing may have probed the GPU with the real CuPy

@@ -666,6 +666,86 @@ def test_module_level_api(sc, scx):
     np.testing.assert_allclose(smooth.get(), ndimage.gaussian_filter(image.get(), (0, 0, 1, 1), mode="constant"))
 
 
+def test_work_on_streams_that_could_race_on_a_gpu_is_refused(sc):
+    cuda = sc.cuda
+    race = cuda._ordering.StreamOrderError
+    s1, s2 = cuda.Stream(non_blocking=True), cuda.Stream(non_blocking=True)
+    with s1:
+        a = sc.arange(1000, dtype=sc.float32)  # written on s1
+    with s2, pytest.raises(race, match="reads memory written by stream"):
+        a + 1
+    with pytest.raises(race, match="ndarray.get"):
+        a.get()  # the legacy stream does not wait for a non-blocking stream
+    with s2:
+        s2.wait_event(s1.record())
+        b = a + 1  # ordered by the event
+        with pytest.raises(race, match="writes memory read by stream"):
+            with s1:
+                a.fill(0)  # s2's read may still be running
+        s1.wait_event(s2.record())
+        with s1:
+            a.fill(0)
+    s1.synchronize()
+    s2.synchronize()
+    assert (b.get() == np.arange(1, 1001)).all() and not a.get().any()  # the host waited for both
+
+    blocking = cuda.Stream()
+    c = sc.ones(10)  # legacy default stream
+    with blocking:
+        c + 1  # a blocking stream waits for earlier legacy-stream work
+    with s1, pytest.raises(race):
+        c + 1  # a non-blocking one does not
+
+
+def test_freed_memory_is_reused_in_its_streams_order(sc):
+    """CuPy's pool hands a freed block out again in the order of the stream it was allocated
+    on: an allocation there must be ordered after other streams' use of the block."""
+    cuda = sc.cuda
+    race = cuda._ordering.StreamOrderError
+    producer, consumer = cuda.Stream(non_blocking=True), cuda.Stream(non_blocking=True)
+    with producer:
+        batch = sc.zeros(4096, dtype=sc.float32)
+    consumer.wait_event(producer.record())
+    with consumer:
+        batch.sum()  # the consumer reads the batch
+    del batch
+    gc.collect()
+    with producer, pytest.raises(race, match="can reuse a freed block"):
+        sc.empty(4096, dtype=sc.float32)
+    with producer:
+        batch = sc.zeros(4096, dtype=sc.float32)
+    consumer.wait_event(producer.record())
+    with consumer:
+        batch.sum()
+    del batch
+    gc.collect()
+    producer.wait_event(consumer.record())  # the loader's rule: wait for the consumer first
+    with producer:
+        sc.empty(4096, dtype=sc.float32)
+
+
+@pytest.mark.skipif(not CUPY_STANDIN, reason="cupatch's CUDA launches exist in the emulated build")
+def test_cupatch_launches_are_checked_like_the_standins_own_work():
+    import cupy
+
+    from cupatch import _core
+    from cupatch.ops import gather_patches
+
+    producer, other = cupy.cuda.Stream(non_blocking=True), cupy.cuda.Stream(non_blocking=True)
+    with producer:
+        data = cupy.arange(2 * 64 * 64, dtype=cupy.float32).reshape(1, 2, 64, 64)
+    with other, pytest.raises(cupy.cuda._ordering.StreamOrderError, match="gather kernel .source 0."):
+        gather_patches([data], np.array([[0, 0, 3, 4]]), (8, 8))
+    other.wait_event(producer.record())
+    with other:
+        got = gather_patches([data], np.array([[0, 0, 3, 4]]), (8, 8))
+        np.testing.assert_array_equal(got.get()[0], data.get()[0, :, 3:11, 4:12])
+    stray = np.zeros(16, np.int64)  # host memory where a device table belongs
+    with pytest.raises(cupy.cuda.runtime.CUDARuntimeError, match="illegal memory access"):
+        _core.gather_cuda(stray.ctypes.data, 1, list(_core.DTYPES).index("float32"), got.data.ptr, 1, 4, 2, (1, 8, 8),
+                          got.data.ptr, 1, 0, 0, got.data.ptr, list(_core.DTYPES).index("float32"), 0, 0)
+
+
 @pytest.mark.skipif(not CUPY_STANDIN, reason="the stand-in is installed as cupy in the emulated lane only")
 def test_the_emulated_lane_runs_on_the_standin():
     import cupy

@@ -10,6 +10,13 @@ is true; ``tests/test_cupy_standin.py`` checks every name it provides against th
 It is not CuPy and does not pretend to be more than its registry: ``ndarray`` is not a
 ``numpy.ndarray``, ``numpy.asarray`` of one raises TypeError, NumPy arrays are refused as
 operands of device computations, and there is no catch-all attribute lookup.
+
+What the emulated device cannot show by itself, it checks: launches run at once there, so
+work on two streams can never race, and a missing event wait would pass unnoticed.
+``cuda/_ordering.py`` keeps the order a GPU guarantees (per-stream clocks, events, host
+synchronisation, the legacy default stream's implicit waits, CuPy's stream-ordered pool) and
+raises ``StreamOrderError`` for accesses that could race on a GPU, both for the stand-in's own
+operations and for cupatch's CUDA launches (``tests/_standin/emulated_kernels.py``).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ import re
 import numpy
 
 from ._core import core as _core
-from ._core.core import _device_array, _from_cai, _operand, _quiet, _result, ndarray
+from ._core.core import _device_array, _from_cai, _operand, _out, _quiet, _result, _sync_current, ndarray
 from .cuda import memory as _memory
 from .cuda import pinned_memory as _pinned_memory
 
@@ -168,12 +168,16 @@ def _split_params(text: str) -> list[str]:
 def _convert(role: str, value, name: str, inputs: list):
     if "?" in role and value is None:
         return None
+    if name == "out":
+        inputs.append(value)
+        return _out(value)
     if "@" in role:
         inputs.append(value)
         return _device_array(value, name)
     if "&" in role:
-        if isinstance(value, ndarray) or not isinstance(value, (list, tuple)):
+        if isinstance(value, ndarray) or not hasattr(value, "__iter__"):
             raise TypeError(f"{name} must be a sequence of cupy.ndarray, got {type(value)}")
+        value = list(value)
         inputs.extend(value)
         return [_device_array(v, f"{name}[{i}]") for i, v in enumerate(value)]
     if "%" in role:
@@ -207,6 +211,8 @@ def _dispatch(np_func, ret, params, varargs=None, varkw=None):
         args.extend(_convert(role, v, f"args[{i}]", inputs) for i, v in enumerate(values))
     if varkw:
         kwargs.update(varkw)
+    if np_func.__name__ in _SYNCING:
+        _sync_current(np_func.__name__)
     r = _quiet(np_func, *args, **kwargs)
     if ret == "host":
         return r
@@ -214,6 +220,9 @@ def _dispatch(np_func, ret, params, varargs=None, varkw=None):
         r = numpy.asarray(r)
     return _result(r, inputs)
 
+
+#: functions for which CuPy waits on the host (to learn the size of the result)
+_SYNCING = frozenset({"nonzero", "argwhere", "flatnonzero", "unique", "count_nonzero"})
 
 _LINE = re.compile(r"^(\w+)\((.*)\)\s*(?:->\s*(\w+))?$")
 
@@ -370,8 +379,8 @@ def where(condition, x=None, y=None):
 
 
 def copyto(dst, src, casting="same_kind", where=None):
-    d = _device_array(dst, "dst")
     s = _operand(src)
+    d = _device_array(dst, "dst", access="write")
     w = True if where is None else _device_array(where, "where")
     _quiet(numpy.copyto, d, s, casting=casting, where=w)
 
@@ -380,6 +389,7 @@ def bincount(x, weights=None, minlength=None):
     xa = _device_array(x, "x")
     if xa.ndim != 1:
         raise ValueError("object too deep for desired array")
+    _sync_current("bincount")  # CuPy reads the maximum back to size the result
     if xa.size and int(xa.min()) < 0:
         raise ValueError("The first argument of bincount must be non-negative")
     w = None if weights is None else _device_array(weights, "weights")
@@ -397,7 +407,7 @@ def argmin(a, axis=None, dtype=None, out=None, keepdims=False):
 
 
 def _device_check(a):
-    _device_array(a, "a")
+    _device_array(a, "a", None)
     return a
 
 
@@ -409,7 +419,7 @@ def matmul(*args, out=None, dtype=None):
     if len(args) != 2:
         raise TypeError(f"matmul takes 2 positional arguments, got {len(args)}")
     a, b = (_device_array(v, f"x{i + 1}") for i, v in enumerate(args))
-    r = _quiet(numpy.matmul, a, b, out=None if out is None else _device_array(out, "out"), dtype=dtype)
+    r = _quiet(numpy.matmul, a, b, out=_out(out), dtype=dtype)
     return _result(r, (*args, out))
 
 
@@ -422,11 +432,11 @@ def can_cast(from_, to, casting="safe"):
 
 
 def shares_memory(a, b, max_work=None):
-    return bool(numpy.shares_memory(_device_array(a, "a"), _device_array(b, "b"), max_work))
+    return bool(numpy.shares_memory(_device_array(a, "a", None), _device_array(b, "b", None), max_work))
 
 
 def may_share_memory(a, b, max_work=None):
-    return bool(numpy.may_share_memory(_device_array(a, "a"), _device_array(b, "b"), max_work))
+    return bool(numpy.may_share_memory(_device_array(a, "a", None), _device_array(b, "b", None), max_work))
 
 
 def asnumpy(a, stream=None, order="C", out=None, *, blocking=True):
@@ -459,6 +469,7 @@ def from_dlpack(array, *, device=None, copy=None):
     if device is not None and tuple(device) != (2, 0):
         raise BufferError(f"cannot import to device {device}")
     if isinstance(array, ndarray):
+        _device_array(array, "array", None)
         a = array.copy() if copy else array
         return _core._make(a._a.view(), a._data.mem, a._base if a._base is not None else a)
     dev = getattr(array, "__dlpack_device__", None)

@@ -20,6 +20,7 @@ import types
 
 import numpy
 
+from ..cuda import _ordering
 from ..cuda import memory as _memory
 from ..cuda import runtime as _runtime
 from ..cuda import stream as _stream
@@ -52,6 +53,29 @@ def _check_device(x: "ndarray") -> None:
         )
 
 
+def _extent(a: numpy.ndarray) -> tuple[int, int]:
+    lo = hi = a.__array_interface__["data"][0]
+    for n, stride in zip(a.shape, a.strides):
+        if stride < 0:
+            lo += (n - 1) * stride
+        else:
+            hi += (n - 1) * stride
+    return lo, hi + a.itemsize
+
+
+def _touch(x: "ndarray", write: bool, by: str, stream=None) -> None:
+    """Work queued on ``stream`` (default: the current one) reads or writes ``x``'s bytes."""
+    if x._a.size == 0:
+        return
+    lo, hi = _extent(x._a)
+    _memory._access(lo, hi - lo, write, _stream._current_stream_ptr() if stream is None else stream, by)
+
+
+def _sync_current(by: str) -> None:
+    """CuPy waits on the host here (to learn a result size or value)."""
+    _ordering.host_sync(_stream._current_stream_ptr())
+
+
 def _make(a: numpy.ndarray, mem, base) -> "ndarray":
     obj = object.__new__(ndarray)
     obj._a = a
@@ -81,6 +105,7 @@ def _result(r, inputs=()):
         order = "F" if r.flags.f_contiguous and not r.flags.c_contiguous else "C"
         out = ndarray(r.shape, r.dtype, order=order)
         out._a[...] = r
+        _touch(out, True, "a CuPy operation writing its result")
         return out
     if isinstance(r, numpy.generic):
         return _result(numpy.asarray(r))
@@ -120,10 +145,13 @@ def _contiguous_strides(shape, itemsize, order="C"):
     return tuple(reversed(strides)) if order == "C" else tuple(strides)
 
 
-def _device_array(x, name="a") -> numpy.ndarray:
-    """``x`` must be a device array (the NumPy view of it is returned)."""
+def _device_array(x, name="a", access="read") -> numpy.ndarray:
+    """``x`` must be a device array (the NumPy view of it is returned); ``access``: how the
+    operation uses it ("read", "write" or None for no device work)."""
     if isinstance(x, ndarray):
         _check_device(x)
+        if access is not None:
+            _touch(x, access == "write", f"a CuPy operation {'writing' if access == 'write' else 'reading'} {name}")
         return x._a
     raise TypeError(f"{name} must be a cupy.ndarray, got {type(x)}")
 
@@ -132,6 +160,7 @@ def _operand(x):
     """A kernel operand: a device array (or CUDA Array Interface object) or a scalar."""
     if isinstance(x, ndarray):
         _check_device(x)
+        _touch(x, False, "a CuPy operation reading an operand")
         return x._a
     if hasattr(x, "__cuda_array_interface__"):
         return _operand(_from_cai(x))
@@ -143,7 +172,7 @@ def _operand(x):
 def _out(out):
     if out is None:
         return None
-    return _device_array(out, "out")
+    return _device_array(out, "out", access="write")
 
 
 def _normalize_shape(shape):
@@ -366,6 +395,10 @@ class ndarray:
 
     # -- host transfers ----------------------------------------------------------------------
     def get(self, stream=None, order="C", out=None, blocking=True):
+        on = _stream._current_stream_ptr() if stream is None else _stream._check_handle(stream.ptr)
+        _touch(self, False, "ndarray.get (a device-to-host copy)", on)
+        if blocking:
+            _ordering.host_sync(on)
         if out is not None:
             if not isinstance(out, numpy.ndarray):
                 raise TypeError("Only numpy.ndarray can be obtained from cupy.ndarray")
@@ -395,6 +428,8 @@ class ndarray:
             raise ValueError(f"Shape mismatch. Old shape: {self.shape}, new shape: {arr.shape}")
         if not (self._a.flags.c_contiguous or self._a.flags.f_contiguous):
             raise RuntimeError("Cannot set to non-contiguous array")
+        on = _stream._current_stream_ptr() if stream is None else _stream._check_handle(stream.ptr)
+        _touch(self, True, "ndarray.set (a host-to-device copy)", on)
         numpy.copyto(self._a, arr)
 
     def item(self):
@@ -425,6 +460,9 @@ class ndarray:
         if dl_device is not None and tuple(dl_device) != self.__dlpack_device__():
             raise BufferError(f"cannot export to device {tuple(dl_device)}")
         source = self.copy() if copy else self
+        current = _stream._current_stream_ptr()
+        if stream is not None and stream >= 0 and _ordering._norm(stream) != _ordering._norm(current):
+            _ordering.stream_wait_stream(current, stream)  # the consumer's stream waits for CuPy's
         return _cuda_capsule(source._a, source._data.device_id)
 
     def toDlpack(self):
@@ -444,6 +482,7 @@ class ndarray:
             if order in "Kk" or (order in "Aa" and (flags.c_contiguous or flags.f_contiguous)) or \
                     (order in "Cc" and flags.c_contiguous) or (order in "Ff" and flags.f_contiguous):
                 return self
+        _touch(self, False, "ndarray.astype")
         return _result(_quiet(self._a.astype, dtype, order=order, copy=True))
 
     def copy(self, order="C"):
@@ -460,13 +499,18 @@ class ndarray:
             if value.shape != ():
                 raise ValueError("non-scalar numpy.ndarray cannot be used for fill")
             value = value.item()
-        self._a[...] = _operand(value)
+        v = _operand(value)
+        _touch(self, True, "ndarray.fill")
+        self._a[...] = v
 
     # -- shape ---------------------------------------------------------------------------------
     def reshape(self, *shape, order="C", copy=None):
         if len(shape) == 1 and not isinstance(shape[0], numbers.Integral):
             shape = shape[0]
-        return _result(self._a.reshape(shape, order=order, copy=copy), (self,))
+        r = self._a.reshape(shape, order=order, copy=copy)
+        if r.size and not numpy.shares_memory(r, self._a):
+            _touch(self, False, "ndarray.reshape (a copy)")
+        return _result(r, (self,))
 
     def transpose(self, *axes):
         if len(axes) == 1 and (axes[0] is None or not isinstance(axes[0], numbers.Integral)):
@@ -477,10 +521,14 @@ class ndarray:
         return _result(self._a.swapaxes(axis1, axis2), (self,))
 
     def flatten(self, order="C"):
+        _touch(self, False, "ndarray.flatten")
         return _result(self._a.flatten(order))
 
     def ravel(self, order="C"):
-        return _result(self._a.ravel(order), (self,))
+        r = self._a.ravel(order)
+        if r.size and not numpy.shares_memory(r, self._a):
+            _touch(self, False, "ndarray.ravel (a copy)")
+        return _result(r, (self,))
 
     def squeeze(self, axis=None):
         return _result(self._a.squeeze(axis), (self,))
@@ -490,23 +538,29 @@ class ndarray:
 
     # -- item selection ------------------------------------------------------------------------
     def take(self, indices, axis=None, out=None):
+        _touch(self, False, "ndarray.take")
         return _result(_quiet(self._a.take, _operand(indices), axis=axis, out=_out(out)), (self, out))
 
     def put(self, indices, values, mode="wrap"):
+        _touch(self, True, "ndarray.put")
         if mode not in ("wrap", "clip", "raise"):
             raise ValueError("invalid mode")
         _quiet(self._a.put, _operand(indices), _operand(values), mode=mode)
 
     def repeat(self, repeats, axis=None):
+        _touch(self, False, "ndarray.repeat")
         return _result(self._a.repeat(repeats, axis=axis))
 
     def choose(self, choices, out=None, mode="raise"):
+        _touch(self, False, "ndarray.choose")
         return _result(_quiet(self._a.choose, [_operand(c) for c in choices], out=_out(out), mode=mode), (self, out))
 
     def compress(self, condition, axis=None, out=None):
+        _touch(self, False, "ndarray.compress")
         return _result(self._a.compress(_device_array(condition, "condition"), axis=axis, out=_out(out)), (self, out))
 
     def sort(self, axis=-1, kind=None):
+        _touch(self, True, "ndarray.sort")
         if self.ndim == 0:
             raise numpy.exceptions.AxisError("Sorting arrays with the rank of zero is not supported")
         if not self._a.flags.c_contiguous:
@@ -514,9 +568,11 @@ class ndarray:
         self._a.sort(axis=axis, kind="stable")
 
     def argsort(self, axis=-1, kind=None):
+        _touch(self, False, "ndarray.argsort")
         return _result(self._a.argsort(axis=axis, kind="stable"))
 
     def partition(self, kth, axis=-1):
+        _touch(self, True, "ndarray.partition")
         if self.ndim == 0:
             raise numpy.exceptions.AxisError("Sorting arrays with the rank of zero is not supported")
         if not self._a.flags.c_contiguous:
@@ -524,77 +580,101 @@ class ndarray:
         self._a.partition(kth, axis=axis)
 
     def argpartition(self, kth, axis=-1):
+        _touch(self, False, "ndarray.argpartition")
         return _result(self._a.argpartition(kth, axis=axis))
 
     def searchsorted(self, v, side="left", sorter=None):
+        _touch(self, False, "ndarray.searchsorted")
         return _result(self._a.searchsorted(_operand(v), side=side, sorter=None if sorter is None else _device_array(sorter, "sorter")))
 
     def nonzero(self):
+        _touch(self, False, "ndarray.nonzero")
+        _sync_current("ndarray.nonzero")
         return _result(self._a.nonzero())
 
     # -- calculation ---------------------------------------------------------------------------
     def max(self, axis=None, out=None, keepdims=False):
+        _touch(self, False, "ndarray.max")
         return _result(_quiet(self._a.max, axis=axis, out=_out(out), keepdims=keepdims), (self, out))
 
     def min(self, axis=None, out=None, keepdims=False):
+        _touch(self, False, "ndarray.min")
         return _result(_quiet(self._a.min, axis=axis, out=_out(out), keepdims=keepdims), (self, out))
 
     def argmax(self, axis=None, out=None, dtype=None, keepdims=False):
+        _touch(self, False, "ndarray.argmax")
         r = _quiet(self._a.argmax, axis=axis, keepdims=keepdims)
         return _reduction_out(r if dtype is None else numpy.asarray(r).astype(dtype), out)
 
     def argmin(self, axis=None, out=None, dtype=None, keepdims=False):
+        _touch(self, False, "ndarray.argmin")
         r = _quiet(self._a.argmin, axis=axis, keepdims=keepdims)
         return _reduction_out(r if dtype is None else numpy.asarray(r).astype(dtype), out)
 
     def ptp(self, axis=None, out=None, keepdims=False):
+        _touch(self, False, "ndarray.ptp")
         return _result(_quiet(numpy.ptp, self._a, axis=axis, out=_out(out), keepdims=keepdims), (self, out))
 
     def clip(self, min=None, max=None, out=None):
+        _touch(self, False, "ndarray.clip")
         lo = None if min is None else _operand(min)
         hi = None if max is None else _operand(max)
         return _result(_quiet(self._a.clip, lo, hi, out=_out(out)), (self, out))
 
     def round(self, decimals=0, out=None):
+        _touch(self, False, "ndarray.round")
         return _result(_quiet(self._a.round, decimals=decimals, out=_out(out)), (self, out))
 
     def trace(self, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+        _touch(self, False, "ndarray.trace")
         return _result(_quiet(self._a.trace, offset=offset, axis1=axis1, axis2=axis2, dtype=dtype, out=_out(out)), (self, out))
 
     def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+        _touch(self, False, "ndarray.sum")
         return _result(_quiet(self._a.sum, axis=axis, dtype=dtype, out=_out(out), keepdims=keepdims), (self, out))
 
     def prod(self, axis=None, dtype=None, out=None, keepdims=None):
+        _touch(self, False, "ndarray.prod")
         return _result(_quiet(self._a.prod, axis=axis, dtype=dtype, out=_out(out), keepdims=bool(keepdims)), (self, out))
 
     def cumsum(self, axis=None, dtype=None, out=None):
+        _touch(self, False, "ndarray.cumsum")
         return _result(_quiet(self._a.cumsum, axis=axis, dtype=dtype, out=_out(out)), (self, out))
 
     def cumprod(self, axis=None, dtype=None, out=None):
+        _touch(self, False, "ndarray.cumprod")
         return _result(_quiet(self._a.cumprod, axis=axis, dtype=dtype, out=_out(out)), (self, out))
 
     def mean(self, axis=None, dtype=None, out=None, keepdims=False):
+        _touch(self, False, "ndarray.mean")
         return _result(_quiet(self._a.mean, axis=axis, dtype=dtype, out=_out(out), keepdims=keepdims), (self, out))
 
     def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        _touch(self, False, "ndarray.var")
         return _result(_quiet(self._a.var, axis=axis, dtype=dtype, out=_out(out), ddof=ddof, keepdims=keepdims), (self, out))
 
     def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        _touch(self, False, "ndarray.std")
         return _result(_quiet(self._a.std, axis=axis, dtype=dtype, out=_out(out), ddof=ddof, keepdims=keepdims), (self, out))
 
     def all(self, axis=None, out=None, keepdims=False):
+        _touch(self, False, "ndarray.all")
         return _result(self._a.all(axis=axis, out=_out(out), keepdims=keepdims), (self, out))
 
     def any(self, axis=None, out=None, keepdims=False):
+        _touch(self, False, "ndarray.any")
         return _result(self._a.any(axis=axis, out=_out(out), keepdims=keepdims), (self, out))
 
     def conj(self):
+        _touch(self, False, "ndarray.conj")
         return _result(self._a.conj(), (self,))
 
     def conjugate(self):
+        _touch(self, False, "ndarray.conjugate")
         return _result(self._a.conjugate(), (self,))
 
     def dot(self, b, out=None):
+        _touch(self, False, "ndarray.dot")
         return _result(_quiet(numpy.dot, self._a, _device_array(b, "b"), out=_out(out)), (self, out))
 
     # -- operators -----------------------------------------------------------------------------
@@ -660,10 +740,10 @@ class ndarray:
         return bytes(self.get())
 
     def __repr__(self):
-        return repr(self.get())
+        return repr(self._a.copy())  # like get(), but not counted as device work: repr is for people
 
     def __str__(self):
-        return str(self.get())
+        return str(self._a.copy())
 
     def __format__(self, format_spec):
         return format(self.get(), format_spec)
@@ -692,6 +772,10 @@ class ndarray:
         index, advanced = _index(slices)
         if not advanced and not any(s is Ellipsis for s in index):
             index = index + (Ellipsis,)  # a 0-d view rather than a NumPy scalar
+        if advanced:
+            _touch(self, False, "ndarray.__getitem__ (an array index)")
+            if any(getattr(s, "dtype", None) == numpy.bool_ for s in index):
+                _sync_current("boolean indexing")
         return _result(self._a[index], (self,))
 
     def __setitem__(self, slices, value):
@@ -708,6 +792,7 @@ class ndarray:
                     raise ValueError("non-scalar numpy.ndarray cannot be used for fill")
                 value = value.item()
             v = _operand(value)
+        _touch(self, True, "ndarray.__setitem__")
         _quiet(self._a.__setitem__, index, v)
 
     # -- NumPy protocols -----------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import _ordering
 from . import runtime as _runtime
 
 
@@ -39,6 +40,7 @@ class Device:
 
     def synchronize(self):
         _runtime._check_device(self._id)  # every launch has finished when it returns
+        _ordering.host_sync_all()
 
     @property
     def compute_capability(self):

@@ -15,6 +15,7 @@ import weakref
 
 import numpy
 
+from . import _ordering
 from . import memory_hook as _memory_hook
 from . import runtime as _runtime
 
@@ -23,17 +24,17 @@ _ALIGNMENT = 512  # CuPy's pool rounds allocations up to 512 bytes
 # -- the map of live allocations -----------------------------------------------------------------
 _lock = threading.RLock()
 _starts: list[int] = []
-_regions: dict[int, tuple[int, str, int]] = {}  # start -> (end, "device" | "host", device id)
+_regions: dict[int, tuple[int, str, int, object]] = {}  # start -> (end, "device" | "host", device id, accesses)
 # id(root buffer) -> the memory object owning it (a view's base chain ends at its root)
 _memory_of_root: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
-def _register(start: int, size: int, kind: str, device: int, root) -> None:
+def _register(start: int, size: int, kind: str, device: int, root, accesses=None) -> None:
     with _lock:
         if start in _regions:
             raise RuntimeError(f"stand-in memory map: {start:#x} is already mapped")
         bisect.insort(_starts, start)
-        _regions[start] = (start + size, kind, device)
+        _regions[start] = (start + size, kind, device, accesses)
     weakref.finalize(root, _unregister, start)
 
 
@@ -49,18 +50,34 @@ def _lookup(ptr: int):
         i = bisect.bisect_right(_starts, ptr) - 1
         if i < 0:
             return None
-        end, kind, device = _regions[_starts[i]]
+        end, kind, device, _ = _regions[_starts[i]]
         return (kind, device) if ptr < end else None
 
 
-def _check_range(ptr: int, size: int, what: str) -> None:
-    """``[ptr, ptr + size)`` must lie in one live allocation (device or pinned host)."""
-    if size == 0:
-        return
+def _region(ptr: int):
+    """(start, end, kind, accesses) of the live allocation holding ``ptr``, or None."""
     with _lock:
         i = bisect.bisect_right(_starts, ptr) - 1
-        if i < 0 or ptr + size > _regions[_starts[i]][0]:
-            raise _runtime.CUDARuntimeError(1)  # cudaErrorInvalidValue, like an illegal copy
+        if i < 0:
+            return None
+        start = _starts[i]
+        end, kind, _, accesses = _regions[start]
+        return (start, end, kind, accesses) if ptr < end else None
+
+
+def _access(ptr: int, nbytes: int, write: bool, stream, by: str) -> None:
+    """Work on ``stream`` reads or writes ``[ptr, ptr + nbytes)`` of device memory (checked
+    for stream order; pinned host memory is accessible but not tracked)."""
+    if nbytes <= 0:
+        return
+    found = _region(ptr)
+    if found is None or ptr + nbytes > found[1]:
+        where = "outside any device allocation" if found is None else "past the end of its allocation"
+        error = _runtime.CUDARuntimeError(700)
+        error.add_note(f"{by}: [{ptr:#x}, +{nbytes}) is {where}")
+        raise error
+    if found[3] is not None:
+        found[3].access(stream, ptr, ptr + nbytes, write, by)
 
 
 def _root(a):
@@ -133,14 +150,18 @@ class Memory(BaseMemory):
     """A device allocation (``cudaMalloc``): host bytes registered as device memory."""
 
     def __init__(self, size):
+        from .stream import _current_stream_ptr  # noqa: PLC0415
+
         size = int(size)
         self._size = size
         self._device_id = _runtime.getDevice()
+        self._accesses = None
         if size > 0:
             self._host = _aligned_host_buffer(size)
             self._ptr = self._host.ctypes.data
             root = _root(self._host)
-            _register(self._ptr, size, "device", self._device_id, root)
+            self._accesses = _ordering.Accesses(self._ptr, size, _current_stream_ptr(), f"a {size}-byte allocation")
+            _register(self._ptr, size, "device", self._device_id, root, self._accesses)
             _memory_of_root[id(root)] = self
 
 
@@ -209,21 +230,33 @@ class MemoryPointer:
     def __repr__(self):
         return f"<MemoryPointer {self.ptr:#x} device={self.device_id}>"
 
-    # copies are synchronous: the emulated device has finished everything queued before
+    # The emulated device has finished everything queued before a copy, so copies run now;
+    # the synchronous ones are ordered on the legacy default stream, the asynchronous ones on
+    # the given (or current) stream, as in CUDA.
+    def _copy(self, dst, src, size, stream, sync, label):
+        size = int(size)
+        if size <= 0:
+            return
+        if dst is not None:
+            _access(dst, size, True, stream, label)
+        if src is not None:
+            _access(src, size, False, stream, label)
+
     def copy_from_device(self, src, size):
-        _check_range(self.ptr, size, "destination")
-        _check_range(src.ptr, size, "source")
+        self._copy(self.ptr, src.ptr, size, 0, True, "MemoryPointer.copy_from_device")
         ctypes.memmove(self.ptr, src.ptr, int(size))
 
     def copy_from_device_async(self, src, size, stream=None):
-        self.copy_from_device(src, size)
+        self._copy(self.ptr, src.ptr, size, _stream_ptr(stream), False, "MemoryPointer.copy_from_device_async")
+        ctypes.memmove(self.ptr, src.ptr, int(size))
 
     def copy_from_host(self, mem, size):
-        _check_range(self.ptr, size, "destination")
+        self._copy(self.ptr, None, size, 0, True, "MemoryPointer.copy_from_host")
         ctypes.memmove(self.ptr, _address(mem), int(size))
 
     def copy_from_host_async(self, mem, size, stream=None):
-        self.copy_from_host(mem, size)
+        self._copy(self.ptr, None, size, _stream_ptr(stream), False, "MemoryPointer.copy_from_host_async")
+        ctypes.memmove(self.ptr, _address(mem), int(size))
 
     def copy_from(self, mem, size):
         if isinstance(mem, MemoryPointer):
@@ -232,21 +265,35 @@ class MemoryPointer:
             self.copy_from_host(mem, size)
 
     def copy_from_async(self, mem, size, stream=None):
-        self.copy_from(mem, size)
+        if isinstance(mem, MemoryPointer):
+            self.copy_from_device_async(mem, size, stream)
+        else:
+            self.copy_from_host_async(mem, size, stream)
 
     def copy_to_host(self, mem, size):
-        _check_range(self.ptr, size, "source")
+        self._copy(None, self.ptr, size, 0, True, "MemoryPointer.copy_to_host")
         ctypes.memmove(_address(mem), self.ptr, int(size))
+        _ordering.host_sync(0)
 
     def copy_to_host_async(self, mem, size, stream=None):
-        self.copy_to_host(mem, size)
+        self._copy(None, self.ptr, size, _stream_ptr(stream), False, "MemoryPointer.copy_to_host_async")
+        ctypes.memmove(_address(mem), self.ptr, int(size))
 
     def memset(self, value, size):
-        _check_range(self.ptr, size, "destination")
+        self._copy(self.ptr, None, size, 0, True, "MemoryPointer.memset")
         ctypes.memset(self.ptr, int(value), int(size))
 
     def memset_async(self, value, size, stream=None):
-        self.memset(value, size)
+        self._copy(self.ptr, None, size, _stream_ptr(stream), False, "MemoryPointer.memset_async")
+        ctypes.memset(self.ptr, int(value), int(size))
+
+
+def _stream_ptr(stream) -> int:
+    if stream is not None:
+        return int(stream.ptr)
+    from .stream import _current_stream_ptr  # noqa: PLC0415
+
+    return _current_stream_ptr()
 
 
 def _address(mem) -> int:
@@ -269,7 +316,10 @@ class MemoryPool:
         self._lock = threading.Lock()
 
     def _account(self, size: int, mem_size: int, make):
+        from .stream import _current_stream_ptr  # noqa: PLC0415
+
         device = _runtime.getDevice()
+        _ordering.pending.allocating(_current_stream_ptr(), mem_size)
         hooks = _memory_hook._active()
         for h in hooks:
             h.malloc_preprocess(device_id=device, size=size, mem_size=mem_size)
@@ -283,12 +333,14 @@ class MemoryPool:
             h.alloc_postprocess(device_id=device, mem_size=mem_size, mem_ptr=mem.ptr)
         with self._lock:
             self._used += mem_size
-        weakref.finalize(mem, self._release, device, mem_size, mem.ptr, id(mem))
+        weakref.finalize(mem, self._release, device, mem_size, mem.ptr, id(mem), mem._accesses)
         for h in hooks:
             h.malloc_postprocess(device_id=device, size=size, mem_size=mem_size, mem_ptr=mem.ptr, pmem_id=id(mem))
         return mem
 
-    def _release(self, device, mem_size, mem_ptr, pmem_id):
+    def _release(self, device, mem_size, mem_ptr, pmem_id, accesses):
+        if accesses is not None:
+            _ordering.pending.freed(accesses)
         hooks = _memory_hook._active()
         for h in hooks:
             h.free_preprocess(device_id=device, mem_size=mem_size, mem_ptr=mem_ptr, pmem_id=pmem_id)

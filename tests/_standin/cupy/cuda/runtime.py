@@ -39,6 +39,7 @@ _ERRORS = {
     101: ("cudaErrorInvalidDevice", "invalid device ordinal"),
     400: ("cudaErrorInvalidResourceHandle", "invalid resource handle"),
     600: ("cudaErrorNotReady", "device not ready"),
+    700: ("cudaErrorIllegalAddress", "an illegal memory access was encountered"),
 }
 
 
@@ -93,6 +94,9 @@ def setDevice(device):
 
 def deviceSynchronize():
     """Everything the emulated device runs has finished when the launch returns."""
+    from . import _ordering  # noqa: PLC0415
+
+    _ordering.host_sync_all()
 
 
 def runtimeGetVersion():

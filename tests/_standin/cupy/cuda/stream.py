@@ -14,6 +14,7 @@ import time
 import warnings
 import weakref
 
+from . import _ordering
 from . import runtime as _runtime
 
 _thread_local = threading.local()
@@ -91,20 +92,23 @@ class Event:
         self._timing = not disable_timing
         self._block = bool(block)
         self._recorded_on = None  # handle of the stream of the last record
+        self._seen = None  # the stream-order snapshot of the last record
         self._time = None
         self.ptr = _new_handle(0x7E7E_0000_0000)
 
     @property
     def done(self):
+        _ordering.host_sync(seen=self._seen or {})  # the host now knows the recorded work is done
         return True  # the emulated device has finished everything queued
 
     def record(self, stream=None):
         ptr = _current_stream_ptr() if stream is None else _check_handle(stream.ptr)
         self._recorded_on = ptr
+        self._seen = _ordering.snapshot(ptr)
         self._time = time.perf_counter()
 
     def synchronize(self):
-        pass
+        _ordering.host_sync(seen=self._seen or {})
 
     def __repr__(self):
         return f"<Event {self.ptr:#x}>"
@@ -167,11 +171,11 @@ class _BaseStream:
 
     @property
     def done(self):
-        _check_handle(self.ptr)
+        _ordering.host_sync(_check_handle(self.ptr))
         return True
 
     def synchronize(self):
-        _check_handle(self.ptr)
+        _ordering.host_sync(_check_handle(self.ptr))
 
     def add_callback(self, callback, arg):
         _check_handle(self.ptr)
@@ -192,7 +196,7 @@ class _BaseStream:
     def wait_event(self, event):
         if not isinstance(event, Event):
             raise TypeError(f"wait_event() needs a cupy.cuda.Event, got {type(event).__name__}")
-        _check_handle(self.ptr)
+        _ordering.wait(_check_handle(self.ptr), event._seen)
 
     def is_capturing(self):
         _check_handle(self.ptr)
@@ -226,6 +230,7 @@ class Stream(_BaseStream):
             ptr = _new_handle(0x5E5E_0000_0000)
             device_id = _runtime.getDevice()
             _stream_flags[ptr] = (flags, 0 if priority is None else int(priority))
+            _ordering.new_stream(ptr, blocking=not non_blocking)
             weakref.finalize(self, _stream_flags.pop, ptr, None)
         super().__init__(ptr, device_id)
 
