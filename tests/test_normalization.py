@@ -161,6 +161,44 @@ def test_exact_float_quantiles_on_the_gpu_stay_within_about_one_channel_of_memor
     np.testing.assert_array_equal(norm.lower_values, np.quantile(values, 0.01, axis=1))
 
 
+@pytest.mark.gpu
+@requires_gpu
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+@pytest.mark.parametrize("norm_cls", [MeanStdNormalization, MinMaxNormalization, QuantileNormalization])
+@pytest.mark.parametrize("gpu_first", [True, False], ids=["gpu-host", "host-gpu"])
+def test_fit_on_a_mix_of_gpu_and_host_stacks(norm_cls, dtype, gpu_first):
+    """Stacks on the GPU and on the host in one fit (a list of images passed to predict_tiled
+    can be like that): the statistics equal those of the host data (CuPy refuses NumPy
+    operands, so the GPU blocks come to the host)."""
+    import cupy
+
+    _, a, b = _stacks(np, dtype)
+    host = norm_cls().fit([as_stack(a, "SCYX"), as_stack(b, "SCYX")], progress=False)
+    pair = [as_stack(cupy.asarray(a), "SCYX"), as_stack(b, "SCYX")] if gpu_first else \
+        [as_stack(a, "SCYX"), as_stack(cupy.asarray(b), "SCYX")]
+    mixed = norm_cls().fit(pair, progress=False)
+    for got, want in zip(mixed.input_scale_shift(2), host.input_scale_shift(2)):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_predict_tiled_fits_the_normalization_on_a_mixed_list_of_images():
+    import cupy
+
+    from cupatch import predict_tiled
+
+    rng = np.random.default_rng(8)
+    images = [rng.random((40, 36), dtype=np.float32) * 100, rng.random((24, 40), dtype=np.float32) * 50]
+    kwargs = dict(axes="YX", tile_size=16, overlap=4, progress=False)
+    cpu = predict_tiled(lambda t: t * 2, images, device="cpu", normalization=MeanStdNormalization(), **kwargs)
+    gpu = predict_tiled(lambda t: t * 2, [cupy.asarray(images[0]), images[1]], device="gpu",
+                        normalization=MeanStdNormalization(), **kwargs)
+    assert isinstance(gpu[0], cupy.ndarray) and isinstance(gpu[1], np.ndarray)
+    np.testing.assert_allclose(gpu[0].get(), cpu[0], rtol=1e-6, atol=1e-4)
+    np.testing.assert_allclose(gpu[1], cpu[1], rtol=1e-6, atol=1e-4)
+
+
 def test_quantiles_estimated_for_large_float_data_on_disk(monkeypatch):
     import cupatch.normalization as nm
 

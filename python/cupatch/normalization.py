@@ -209,6 +209,10 @@ def _stats_pass(stacks, channels, *, per_channel, moments, extremes, quantiles, 
         tqdm = None
     # exact float quantiles need every value in memory: only for stacks already held there
     resident = all(getattr(s, "array", None) is not None and not isinstance(s.array, np.memmap) for s in stacks)
+    # The statistics are accumulated on the GPU only when every stack is there: CuPy refuses
+    # NumPy operands, so with a mix of GPU and host stacks the GPU blocks come to the host.
+    on_gpu = [_array_module(getattr(s, "array", None)) is not np for s in stacks]
+    to_host = any(on_gpu) and not all(on_gpu)
     n_channels = len(channels) if channels is not None else stacks[0].data_shape[1]
     total = sum(int(np.prod(s.data_shape[2:])) * s.data_shape[0] for s in stacks)
     if not per_channel:
@@ -226,6 +230,8 @@ def _stats_pass(stacks, channels, *, per_channel, moments, extremes, quantiles, 
                         sample = sample[channels]
                 else:
                     sample = stack.read_region(s, [0] * (len(stack.data_shape) - 2), stack.data_shape[2:], channels)
+                if to_host and not isinstance(sample, np.ndarray):
+                    sample = sample.get()
                 block = sample.reshape(sample.shape[0], -1)
                 if not per_channel:
                     block = block.reshape(1, -1)
