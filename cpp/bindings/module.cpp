@@ -258,31 +258,25 @@ PYBIND11_MODULE(_core, m) {
     output_columns["image"] = span(cupatch::kOutputImage);
     m.attr("SOURCE_COLUMNS") = source_columns;
     m.attr("OUTPUT_COLUMNS") = output_columns;
-    m.def(
-        "patch_spec_columns",
-        [span](int ndim) {
-            cupatch::require(ndim == 2 || ndim == 3, "ndim must be 2 or 3");
-            py::dict d;
-            d["data_idx"] = span(cupatch::kSpecDataIdx);
-            d["sample_idx"] = span(cupatch::kSpecSample);
-            d["coords"] = span(cupatch::spec_coords(ndim));
-            return d;
-        },
-        py::arg("ndim"), "Patch spec table columns for ndim spatial axes: name -> (first column, width).");
-    m.def(
-        "tile_spec_columns",
-        [span](int ndim) {
-            cupatch::require(ndim == 2 || ndim == 3, "ndim must be 2 or 3");
-            py::dict d;
-            d["data_idx"] = span(cupatch::kSpecDataIdx);
-            d["sample_idx"] = span(cupatch::kSpecSample);
-            d["coords"] = span(cupatch::spec_coords(ndim));
+    auto spec_columns = [span](int ndim, bool tile) {
+        cupatch::require(ndim == 2 || ndim == 3, "ndim must be 2 or 3");
+        py::dict d;
+        d["data_idx"] = span(cupatch::kSpecDataIdx);
+        d["sample_idx"] = span(cupatch::kSpecSample);
+        d["coords"] = span(cupatch::spec_coords(ndim));
+        if (tile) {
             d["crop"] = span(cupatch::tile_spec_crop(ndim));
             d["size"] = span(cupatch::tile_spec_size(ndim));
             d["stitch"] = span(cupatch::tile_spec_stitch(ndim));
-            return d;
-        },
-        py::arg("ndim"), "Tile spec table columns for ndim spatial axes: name -> (first column, width).");
+        }
+        return d;
+    };
+    m.def(
+        "patch_spec_columns", [spec_columns](int ndim) { return spec_columns(ndim, false); }, py::arg("ndim"),
+        "Patch spec table columns for ndim spatial axes: name -> (first column, width).");
+    m.def(
+        "tile_spec_columns", [spec_columns](int ndim) { return spec_columns(ndim, true); }, py::arg("ndim"),
+        "Tile spec table columns for ndim spatial axes: name -> (first column, width).");
     m.attr("version") = CUPATCH_VERSION;
     m.attr("cuda_architectures") = CUPATCH_CUDA_ARCHITECTURES;
     m.attr("cuda_build_mode") = CUPATCH_CUDA_MODE;  // the CUPATCH_CUDA switch: AUTO, ON, OFF or EMULATE

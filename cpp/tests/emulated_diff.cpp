@@ -262,6 +262,18 @@ struct StitchCase {
     }
 };
 
+// Run `cpu` on the case's outputs and `cuda` on copies of them; returns the copies.
+std::vector<Output> run_both(StitchCase& c, void (*cpu)(const StitchArgs&), void (*cuda)(const StitchArgs&, std::uintptr_t)) {
+    std::vector<Output> gpu_outputs = c.outputs;
+    const std::vector<index_t> gpu_table = output_table(gpu_outputs);
+    StitchArgs a = c.args();
+    cpu(a);
+    a.outputs = gpu_table.data();
+    cuda(a, 0);
+    ++cases;
+    return gpu_outputs;
+}
+
 StitchCase random_image_setup(bool small, index_t image[3], index_t& samples) {
     StitchCase c;
     c.ndim = chance(0.5) ? 2 : 3;
@@ -308,13 +320,7 @@ void crop_case(bool small) {
                     }
     if (c.n_tiles == 0) return;
     c.finish(false);
-    std::vector<Output> gpu_outputs = c.outputs;
-    const std::vector<index_t> gpu_table = output_table(gpu_outputs);
-    StitchArgs a = c.args();
-    stitch_crop_cpu(a);
-    a.outputs = gpu_table.data();
-    stitch_crop_cuda(a, 0);
-    ++cases;
+    const std::vector<Output> gpu_outputs = run_both(c, stitch_crop_cpu, stitch_crop_cuda);
     for (std::size_t i = 0; i < c.outputs.size(); ++i)
         report("crop", "ndim " + std::to_string(c.ndim) + " tiles " + std::to_string(c.n_tiles), c.outputs[i].data.data(),
                gpu_outputs[i].data.data(), c.outputs[i].data.size() * sizeof(float));
@@ -345,13 +351,7 @@ void blend_case(bool small, bool pile) {
         c.add_spec(data_idx, chance(0.03) ? samples : pick(0, samples - 1), coords, zero, size, stitch);
     }
     c.finish(true);
-    std::vector<Output> gpu_outputs = c.outputs;
-    const std::vector<index_t> gpu_table = output_table(gpu_outputs);
-    StitchArgs a = c.args();
-    stitch_blend_cpu(a);
-    a.outputs = gpu_table.data();
-    stitch_blend_cuda(a, 0);
-    ++cases;
+    const std::vector<Output> gpu_outputs = run_both(c, stitch_blend_cpu, stitch_blend_cuda);
     const std::string detail = std::string(pile ? "pile" : "spread") + " ndim " + std::to_string(c.ndim) + " tiles " +
                                std::to_string(c.n_tiles) + " tile " + std::to_string(c.tile[0]) + "x" +
                                std::to_string(c.tile[1]) + "x" + std::to_string(c.tile[2]);
