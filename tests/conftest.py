@@ -22,14 +22,15 @@ import pytest
 STANDIN_DIR = Path(__file__).resolve().parent / "_standin"
 
 
-def _install_cupy_standin() -> bool:
-    """Put the CuPy stand-in first on ``sys.path`` when the build is emulated."""
+def _install_cupy_standin():
+    """Put the CuPy stand-in first on ``sys.path`` when the build is emulated (returns it,
+    else None)."""
     try:
         from cupatch import _core
     except ImportError:  # the package itself failed to import: reported by _gpu_status
-        return False
+        return None
     if not getattr(_core, "cuda_emulated", False):
-        return False
+        return None
     # The real CuPy may be imported already without having touched a device (zarr's pytest
     # plugin imports it for its GPU buffers): its modules go, so that `import cupy` anywhere
     # from here on gets the stand-in.
@@ -42,6 +43,11 @@ def _install_cupy_standin() -> bool:
 
     if Path(cupy.__file__).resolve().parent.parent != STANDIN_DIR:
         raise pytest.UsageError(f"expected the CuPy stand-in from {STANDIN_DIR}, imported {cupy.__file__}")
+    if cupy.cuda.runtime._DEVICE_COUNT != _core.cuda_device_count():
+        raise pytest.UsageError(
+            f"the CuPy stand-in sees {cupy.cuda.runtime._DEVICE_COUNT} devices, the emulated build "
+            f"{_core.cuda_device_count()} (CUPATCH_EMULATE_DEVICES)"
+        )
     import emulated_kernels
 
     # cupatch's CUDA launches report what they read and write on which stream, so that the
@@ -50,9 +56,10 @@ def _install_cupy_standin() -> bool:
     from cupatch import _backend
 
     _backend._gpu_status.cache_clear()  # nothing may have probed the GPU with the real CuPy
-    return True
+    return cupy
 
 
+#: the CuPy stand-in (a module) in the emulated lane, else None
 CUPY_STANDIN = _install_cupy_standin()
 
 
@@ -75,6 +82,15 @@ BACKENDS = [
     "numpy",
     pytest.param("cupy", marks=[pytest.mark.gpu, requires_gpu]),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _emulated_device_idle():
+    """Between tests the emulated device is idle: work a test left unsynchronised cannot be
+    reported as racing with the next test's (the stand-in's stream-order checks)."""
+    yield
+    if CUPY_STANDIN:
+        CUPY_STANDIN.cuda._ordering.host_sync_all()
 
 
 def pytest_runtest_setup(item):

@@ -599,7 +599,8 @@ def test_streams_events_and_the_current_stream(sc):
     gc.collect()
     with pytest.raises(cuda.runtime.CUDARuntimeError, match="invalid resource handle"):
         cuda.Stream.from_external(types.SimpleNamespace(__cuda_stream__=lambda: (0, gone))).synchronize()
-    with pytest.raises(cuda.runtime.CUDARuntimeError, match="invalid device ordinal"), cuda.Device(1):
+    with pytest.raises(cuda.runtime.CUDARuntimeError, match="invalid device ordinal"), \
+            cuda.Device(cuda.runtime.getDeviceCount()):
         pass
 
 
@@ -651,7 +652,7 @@ def test_module_level_api(sc, scx):
     assert sc.get_array_module(sc.zeros(1)) is sc and sc.get_array_module(np.zeros(1)) is np
     assert sc.float32 is np.float32 and sc.ndarray.__module__ == "cupy"
     assert sc.asnumpy(sc.arange(3)).tolist() == [0, 1, 2] and sc.asnumpy([1, 2]).tolist() == [1, 2]
-    assert sc.cuda.runtime.getDeviceCount() == 1 and sc.cuda.Device().id == 0
+    assert sc.cuda.runtime.getDeviceCount() >= 1 and sc.cuda.Device().id == 0
     assert sc.cuda.Device(0).compute_capability.isdigit()
     free, total = sc.cuda.runtime.memGetInfo()
     assert 0 < free <= total

@@ -30,11 +30,13 @@ is_hip = False
 #: what ``cupatch._core.cuda_runtime_version()`` reports in the emulated build
 _RUNTIME_VERSION = 13000
 _DRIVER_VERSION = 13000
-_DEVICE_COUNT = 1
+# as many devices as the emulated build reports (its knob, default 1); they share host memory
+_DEVICE_COUNT = int(os.environ.get("CUPATCH_EMULATE_DEVICES", "1") or 1)
 _COMPUTE_CAPABILITY = (9, 0)
 
 _ERRORS = {
     1: ("cudaErrorInvalidValue", "invalid argument"),
+    100: ("cudaErrorNoDevice", "no CUDA-capable device is detected"),
     2: ("cudaErrorMemoryAllocation", "out of memory"),
     101: ("cudaErrorInvalidDevice", "invalid device ordinal"),
     400: ("cudaErrorInvalidResourceHandle", "invalid resource handle"),
@@ -81,6 +83,8 @@ def _check_device(device):
 
 
 def getDeviceCount():
+    if _DEVICE_COUNT <= 0:
+        raise CUDARuntimeError(100)  # cudaErrorNoDevice, as without a GPU
     return _DEVICE_COUNT
 
 
