@@ -33,8 +33,10 @@
 #define __forceinline__ inline __attribute__((always_inline))
 #define __launch_bounds__(...)
 // One copy per block: the executor runs one block at a time per process (launches are
-// serialised), so a function-local static is exactly the block's shared memory.
-#define __shared__ static
+// serialised), so a function-local static is exactly the block's shared memory. All of them
+// live in one section, which the executor fills with 0xFF bytes before every block, so a read
+// before the first write sees garbage (NaN, -1) as on a GPU, not the previous block's values.
+#define __shared__ static __attribute__((section("cupatch_emu_shared"), used))
 
 struct uint3 {
     unsigned x, y, z;

@@ -108,6 +108,17 @@ struct Executor {
 };
 thread_local Executor* current_executor = nullptr;
 
+// The kernels' __shared__ variables (cuda_runtime.h); the linker defines the bounds. A weak
+// placeholder keeps the section present in a program whose kernels declare none.
+extern "C" char __start_cupatch_emu_shared[] __attribute__((weak, visibility("hidden")));
+extern "C" char __stop_cupatch_emu_shared[] __attribute__((weak, visibility("hidden")));
+
+void poison_shared_memory() {
+    if (__start_cupatch_emu_shared && __stop_cupatch_emu_shared > __start_cupatch_emu_shared)
+        std::memset(__start_cupatch_emu_shared, 0xFF,
+                    static_cast<std::size_t>(__stop_cupatch_emu_shared - __start_cupatch_emu_shared));
+}
+
 uint3 unravel(unsigned linear, dim3 shape) {
     return uint3{linear % shape.x, (linear / shape.x) % shape.y, linear / (shape.x * shape.y)};
 }
@@ -388,6 +399,7 @@ struct FiberBlock final : Executor {
 
     void run(const KernelBody& kernel, unsigned n, Order order, std::mt19937_64& rng) {
         body = kernel;
+        poison_shared_memory();
         ensure_fibers(n);
         for (unsigned t = 0; t < n; ++t) start(fibers[t], unravel(t, blockDim));
         Executor* outer = current_executor;
@@ -550,6 +562,7 @@ void run_threads(const KernelBody& body, dim3 grid, dim3 block, const std::vecto
                 finished = 0;
                 ++generation;
                 tb.reset(n);
+                poison_shared_memory();
                 cv.notify_all();
             } else {
                 const unsigned g = generation;
@@ -558,6 +571,7 @@ void run_threads(const KernelBody& body, dim3 grid, dim3 block, const std::vecto
         }
         current_executor = nullptr;
     };
+    poison_shared_memory();
     std::vector<std::thread> threads;
     threads.reserve(n);
     for (unsigned t = 0; t < n; ++t) threads.emplace_back(worker, t);
