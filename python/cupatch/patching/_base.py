@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._bins import SampleBins
-from ._validation import as_index, as_indices, as_int
+from .._validation import as_index, as_indices, as_int
 from .specs import PatchSpecs
 
 __all__ = ["BasePatching", "specs_from_rows"]

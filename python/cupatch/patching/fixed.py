@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ._base import BasePatching
-from ._validation import as_index, as_indices, as_int, as_int_tuple
+from .._validation import as_index, as_indices, as_int, as_int_tuple
 from .specs import PatchSpecs, is_tile_specs
 
 __all__ = ["FixedPatching"]

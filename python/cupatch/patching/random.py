@@ -19,7 +19,7 @@ import numpy as np
 from .._random import Stream, resolve_seed, splitmix64
 from ._base import BasePatching
 from ._bins import SampleBins
-from ._validation import as_int, as_patch_size, validate_data_shapes
+from .._validation import as_int, as_patch_size, validate_data_shapes
 from .specs import PatchSpecs
 
 __all__ = ["FixedRandomPatching", "RandomPatching", "draw_int", "stream_hashes"]

@@ -36,7 +36,7 @@ import numpy as np
 from .._random import Stream, resolve_seed, uniform01
 from ._base import BasePatching
 from ._bins import SampleBins
-from ._validation import as_int, as_patch_size, validate_data_shapes
+from .._validation import as_int, as_patch_size, validate_data_shapes
 from .random import draw_int, stream_hashes
 
 __all__ = ["StratifiedPatching", "region_bin_packing"]

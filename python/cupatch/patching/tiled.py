@@ -12,7 +12,7 @@ import numpy as np
 
 from ._base import BasePatching
 from ._bins import SampleBins, unravel_c_order
-from ._validation import as_int, as_overlaps, as_patch_size, validate_data_shapes
+from .._validation import as_int, as_overlaps, as_patch_size, validate_data_shapes
 from .specs import TileSpecs
 
 __all__ = ["TiledPatching", "tile_axis"]

@@ -8,7 +8,7 @@ import numpy as np
 
 from ._base import BasePatching
 from ._bins import SampleBins
-from ._validation import validate_data_shapes
+from .._validation import validate_data_shapes
 from .specs import PatchSpecs
 
 __all__ = ["WholeSamplePatching"]

@@ -1,0 +1,211 @@
+"""Argument checks shared by every public entry point.
+
+One helper per kind of check (an int that is not a bool, a per-axis tuple, an option from a
+set, a finite float, an index in range), each raising with a message that names the
+parameter and the allowed values, so that the same mistake reads the same everywhere. The
+models are MONAI's ``look_up_option`` / ``ensure_tuple_rep`` and cuCIM's
+``skimage/_shared/utils.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "as_float",
+    "as_index",
+    "as_indices",
+    "as_int",
+    "as_int_tuple",
+    "as_overlaps",
+    "as_patch_size",
+    "as_probability",
+    "ensure_tuple_rep",
+    "is_int",
+    "look_up_option",
+    "validate_data_shapes",
+]
+
+
+def is_int(value: Any) -> bool:
+    """True for Python and NumPy integers; bools (which are ints to Python) are not."""
+    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _range_text(minimum: int | None, below: Any) -> str:
+    if below is None:
+        return f">= {minimum}"
+    return f"in [{minimum if minimum is not None else '-inf'}, {below})"
+
+
+def as_int(value: Any, name: str, *, minimum: int | None = None, below: int | None = None, below_text: str | None = None) -> int:
+    """``value`` as a Python int, optionally in ``[minimum, below)``.
+
+    Raises
+    ------
+    TypeError
+        For bools, floats and anything else that is not an integer (never truncated).
+    ValueError
+        ``"{name} must be >= {minimum}"`` or ``"{name} must be in [{minimum}, {below})"``;
+        ``below_text`` replaces the upper bound in the message (e.g. ``"world_size=4"``).
+    """
+    if not is_int(value):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    v = int(value)
+    if (minimum is not None and v < minimum) or (below is not None and v >= below):
+        raise ValueError(f"{name} must be {_range_text(minimum, below_text or below)}, got {v}")
+    return v
+
+
+def as_int_tuple(values: Any, name: str, *, length: int | None = None, minimum: int | None = None) -> tuple[int, ...]:
+    """A sequence of integers as a tuple of Python ints, checking its length and minimum.
+
+    Raises
+    ------
+    TypeError
+        If ``values`` is not a sequence (strings are not) or holds a non-integer.
+    ValueError
+        If it has the wrong number of entries or an entry below ``minimum``.
+    """
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, (Iterable, np.ndarray)):
+        raise TypeError(f"{name} must be a sequence of ints, got {values!r} ({type(values).__name__})")
+    try:
+        items = tuple(values)
+    except TypeError:  # a 0-d array, an iterable that refuses to iterate
+        raise TypeError(f"{name} must be a sequence of ints, got {values!r} ({type(values).__name__})") from None
+    for i, v in enumerate(items):
+        if not is_int(v):
+            raise TypeError(
+                f"{name} must contain only ints, got {items!r} ({name}[{i}] is a {type(v).__name__}; "
+                f"{name} must contain ints, never floats or bools)"
+            )
+    out = tuple(int(v) for v in items)
+    if length is not None and len(out) != length:
+        raise ValueError(f"{name} must have {length} entries, got {len(out)}: {out}")
+    if minimum is not None:
+        for i, v in enumerate(out):
+            if v < minimum:
+                raise ValueError(f"{name} entries must be >= {minimum}, got {out}: {name}[{i}] must be >= {minimum}")
+    return out
+
+
+def ensure_tuple_rep(value: Any, length: int, name: str, *, minimum: int | None = None) -> tuple[int, ...]:
+    """One int for every axis: an int is repeated ``length`` times, a sequence is checked."""
+    if is_int(value):
+        return as_int_tuple((value,) * length, name, length=length, minimum=minimum)
+    return as_int_tuple(value, name, length=length, minimum=minimum)
+
+
+def _option_text(options: Iterable[Any]) -> str:
+    shown = [f'"{o}"' if isinstance(o, str) else str(o) for o in options]
+    if len(shown) == 2:
+        return f"{shown[0]} or {shown[1]}"
+    return "one of " + ", ".join(shown)
+
+
+def look_up_option(value: Any, options: Iterable[Any], name: str, *, error: type[Exception] = ValueError) -> Any:
+    """``value`` when it is one of ``options``, else ``error`` naming the allowed values.
+
+    The message reads ``'{name} must be "a" or "b", got ...'`` for two options and
+    ``'{name} must be one of "a", "b", "c", got ...'`` for more.
+    """
+    options = tuple(options)
+    try:
+        found = value in options
+    except TypeError:  # unhashable or incomparable values are not options
+        found = False
+    if not found:
+        raise error(f"{name} must be {_option_text(options)}, got {value!r}")
+    return value
+
+
+def as_float(value: Any, name: str, *, low: float | None = None, high: float | None = None, what: str = "a finite number") -> float:
+    """A finite real number (not a bool) as a Python float, optionally in ``[low, high]``.
+
+    Raises
+    ------
+    ValueError
+        ``"{name} must be {what} in [{low}, {high}], got ..."`` for non-numbers, NaN,
+        infinities and values outside the range.
+    """
+    ok = isinstance(value, (numbers.Real, np.floating, np.integer)) and not isinstance(value, (bool, np.bool_))
+    v = float(value) if ok else math.nan
+    if ok and math.isfinite(v) and (low is None or v >= low) and (high is None or v <= high):
+        return v
+    if low is not None and high is not None:
+        bounds = f" in [{low:g}, {high:g}]"
+    elif low is not None:
+        bounds = f" >= {low:g}"
+    elif high is not None:
+        bounds = f" <= {high:g}"
+    else:
+        bounds = ""
+    raise ValueError(f"{name} must be {what}{bounds}, got {value!r}")
+
+
+def as_probability(value: Any, name: str) -> float:
+    """A probability in ``[0, 1]`` as a Python float (ValueError otherwise)."""
+    return as_float(value, name, low=0.0, high=1.0, what="a probability")
+
+
+def as_index(index: Any, n: int, name: str = "index", *, what: str = "patches") -> int:
+    """One index in ``[0, n)``; negative indices raise IndexError (no wrapping)."""
+    i = as_int(index, name)
+    if i < 0 or i >= n:
+        raise IndexError(f"{name} {i} out of range for {n} {what} (valid: 0 <= {name} < {n})")
+    return i
+
+
+def as_indices(indices: Any, n: int, name: str = "indices", *, what: str = "patches") -> np.ndarray:
+    """A batch of indices in ``[0, n)`` (a scalar or 1-D) as a 1-D int64 array."""
+    arr = np.asarray(indices)
+    if arr.ndim > 1:
+        raise ValueError(f"{name} must be a scalar or 1-D, got shape {arr.shape}")
+    arr = np.atleast_1d(arr)
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be integers, got dtype {arr.dtype}")
+    lo, hi = arr.min(), arr.max()
+    if lo < 0 or hi >= n:
+        bad = lo if lo < 0 else hi
+        raise IndexError(f"{name} contains {int(bad)}, out of range for {n} {what} (valid: 0 <= index < {n})")
+    return arr.astype(np.int64, copy=False)
+
+
+def validate_data_shapes(data_shapes: Any) -> tuple[tuple[int, ...], ...]:
+    """Check SC(Z)YX shapes: non-empty, 4 or 5 positive entries each, one spatial ndim."""
+    if isinstance(data_shapes, (str, bytes, Mapping)) or not isinstance(data_shapes, (Iterable, np.ndarray)):
+        raise TypeError(f"data_shapes must be a sequence of SC(Z)YX shapes, got {type(data_shapes).__name__}")
+    data_shapes = list(data_shapes)
+    if len(data_shapes) == 0:
+        raise ValueError("data_shapes must not be empty")
+    shapes = tuple(as_int_tuple(s, f"data_shapes[{k}]", minimum=1) for k, s in enumerate(data_shapes))
+    for k, shape in enumerate(shapes):
+        if len(shape) not in (4, 5):
+            raise ValueError(f"data_shapes[{k}] must be SCYX or SCZYX (4 or 5 entries), got {shape}")
+        if len(shape) != len(shapes[0]):
+            raise ValueError(
+                f"data_shapes must all have the same number of spatial dimensions: data_shapes[0] is "
+                f"{shapes[0]}, data_shapes[{k}] is {shape}"
+            )
+    return shapes
+
+
+def as_patch_size(patch_size: Any, ndim: int, name: str = "patch_size") -> tuple[int, ...]:
+    """A patch/tile size: ``ndim`` positive integers."""
+    return as_int_tuple(patch_size, name, length=ndim, minimum=1)
+
+
+def as_overlaps(overlaps: Any, patch_size: tuple[int, ...], name: str = "overlaps") -> tuple[int, ...]:
+    """Overlaps: one non-negative integer per axis, each smaller than the patch."""
+    out = as_int_tuple(overlaps, name, length=len(patch_size), minimum=0)
+    for i, (o, p) in enumerate(zip(out, patch_size)):
+        if o >= p:
+            raise ValueError(f"{name}[{i}] must be smaller than patch_size[{i}] ({p}), got {o}")
+    return out
