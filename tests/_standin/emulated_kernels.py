@@ -13,9 +13,9 @@ so that, around each launch, the stand-in
   the emulated device is synchronous (see ``cupy/cuda/_ordering.py``);
 * records ``cuda_stream_wait(producer, consumer)`` as the wait it is.
 
-The table layouts are cupatch's (``ops.SourceTable`` and ``ops._output_table``): sources
-``[ptr, S, C, Z, Y, X, strides (elements) x 5]``, outputs ``[ptr, weights ptr, S, C, Z, Y, X,
-...]``.
+The table layouts come from the build (``_core.SOURCE_COLUMNS`` / ``OUTPUT_COLUMNS``: the
+columns of the data pointer, shape (S, C, Z, Y, X) and element strides of each source, and of
+the data and weight pointers and shape of each output).
 """
 
 from __future__ import annotations
@@ -56,6 +56,11 @@ def _check(memory, ptr: int, nbytes: int, what: str) -> None:
         raise error
 
 
+def _columns(table: np.ndarray, layout: dict, name: str) -> np.ndarray:
+    start, count = layout[name]
+    return table[:, start : start + count]
+
+
 def _strided_extent(ptr: int, shape, strides, itemsize: int) -> tuple[int, int]:
     lo = hi = ptr
     for n, s in zip(shape, strides):
@@ -91,11 +96,13 @@ def install(core, cupy) -> None:
                affine, aug, out, out_dtype, stream, device):
         table = _table(memory, sources, n_sources, core.SOURCE_FIELDS, "gather: the source table")
         acc = [(sources, n_sources * core.SOURCE_FIELDS * 8, False, "source table")]
-        for i, row in enumerate(() if table is None else table):
-            shape, strides = row[1:6], row[6:11]
-            if row[0] and all(shape):
-                lo, nbytes = _strided_extent(int(row[0]), shape, strides, sizes[source_dtype])
-                acc.append((lo, nbytes, False, f"source {i}"))
+        if table is not None:
+            cols = core.SOURCE_COLUMNS
+            for i, (ptr, shape, strides) in enumerate(zip(_columns(table, cols, "data")[:, 0], _columns(table, cols, "shape"),
+                                                          _columns(table, cols, "strides"))):
+                if ptr and all(shape):
+                    lo, nbytes = _strided_extent(int(ptr), shape, strides, sizes[source_dtype])
+                    acc.append((lo, nbytes, False, f"source {i}"))
         acc.append((specs, n_patches * spec_cols * 8, False, "specs"))
         acc.append((channels, n_channels * 8, False, "channels"))
         if affine:
@@ -114,16 +121,19 @@ def install(core, cupy) -> None:
                    (outputs, n_outputs * core.OUTPUT_FIELDS * 8, False, "output table")]
             if window:
                 acc.append((window, ndim * 4 * window_len * 4, False, "window table"))
-            for i, row in enumerate(() if table is None else table):
-                s, c, z, y, x = (int(v) for v in row[2:7])
-                voxels = s * z * y * x
-                if row[0] and voxels * c:
-                    if blend:
-                        acc.append((int(row[0]), voxels * c * 4, False, f"output {i}"))
-                    acc.append((int(row[0]), voxels * c * 4, True, f"output {i}"))
-                if row[1] and voxels:
-                    acc.append((int(row[1]), voxels * 4, False, f"weights {i}"))
-                    acc.append((int(row[1]), voxels * 4, True, f"weights {i}"))
+            if table is not None:
+                cols = core.OUTPUT_COLUMNS
+                data, weight = _columns(table, cols, "data")[:, 0], _columns(table, cols, "weight")[:, 0]
+                for i, (out, w, shape) in enumerate(zip(data, weight, _columns(table, cols, "shape"))):
+                    s, c, z, y, x = (int(v) for v in shape)
+                    voxels = s * z * y * x
+                    if out and voxels * c:
+                        if blend:
+                            acc.append((int(out), voxels * c * 4, False, f"output {i}"))
+                        acc.append((int(out), voxels * c * 4, True, f"output {i}"))
+                    if w and voxels:
+                        acc.append((int(w), voxels * 4, False, f"weights {i}"))
+                        acc.append((int(w), voxels * 4, True, f"weights {i}"))
             return acc, stream
 
         return describe

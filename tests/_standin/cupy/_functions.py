@@ -165,7 +165,7 @@ def _split_params(text: str) -> list[str]:
     return out
 
 
-def _convert(role: str, value, name: str, inputs: list):
+def _convert(role: str, value, name: str, inputs: list, func: str = ""):
     if "?" in role and value is None:
         return None
     if name == "out":
@@ -173,19 +173,19 @@ def _convert(role: str, value, name: str, inputs: list):
         return _out(value)
     if "@" in role:
         inputs.append(value)
-        return _device_array(value, name)
+        return _device_array(value, f"cupy.{func}({name})" if func else name)
     if "&" in role:
         if isinstance(value, ndarray) or not hasattr(value, "__iter__"):
             raise TypeError(f"{name} must be a sequence of cupy.ndarray, got {type(value)}")
         value = list(value)
         inputs.extend(value)
-        return [_device_array(v, f"{name}[{i}]") for i, v in enumerate(value)]
+        return [_device_array(v, f"cupy.{func}({name}[{i}])" if func else f"{name}[{i}]") for i, v in enumerate(value)]
     if "%" in role:
         inputs.append(value)
         return _operand(value)
     if "~" in role and isinstance(value, ndarray):
         inputs.append(value)
-        return _device_array(value, name)
+        return _device_array(value, f"cupy.{func}({name})" if func else name)
     return value
 
 
@@ -195,7 +195,7 @@ def _dispatch(np_func, ret, params, varargs=None, varkw=None):
     kwargs: dict = {}
     positional = True
     for role, kind, name, value in params:
-        converted = _convert(role, value, name, inputs)
+        converted = _convert(role, value, name, inputs, np_func.__name__)
         if "!" in role:
             positional = False
             continue
@@ -208,7 +208,7 @@ def _dispatch(np_func, ret, params, varargs=None, varkw=None):
             kwargs[name] = converted
     if varargs is not None:
         role, values = varargs
-        args.extend(_convert(role, v, f"args[{i}]", inputs) for i, v in enumerate(values))
+        args.extend(_convert(role, v, f"args[{i}]", inputs, np_func.__name__) for i, v in enumerate(values))
     if varkw:
         kwargs.update(varkw)
     if np_func.__name__ in _SYNCING:
@@ -349,7 +349,7 @@ def _no_copy_needed(a, dtype, order) -> bool:
 
 
 def ascontiguousarray(a, dtype=None):
-    src = _device_array(a, "a")
+    src = _device_array(a, "cupy.ascontiguousarray(a)")
     dtype = a.dtype if dtype is None else numpy.dtype(dtype)
     if dtype == a.dtype and src.flags.c_contiguous and a.ndim > 0:
         return a
@@ -357,7 +357,7 @@ def ascontiguousarray(a, dtype=None):
 
 
 def asfortranarray(a, dtype=None):
-    src = _device_array(a, "a")
+    src = _device_array(a, "cupy.asfortranarray(a)")
     dtype = a.dtype if dtype is None else numpy.dtype(dtype)
     if dtype == a.dtype and src.flags.f_contiguous and a.ndim > 0:
         return a
@@ -365,7 +365,7 @@ def asfortranarray(a, dtype=None):
 
 
 def copy(a, order="K"):
-    return _result(numpy.array(_device_array(a, "a"), order=order, copy=True))
+    return _result(numpy.array(_device_array(a, "cupy.copy(a)"), order=order, copy=True))
 
 
 def where(condition, x=None, y=None):
@@ -374,25 +374,25 @@ def where(condition, x=None, y=None):
         raise ValueError("Must provide both 'x' and 'y' or neither.")
     if missing == 2:
         return _EXPORTS["nonzero"](condition)
-    return _result(_quiet(numpy.where, _device_array(condition, "condition").astype(bool), _operand(x), _operand(y)),
+    return _result(_quiet(numpy.where, _device_array(condition, "cupy.where(condition)").astype(bool), _operand(x), _operand(y)),
                    (condition, x, y))
 
 
 def copyto(dst, src, casting="same_kind", where=None):
     s = _operand(src)
-    d = _device_array(dst, "dst", access="write")
-    w = True if where is None else _device_array(where, "where")
+    d = _device_array(dst, "cupy.copyto(dst)", access="write")
+    w = True if where is None else _device_array(where, "cupy.copyto(where)")
     _quiet(numpy.copyto, d, s, casting=casting, where=w)
 
 
 def bincount(x, weights=None, minlength=None):
-    xa = _device_array(x, "x")
+    xa = _device_array(x, "cupy.bincount(x)")
     if xa.ndim != 1:
         raise ValueError("object too deep for desired array")
     _sync_current("bincount")  # CuPy reads the maximum back to size the result
     if xa.size and int(xa.min()) < 0:
         raise ValueError("The first argument of bincount must be non-negative")
-    w = None if weights is None else _device_array(weights, "weights")
+    w = None if weights is None else _device_array(weights, "cupy.bincount(weights)")
     if minlength is not None and minlength < 0:
         raise ValueError("minlength must be non-negative")
     return _result(_quiet(numpy.bincount, xa, w, minlength or 0))
@@ -418,7 +418,7 @@ def astype(x, dtype, /, *, copy=True):
 def matmul(*args, out=None, dtype=None):
     if len(args) != 2:
         raise TypeError(f"matmul takes 2 positional arguments, got {len(args)}")
-    a, b = (_device_array(v, f"x{i + 1}") for i, v in enumerate(args))
+    a, b = (_device_array(v, f"cupy.matmul(x{i + 1})") for i, v in enumerate(args))
     r = _quiet(numpy.matmul, a, b, out=_out(out), dtype=dtype)
     return _result(r, (*args, out))
 

@@ -105,7 +105,7 @@ def _result(r, inputs=()):
         order = "F" if r.flags.f_contiguous and not r.flags.c_contiguous else "C"
         out = ndarray(r.shape, r.dtype, order=order)
         out._a[...] = r
-        _touch(out, True, "a CuPy operation writing its result")
+        _touch(out, True, "the result of a CuPy operation")
         return out
     if isinstance(r, numpy.generic):
         return _result(numpy.asarray(r))
@@ -151,7 +151,7 @@ def _device_array(x, name="a", access="read") -> numpy.ndarray:
     if isinstance(x, ndarray):
         _check_device(x)
         if access is not None:
-            _touch(x, access == "write", f"a CuPy operation {'writing' if access == 'write' else 'reading'} {name}")
+            _touch(x, access == "write", f"{name} ({'written' if access == 'write' else 'read'})")
         return x._a
     raise TypeError(f"{name} must be a cupy.ndarray, got {type(x)}")
 
@@ -160,7 +160,7 @@ def _operand(x):
     """A kernel operand: a device array (or CUDA Array Interface object) or a scalar."""
     if isinstance(x, ndarray):
         _check_device(x)
-        _touch(x, False, "a CuPy operation reading an operand")
+        _touch(x, False, "an operand of a CuPy operation")
         return x._a
     if hasattr(x, "__cuda_array_interface__"):
         return _operand(_from_cai(x))
@@ -172,7 +172,7 @@ def _operand(x):
 def _out(out):
     if out is None:
         return None
-    return _device_array(out, "out", access="write")
+    return _device_array(out, "the out= array of a CuPy operation", access="write")
 
 
 def _normalize_shape(shape):
@@ -557,7 +557,7 @@ class ndarray:
 
     def compress(self, condition, axis=None, out=None):
         _touch(self, False, "ndarray.compress")
-        return _result(self._a.compress(_device_array(condition, "condition"), axis=axis, out=_out(out)), (self, out))
+        return _result(self._a.compress(_device_array(condition, "ndarray.compress(condition)"), axis=axis, out=_out(out)), (self, out))
 
     def sort(self, axis=-1, kind=None):
         _touch(self, True, "ndarray.sort")
@@ -585,7 +585,7 @@ class ndarray:
 
     def searchsorted(self, v, side="left", sorter=None):
         _touch(self, False, "ndarray.searchsorted")
-        return _result(self._a.searchsorted(_operand(v), side=side, sorter=None if sorter is None else _device_array(sorter, "sorter")))
+        return _result(self._a.searchsorted(_operand(v), side=side, sorter=None if sorter is None else _device_array(sorter, "ndarray.searchsorted(sorter)")))
 
     def nonzero(self):
         _touch(self, False, "ndarray.nonzero")
@@ -675,7 +675,7 @@ class ndarray:
 
     def dot(self, b, out=None):
         _touch(self, False, "ndarray.dot")
-        return _result(_quiet(numpy.dot, self._a, _device_array(b, "b"), out=_out(out)), (self, out))
+        return _result(_quiet(numpy.dot, self._a, _device_array(b, "ndarray.dot(b)"), out=_out(out)), (self, out))
 
     # -- operators -----------------------------------------------------------------------------
     __add__, __radd__, __iadd__ = _binary("add")
@@ -781,7 +781,7 @@ class ndarray:
     def __setitem__(self, slices, value):
         index, advanced = _index(slices)
         if isinstance(value, ndarray):
-            v = _device_array(value, "value")
+            v = _device_array(value, "the value assigned by ndarray.__setitem__")
         elif hasattr(value, "__cuda_array_interface__"):
             v = _from_cai(value)._a
         elif advanced:
@@ -849,7 +849,7 @@ def _index(slices):
     out, advanced = [], False
     for s in items:
         if isinstance(s, ndarray):
-            s = _device_array(s, "index")
+            s = _device_array(s, "an index array")
             advanced = True
         elif hasattr(s, "__cuda_array_interface__"):
             s = _from_cai(s)._a
