@@ -15,7 +15,8 @@ so that, around each launch, the stand-in
 
 The table layouts come from the build (``_core.SOURCE_COLUMNS`` / ``OUTPUT_COLUMNS``: the
 columns of the data pointer, shape (S, C, Z, Y, X) and element strides of each source, and of
-the data and weight pointers and shape of each output).
+the data and weight pointers and shape of each output; builds from before they were
+exported use the same layout, written out below).
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ import ctypes
 import functools
 
 import numpy as np
+
+
+_SOURCE_COLUMNS = {"data": (0, 1), "shape": (1, 5), "strides": (6, 5)}
+_OUTPUT_COLUMNS = {"data": (0, 1), "weight": (1, 1), "shape": (2, 5)}
 
 
 def _itemsizes(core) -> list[int]:
@@ -97,7 +102,7 @@ def install(core, cupy) -> None:
         table = _table(memory, sources, n_sources, core.SOURCE_FIELDS, "gather: the source table")
         acc = [(sources, n_sources * core.SOURCE_FIELDS * 8, False, "source table")]
         if table is not None:
-            cols = core.SOURCE_COLUMNS
+            cols = getattr(core, "SOURCE_COLUMNS", _SOURCE_COLUMNS)
             for i, (ptr, shape, strides) in enumerate(zip(_columns(table, cols, "data")[:, 0], _columns(table, cols, "shape"),
                                                           _columns(table, cols, "strides"))):
                 if ptr and all(shape):
@@ -122,7 +127,7 @@ def install(core, cupy) -> None:
             if window:
                 acc.append((window, ndim * 4 * window_len * 4, False, "window table"))
             if table is not None:
-                cols = core.OUTPUT_COLUMNS
+                cols = getattr(core, "OUTPUT_COLUMNS", _OUTPUT_COLUMNS)
                 data, weight = _columns(table, cols, "data")[:, 0], _columns(table, cols, "weight")[:, 0]
                 for i, (out, w, shape) in enumerate(zip(data, weight, _columns(table, cols, "shape"))):
                     s, c, z, y, x = (int(v) for v in shape)
