@@ -84,6 +84,9 @@ if [[ -x $BUILD/emulated_diff ]]; then
   done
 fi
 
+step "deliberately broken kernels must fail the differential test (scripts/emulated_mutants.py)"
+"$PY" scripts/emulated_mutants.py || failed+=("mutants")
+
 step "C++ differential tests under ASan + UBSan, with coverage of cpp/src/cuda"
 SAN=$ROOT/build/emulated-asan
 mkdir -p "$SAN"
