@@ -542,9 +542,9 @@ class ndarray:
         return _result(_quiet(self._a.take, _operand(indices), axis=axis, out=_out(out)), (self, out))
 
     def put(self, indices, values, mode="wrap"):
-        _touch(self, True, "ndarray.put")
         if mode not in ("wrap", "clip", "raise"):
             raise ValueError("invalid mode")
+        _touch(self, True, "ndarray.put")
         _quiet(self._a.put, _operand(indices), _operand(values), mode=mode)
 
     def repeat(self, repeats, axis=None):
@@ -560,11 +560,11 @@ class ndarray:
         return _result(self._a.compress(_device_array(condition, "ndarray.compress(condition)"), axis=axis, out=_out(out)), (self, out))
 
     def sort(self, axis=-1, kind=None):
-        _touch(self, True, "ndarray.sort")
         if self.ndim == 0:
             raise numpy.exceptions.AxisError("Sorting arrays with the rank of zero is not supported")
         if not self._a.flags.c_contiguous:
             raise NotImplementedError("Sorting non-contiguous array is not supported.")
+        _touch(self, True, "ndarray.sort")
         self._a.sort(axis=axis, kind="stable")
 
     def argsort(self, axis=-1, kind=None):
@@ -572,11 +572,11 @@ class ndarray:
         return _result(self._a.argsort(axis=axis, kind="stable"))
 
     def partition(self, kth, axis=-1):
-        _touch(self, True, "ndarray.partition")
         if self.ndim == 0:
             raise numpy.exceptions.AxisError("Sorting arrays with the rank of zero is not supported")
         if not self._a.flags.c_contiguous:
             raise NotImplementedError("Sorting non-contiguous array is not supported.")
+        _touch(self, True, "ndarray.partition")
         self._a.partition(kth, axis=axis)
 
     def argpartition(self, kth, axis=-1):
