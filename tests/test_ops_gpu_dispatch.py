@@ -125,7 +125,7 @@ def fake_gpu(monkeypatch):
     monkeypatch.setattr(_core, "gather_cuda", gather_cuda, raising=False)
     monkeypatch.setattr(_core, "stitch_crop_cuda", stitch_cuda(False), raising=False)
     monkeypatch.setattr(_core, "stitch_blend_cuda", stitch_cuda(True), raising=False)
-    monkeypatch.setattr(ops, "_OUTPUT_TABLES", {})
+    monkeypatch.setattr(ops.stitch, "_OUTPUT_TABLES", {})
     return types.SimpleNamespace(cupy=cupy, calls=calls, current=current, waits=waits)
 
 

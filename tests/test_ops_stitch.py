@@ -236,7 +236,7 @@ def test_blend_accumulator_finalize_leaves_uncovered_voxels_zero():
 def blend_voxelwise(tiles, specs, outputs, weights, table, candidate_lists, origins=None, image_shapes=None):
     """The CUDA blend kernel's per-voxel scheme (candidate lists + blend_voxel), run on the CPU."""
     ndim = tiles.ndim - 2
-    _, _, out_table, _ = ops._output_table(outputs, weights, origins, image_shapes, ndim, tiles.shape[1], np, True)
+    _, _, out_table, _ = ops.stitch._output_table(outputs, weights, origins, image_shapes, ndim, tiles.shape[1], np, True)
     _core._stitch_blend_voxelwise_cpu(np.ascontiguousarray(tiles), np.ascontiguousarray(specs, dtype=np.int64), out_table,
                                       table, candidate_lists)
 
@@ -337,7 +337,7 @@ def test_crop_kernel_extreme_spec_values_write_nothing_outside_the_contract():
     """The crop kernel itself (no Python validation, as with GPU-resident specs) clips any
     crop/size/stitch values: rows stitched at +-2**60 and beyond write nothing."""
     out = np.zeros((1, 1, 8, 8), np.float32)
-    _, _, out_table, _ = ops._output_table([out], None, None, None, 2, 1, np, False)
+    _, _, out_table, _ = ops.stitch._output_table([out], None, None, None, 2, 1, np, False)
     rows = []
     for v in EXTREME:
         rows += [[0, 0, 0, 0, v, 0, 4, 4, 0, 0], [0, 0, 0, 0, 0, 0, v, 4, 0, 0], [0, 0, 0, 0, 0, 0, 4, 4, v, 0],

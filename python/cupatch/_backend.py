@@ -1,9 +1,12 @@
-"""Backend detection and GPU array interop.
+"""Backend detection and GPU array interop: the one place that probes for a GPU.
 
 Everything here is safe to call on any machine: nothing raises because CUDA, a GPU or
-CuPy is missing; the answers just say so. GPU arrays from other libraries are turned into
-CuPy arrays (zero copy) with the CUDA Array Interface v3 / DLPack stream rules honoured, so
-the native kernels can always run on CuPy's current stream.
+CuPy is missing; the answers just say so. Two questions are asked of arrays: "is this GPU
+memory" (:func:`is_gpu_array`: CuPy, or any CUDA Array Interface / CUDA DLPack producer)
+and "is this a CuPy array" (:func:`is_cupy_array`, which never imports CuPy). GPU arrays
+from other libraries are turned into CuPy arrays (zero copy) with the CUDA Array Interface
+v3 / DLPack stream rules honoured, so the native kernels can always run on CuPy's current
+stream.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ __all__ = [
     "current_stream_ptr",
     "gpu_available",
     "gpu_unavailable_reason",
+    "import_cupy",
+    "is_cupy_array",
     "is_gpu_array",
     "parse_cuda_array_interface",
     "require_gpu",
@@ -33,10 +38,10 @@ __all__ = [
 _DLPACK_CUDA_DEVICES = (2, 13)
 
 
-def _import_cupy():
+def import_cupy():
     """CuPy, or None when it is not installed or fails to import."""
     try:
-        import cupy
+        import cupy  # optional dependency
     except Exception:  # ImportError, or a broken CUDA installation raising at import
         return None
     return cupy
@@ -46,7 +51,7 @@ def _import_cupy():
 def _gpu_status() -> tuple[bool, str]:
     if not _core.built_with_cuda:
         return False, "cupatch was built without CUDA (no CUDA compiler at build time, or CUPATCH_CUDA=OFF)"
-    cupy = _import_cupy()
+    cupy = import_cupy()
     if cupy is None:
         return False, "CuPy is not installed (pip install cupy-cuda13x)"
     if _core.cuda_device_count() <= 0:
@@ -73,12 +78,18 @@ def gpu_unavailable_reason() -> str:
     return _gpu_status()[1]
 
 
-def require_gpu(what: str = "this call"):
-    """Return the ``cupy`` module, or raise RuntimeError saying why the GPU is unusable."""
+def require_gpu(what: str | None = None):
+    """Return the ``cupy`` module, or raise RuntimeError saying why the GPU is unusable.
+
+    ``what`` names the call that was given GPU arrays; without it the message says that a
+    GPU was requested (``device="gpu"``, ``placement="gpu"``).
+    """
     ok, reason = _gpu_status()
     if not ok:
+        if what is None:
+            raise RuntimeError(f"a GPU was requested but none is usable: {reason}")
         raise RuntimeError(f"{what} got GPU arrays but no GPU is usable: {reason}")
-    return _import_cupy()
+    return import_cupy()
 
 
 def build_info() -> dict[str, Any]:
@@ -94,7 +105,7 @@ def build_info() -> dict[str, Any]:
         ``cupy_version`` (str or None), ``cuda_architectures`` (str baked in at build time,
         empty without CUDA), ``cpu_threads`` (int, threads used by the CPU kernels).
     """
-    cupy = _import_cupy()
+    cupy = import_cupy()
     runtime = int(_core.cuda_runtime_version())
     return {
         "version": __version__,
@@ -124,6 +135,12 @@ def is_gpu_array(x: Any) -> bool:
         return int(dlpack_device()[0]) in _DLPACK_CUDA_DEVICES
     except Exception:
         return False
+
+
+def is_cupy_array(x: Any) -> bool:
+    """True for a CuPy array (or anything whose type comes from CuPy), without importing
+    CuPy: an object of a CuPy type can only exist once CuPy was imported."""
+    return type(x).__module__.split(".")[0] == "cupy"
 
 
 def array_module(x: Any):

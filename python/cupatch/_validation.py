@@ -101,26 +101,27 @@ def ensure_tuple_rep(value: Any, length: int, name: str, *, minimum: int | None 
     return as_int_tuple(value, name, length=length, minimum=minimum)
 
 
-def _option_text(options: Iterable[Any]) -> str:
-    shown = [f'"{o}"' if isinstance(o, str) else str(o) for o in options]
-    if len(shown) == 2:
-        return f"{shown[0]} or {shown[1]}"
-    return "one of " + ", ".join(shown)
+def _shown(value: Any) -> str:
+    return f'"{value}"' if isinstance(value, str) else str(value)
 
 
 def look_up_option(value: Any, options: Iterable[Any], name: str, *, error: type[Exception] = ValueError) -> Any:
     """``value`` when it is one of ``options``, else ``error`` naming the allowed values.
 
-    The message reads ``'{name} must be "a" or "b", got ...'`` for two options and
-    ``'{name} must be one of "a", "b", "c", got ...'`` for more.
+    The message reads ``'{name} must be "a" or "b", got "c"'`` for a choice between two
+    names and ``'{name} must be one of "a", "b", "c", got "d"'`` otherwise.
     """
     options = tuple(options)
     try:
-        found = value in options
-    except TypeError:  # unhashable or incomparable values are not options
+        found = any(value == o for o in options) and not isinstance(value, (bool, np.bool_))
+    except (TypeError, ValueError):  # incomparable values (arrays, ...) are not options
         found = False
     if not found:
-        raise error(f"{name} must be {_option_text(options)}, got {value!r}")
+        if len(options) == 2 and all(isinstance(o, str) for o in options):
+            allowed = f"{_shown(options[0])} or {_shown(options[1])}"
+        else:
+            allowed = "one of " + ", ".join(_shown(o) for o in options)
+        raise error(f"{name} must be {allowed}, got {_shown(value)}")
     return value
 
 
