@@ -418,7 +418,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     parser.add_argument("--out-dir", default=str(Path(__file__).resolve().parent / "results"))
     args = parser.parse_args(argv)
-    from cupatch.stacks.base import gpu_available
+    from cupatch import gpu_available
 
     device = ("gpu" if gpu_available() else "cpu") if args.device == "auto" else args.device
     env = environment(device)

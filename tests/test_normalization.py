@@ -200,7 +200,7 @@ def test_predict_tiled_fits_the_normalization_on_a_mixed_list_of_images():
 
 
 def test_quantiles_estimated_for_large_float_data_on_disk(monkeypatch):
-    import cupatch.normalization as nm
+    import cupatch.normalization.statistics as nm
 
     monkeypatch.setattr(nm, "MAX_QUANTILE_SAMPLES", 1000)  # force subsampling
     rng = np.random.default_rng(0)

@@ -318,7 +318,7 @@ def test_gpu_upload_copies_from_pageable_memory_on_the_current_stream(monkeypatc
     import sys
     import types
 
-    import cupatch.stacks.base as base
+    import cupatch.stacks.placement as placement
     from cupatch.stacks import as_stack
 
     stream = object()
@@ -343,14 +343,14 @@ def test_gpu_upload_copies_from_pageable_memory_on_the_current_stream(monkeypatc
         empty=DeviceArray, asarray=asarray, cuda=types.SimpleNamespace(get_current_stream=lambda: stream)
     )
     monkeypatch.setitem(sys.modules, "cupy", fake)
-    monkeypatch.setattr(base, "require_gpu", lambda: None)
+    monkeypatch.setattr(placement, "require_gpu", lambda: None)
     host = np.arange(2 * 3 * 4 * 5, dtype=np.uint16).reshape(2, 4, 5, 3)  # SYXC: the SC(Z)YX view is strided
     stack = as_stack(host, "SYXC")
     on_gpu = stack.to_device("gpu")
     assert copies == [stream]
     np.testing.assert_array_equal(on_gpu.array.data, np.moveaxis(host, -1, 1))
     assert on_gpu.array.dtype == np.uint16
-    empty = base.upload_to_gpu(np.zeros((0, 3), np.float32))
+    empty = placement.upload_to_gpu(np.zeros((0, 3), np.float32))
     assert empty.shape == (0, 3) and copies == [stream]  # nothing to copy
 
 
@@ -359,7 +359,7 @@ def test_gpu_upload_copies_from_pageable_memory_on_the_current_stream(monkeypatc
 def test_gpu_upload_is_ordered_on_the_current_stream():
     import cupy
 
-    from cupatch.stacks.base import upload_to_gpu
+    from cupatch.stacks.placement import upload_to_gpu
 
     host = np.random.default_rng(3).integers(0, 60000, (3, 5, 64, 48), dtype=np.uint16)
     expected = host[:, :, ::2].copy()

@@ -22,10 +22,17 @@ from typing import Any
 
 import numpy as np
 
+from ._backend import gpu_available, is_cupy_array, require_gpu
+from ._dtypes import OUTPUT_DTYPES, STACK_DTYPES
+from ._layouts import patch_columns
+from ._validation import as_int, look_up_option
 from .augmentation import Augmentations
 from .normalization import NoNormalization, Normalization
+from .ops import SourceTable, gather_patches
+from .region import ImageRegionData, collate_spec_table, collate_table, stack_metadata
 from .stacks import as_stacks, validate_axes
-from .stacks.base import SUPPORTED_DTYPES, check_channels, check_placement, gpu_available, require_gpu
+from .stacks.base import check_channels
+from .stacks.placement import check_placement
 
 __all__ = ["PatchDataset"]
 
@@ -44,8 +51,7 @@ def _as_indices(indices) -> np.ndarray:
 
 
 def _resolve_device(device: str) -> str:
-    if device not in ("auto", "gpu", "cpu"):
-        raise ValueError(f"device must be 'auto', 'gpu' or 'cpu', got {device!r}")
+    look_up_option(device, ("auto", "gpu", "cpu"), "device")
     if device == "auto":
         return "gpu" if gpu_available() else "cpu"
     if device == "gpu":
@@ -80,7 +86,7 @@ class _Staging:
         size = int(np.prod(shape)) * np.dtype(dtype).itemsize
         if buf is None or buf.nbytes < size:
             if self.device == "gpu":
-                import cupyx
+                import cupyx  # optional dependency, only on the GPU path
 
                 buf = cupyx.empty_pinned((size,), dtype=np.uint8)
             else:
@@ -92,7 +98,7 @@ class _Staging:
         """Asynchronous host-to-device copy on the current stream (GPU), else the host array."""
         if self.device != "gpu":
             return host
-        import cupy
+        import cupy  # optional dependency, only on the GPU path
 
         dev = cupy.empty(host.shape, dtype=host.dtype)
         stream = cupy.cuda.get_current_stream()
@@ -111,7 +117,7 @@ class _Role:
         self.stacks = stacks
         self.channels = channels
         self.dtype = np.result_type(*[s.dtype for s in stacks])
-        if self.dtype not in SUPPORTED_DTYPES:
+        if self.dtype not in STACK_DTYPES:
             raise TypeError(f"the stacks' dtypes {[str(s.dtype) for s in stacks]} have no supported common dtype")
         self.n_channels_out = stacks[0].data_shape[1] if channels is None else len(channels)
         self.resident = all(self._is_resident(s, device) for s in stacks)
@@ -121,8 +127,7 @@ class _Role:
     def _is_resident(stack, device: str) -> bool:
         if stack.array is None:
             return False
-        on_gpu = type(stack.array).__module__.startswith("cupy")
-        return on_gpu == (device == "gpu")
+        return is_cupy_array(stack.array) == (device == "gpu")
 
     def source_arrays(self) -> list:
         arrays = []
@@ -135,8 +140,6 @@ class _Role:
 
     def source_table(self):
         if self._table is None:
-            from .ops import SourceTable
-
             self._table = SourceTable(self.source_arrays())
         return self._table
 
@@ -208,11 +211,7 @@ class PatchDataset:
         check_placement(placement)
         self.axes = validate_axes(axes)
         self.target_axes = validate_axes(target_axes) if target_axes is not None else self.axes
-        from .ops import OUTPUT_DTYPES
-
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in OUTPUT_DTYPES:
-            raise TypeError(f"dtype must be one of {[d.name for d in OUTPUT_DTYPES]}, got {self.dtype}")
+        self.dtype = look_up_option(np.dtype(dtype), OUTPUT_DTYPES, "dtype", error=TypeError)
 
         inputs_ = as_stacks(inputs, self.axes, placement="disk" if placement == "disk" else "auto")
         targets_ = None
@@ -298,7 +297,7 @@ class PatchDataset:
         if placement in ("gpu", "cpu"):
             target = placement
         elif placement == "auto" and self.device == "gpu":
-            import cupy
+            import cupy  # optional dependency, only on the GPU path
 
             free, _ = cupy.cuda.runtime.memGetInfo()
             free += cupy.get_default_memory_pool().free_bytes()  # cached by CuPy, reusable
@@ -379,17 +378,14 @@ class PatchDataset:
     def xp(self):
         """The array module of the batches: cupy on the GPU, numpy on the CPU."""
         if self.device == "gpu":
-            import cupy
+            import cupy  # optional dependency, only on the GPU path
 
             return cupy
         return np
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch: random coordinates and augmentations change with it."""
-        epoch = int(epoch)
-        if epoch < 0:
-            raise ValueError(f"epoch must be >= 0, got {epoch}")
-        self.epoch = epoch
+        self.epoch = as_int(int(epoch), "epoch", minimum=0)
         if hasattr(self.patching, "set_epoch"):
             self.patching.set_epoch(epoch)
 
@@ -431,8 +427,6 @@ class PatchDataset:
         return self._staging.upload(slot, host)
 
     def _gather(self, role: _Role, which: str, specs: np.ndarray, patch_size, flags):
-        from .ops import gather_patches
-
         # host arrays: the ops layer uploads these few bytes with the spec table
         scale, shift = self._input_affine if which == "input" else self._target_affine
         flip_y, flip_x, rot = flags if flags is not None else (None, None, None)
@@ -460,35 +454,24 @@ class PatchDataset:
         return x, y
 
     # -- regions -----------------------------------------------------------------------------
-    def _metadata(self, stack, channels, axes: str) -> dict:
-        data_shape = list(stack.data_shape)
-        original = list(stack.original_data_shape)
-        if channels is not None:
-            data_shape[1] = len(channels)
-            if "C" in stack.original_axes:
-                original[stack.original_axes.index("C")] = len(channels)
-        return {
-            "source": stack.source,
-            "data_shape": tuple(data_shape),
-            "dtype": str(stack.dtype),
-            "axes": axes,
-            "target_axes": self.target_axes,
-            "original_data_shape": tuple(original),
-            "additional_metadata": dict(stack.additional_metadata),
-        }
+    def _metadata(self, stacks, channels, axes: str) -> list[dict]:
+        """:func:`cupatch.region.stack_metadata` of every stack (built once: it never changes)."""
+        key = (id(stacks), axes)
+        metas = self._meta_cache.get(key)
+        if metas is None:
+            metas = self._meta_cache[key] = [stack_metadata(s, channels, axes, self.target_axes) for s in stacks]
+        return metas
 
     def __getitem__(self, index: int):
         """Patch ``index`` as ``(input,)`` or ``(input, target)`` :class:`ImageRegionData`."""
-        from .region import ImageRegionData
-
-        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
-            raise TypeError(f"index must be an integer, got {type(index).__name__}")
-        spec = self.patching.get_patch_spec(int(index))
-        x, y = self.gather_arrays([int(index)])
+        index = as_int(index, "index")
+        spec = self.patching.get_patch_spec(index)
+        x, y = self.gather_arrays([index])
         k = int(spec["data_idx"])
-        out = [ImageRegionData(data=x[0], region_spec=spec, **self._metadata(self.input_stacks[k], self.channels, self.axes))]
+        out = [ImageRegionData(data=x[0], region_spec=spec, **self._metadata(self.input_stacks, self.channels, self.axes)[k])]
         if y is not None:
-            out.append(ImageRegionData(data=y[0], region_spec=spec, **self._metadata(self.target_stacks[k], None, self.target_axes)))
+            meta = self._metadata(self.target_stacks, None, self.target_axes)[k]
+            out.append(ImageRegionData(data=y[0], region_spec=spec, **meta))
         return tuple(out)
 
     def get_batch(self, indices):
@@ -509,60 +492,27 @@ class PatchDataset:
 
     def _collated(self, data, table, indices, stacks, channels, axes):
         """Collated ImageRegionData built from the spec table (no per-item dicts)."""
-        from .region import ImageRegionData
+        data_idx = table[:, patch_columns(self.ndim)["data_idx"]][:, 0]
+        region_spec = self._collated_specs(table, indices, data_idx)
+        return collate_table(data, data_idx, self._metadata(stacks, channels, axes), region_spec)
 
-        data_idx = table[:, 0]
-        key = (id(stacks), axes)
-        metas = self._meta_cache.get(key)
-        if metas is None:  # per-stack metadata never changes: build it once
-            metas = self._meta_cache[key] = [self._metadata(s, channels, axes) for s in stacks]
-        per_item = [metas[k] for k in data_idx.tolist()]
-        shapes = np.array([m["data_shape"] for m in metas], dtype=np.int64)[data_idx]
-        originals = np.array([m["original_data_shape"] for m in metas], dtype=np.int64)[data_idx]
-        return ImageRegionData(
-            data=data,
-            source=[m["source"] for m in per_item],
-            data_shape=_per_axis(shapes),
-            dtype=[m["dtype"] for m in per_item],
-            axes=[axes] * len(per_item),
-            target_axes=[self.target_axes] * len(per_item),
-            original_data_shape=_per_axis(originals),
-            region_spec=self._collated_specs(table, indices),
-            additional_metadata=_collate_extra([m["additional_metadata"] for m in metas], data_idx),
-        )
-
-    def _collated_specs(self, table: np.ndarray, indices: np.ndarray) -> dict:
-        """The collated ``region_spec`` of a batch, vectorised from the spec table."""
+    def _collated_specs(self, table: np.ndarray, indices: np.ndarray, data_idx: np.ndarray) -> dict:
+        """The collated ``region_spec`` of a batch (:func:`cupatch.region.collate_spec_table`)."""
+        if not len(indices):
+            return {}
         nd = self.ndim
-        keys = list(self.patching.get_patch_spec(int(indices[0])).keys()) if len(indices) else []
-        data_idx = table[:, 0]
-        columns = {"data_idx": 0, "sample_idx": 1, "coords": 2}
-        if table.shape[1] >= 2 + 4 * nd:
-            columns.update(crop_coords=2 + nd, crop_size=2 + 2 * nd, stitch_coords=2 + 3 * nd)
-        out: dict[str, Any] = {}
-        for key in keys:
-            if key in ("data_idx", "sample_idx"):
-                out[key] = table[:, columns[key]].copy()
-            elif key in columns:
-                start = columns[key]
-                out[key] = _per_axis(table[:, start : start + nd])
-            elif key == "patch_size":
-                size = self.patching.patch_size
-                if size is not None:
-                    sizes = np.broadcast_to(np.asarray(size, dtype=np.int64), (len(table), nd))
-                else:
-                    sizes = np.array([s.data_shape[2:] for s in self.input_stacks], dtype=np.int64)[data_idx]
-                out[key] = _per_axis(sizes)
-            elif key == "total_tiles" and hasattr(self.patching, "total_tiles"):
-                totals = np.array([self.patching.total_tiles(k) for k in range(len(self.input_stacks))], np.int64)
-                out[key] = totals[data_idx]
-            else:  # a field this function does not know: collate the per-item values
-                from .region import ImageRegionData, collate_regions
-
-                items = [ImageRegionData(np.zeros(1), "", (), "", "", "", (), self.patching.get_patch_spec(int(i)), {})
-                         for i in indices]
-                return collate_regions(items).region_spec
-        return out
+        size = self.patching.patch_size
+        if size is not None:
+            sizes = np.broadcast_to(np.asarray(size, dtype=np.int64), (len(table), nd))
+        else:
+            sizes = np.array([s.data_shape[2:] for s in self.input_stacks], dtype=np.int64)[data_idx]
+        totals = None
+        if hasattr(self.patching, "total_tiles"):
+            totals = np.array([self.patching.total_tiles(k) for k in range(len(self.input_stacks))], np.int64)
+        return collate_spec_table(
+            table, nd, list(self.patching.get_patch_spec(int(indices[0])).keys()), patch_sizes=sizes,
+            total_tiles=totals, specs=lambda: [self.patching.get_patch_spec(int(i)) for i in indices],
+        )
 
     def close(self) -> None:
         """Stop the region-reading threads (they are restarted on demand)."""
@@ -578,31 +528,3 @@ class PatchDataset:
             f"target={self.has_target}, device={self.device!r}, resident={self._input.resident})"
         )
 
-
-def _per_axis(columns: np.ndarray):
-    """(B, n) int table -> the collated per-axis form (list of contiguous int64 arrays (B,))."""
-    from .region import PerAxis
-
-    return PerAxis(np.ascontiguousarray(columns[:, a], dtype=np.int64) for a in range(columns.shape[1]))
-
-
-def _collate_extra(per_stack: list[dict], data_idx: np.ndarray) -> dict:
-    """Collated ``additional_metadata`` (zarr chunks/shards) by lookup per stack."""
-    used = np.unique(data_idx).tolist()
-    if not used:
-        return {}
-    keys = set(per_stack[used[0]])
-    for k in used:
-        if set(per_stack[k]) != keys:
-            raise ValueError(
-                f"additional_metadata of stack {k} has keys {sorted(per_stack[k])}, stack {used[0]} has "
-                f"{sorted(keys)}; every region of a batch needs the same keys"
-            )
-    out = {}
-    for key in per_stack[used[0]]:
-        values = [per_stack[k][key] if k in used else per_stack[used[0]][key] for k in range(len(per_stack))]
-        lengths = {len(v) for v in values}
-        if len(lengths) != 1:
-            raise ValueError(f"additional_metadata[{key!r}] has different lengths across the batch")
-        out[key] = _per_axis(np.array(values, dtype=np.int64)[data_idx])
-    return out

@@ -1,21 +1,37 @@
-"""``ImageRegionData``: a region (patch, tile or whole sample) with its metadata.
+"""``ImageRegionData``: a region (patch, tile or whole sample) with its metadata, and its
+collated (batched) form.
 
 Follows CAREamics' ``careamics.dataset.image_region_data.ImageRegionData`` field for field.
 :func:`collate_regions` builds the batched form CAREamics gets from torch's
 ``default_collate`` (same layout), but keeps the data in its own array library (NumPy or
 CuPy) and the metadata in plain Python lists and NumPy int64 arrays on the host, so no
 torch is needed and :func:`decollate_regions` never synchronises a device.
+:func:`collate_table` builds the same batched form straight from a spec table and the
+per-stack metadata (:func:`stack_metadata`), without one dict per region: what
+:meth:`cupatch.PatchDataset.get_batch` returns.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
 
-__all__ = ["ImageRegionData", "collate_regions", "decollate_regions"]
+from ._backend import is_cupy_array
+from ._layouts import TILE_AXIS_FIELDS, n_tile_columns, patch_columns, tile_columns
+from ._validation import is_int
+
+__all__ = [
+    "ImageRegionData",
+    "PerAxis",
+    "collate_regions",
+    "collate_spec_table",
+    "collate_table",
+    "decollate_regions",
+    "stack_metadata",
+]
 
 RegionSpecT = TypeVar("RegionSpecT")
 
@@ -71,12 +87,11 @@ class ImageRegionData(*_BASES):  # type: ignore[misc]
 def _stack(arrays: Sequence[Any]) -> Any:
     """Stack region arrays along a new first axis in their own array library."""
     first = arrays[0]
-    module = type(first).__module__.split(".")[0]
-    if module == "cupy":
-        import cupy
+    if is_cupy_array(first):
+        import cupy  # optional dependency: only reached with CuPy data
 
         return cupy.stack(arrays)
-    if module == "numpy" or isinstance(first, np.ndarray):
+    if type(first).__module__.split(".")[0] == "numpy" or isinstance(first, np.ndarray):
         return np.stack(arrays)
     if hasattr(first, "__array_namespace__"):
         return first.__array_namespace__().stack(arrays)
@@ -87,17 +102,18 @@ class PerAxis(list):
     """A list of per-axis int64 arrays ``(B,)``: the collated form of a tuple field."""
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+def per_axis(columns: np.ndarray) -> PerAxis:
+    """(B, n) int table -> the collated per-axis form (a list of contiguous int64 arrays (B,))."""
+    return PerAxis(np.ascontiguousarray(columns[:, a], dtype=np.int64) for a in range(columns.shape[1]))
 
 
 def _is_int_seq(v: Any) -> bool:
-    return isinstance(v, (tuple, list)) and all(_is_int(x) for x in v)
+    return isinstance(v, (tuple, list)) and all(is_int(x) for x in v)
 
 
 def _collate_value(values: list[Any], name: str) -> Any:
     """Ints -> int64 array (B,); int sequences -> list of per-axis int64 arrays; else list."""
-    if all(_is_int(v) for v in values):
+    if all(is_int(v) for v in values):
         return np.array(values, dtype=np.int64)
     if all(_is_int_seq(v) for v in values):
         lengths = {len(v) for v in values}
@@ -223,3 +239,113 @@ def decollate_regions(batch: ImageRegionData) -> list[ImageRegionData]:
         )
         for i in range(batch_size)
     ]
+
+
+# ---------------------------------------------------------------------------------------
+# collation from a spec table
+
+
+def stack_metadata(stack, channels, axes: str, target_axes: str) -> dict[str, Any]:
+    """The :class:`ImageRegionData` fields of every region of one stack (all but ``data`` and
+    ``region_spec``); with a channel subset, ``data_shape`` and ``original_data_shape`` count
+    the selected channels."""
+    data_shape = list(stack.data_shape)
+    original = list(stack.original_data_shape)
+    if channels is not None:
+        data_shape[1] = len(channels)
+        if "C" in stack.original_axes:
+            original[stack.original_axes.index("C")] = len(channels)
+    return {
+        "source": stack.source,
+        "data_shape": tuple(data_shape),
+        "dtype": str(stack.dtype),
+        "axes": axes,
+        "target_axes": target_axes,
+        "original_data_shape": tuple(original),
+        "additional_metadata": dict(stack.additional_metadata),
+    }
+
+
+def collate_table(data: Any, data_idx: np.ndarray, metas: Sequence[Mapping[str, Any]], region_spec: dict) -> ImageRegionData:
+    """The collated region of a batch whose rows come from stacks ``data_idx``.
+
+    ``metas`` holds :func:`stack_metadata` of every stack, ``region_spec`` the collated specs
+    (:func:`collate_spec_table`). Equal to :func:`collate_regions` of the batch's regions.
+    """
+    per_item = [metas[k] for k in data_idx.tolist()]
+    shapes = np.array([m["data_shape"] for m in metas], dtype=np.int64)[data_idx]
+    originals = np.array([m["original_data_shape"] for m in metas], dtype=np.int64)[data_idx]
+    return ImageRegionData(
+        data=data,
+        source=[m["source"] for m in per_item],
+        data_shape=per_axis(shapes),
+        dtype=[m["dtype"] for m in per_item],
+        axes=[m["axes"] for m in per_item],
+        target_axes=[m["target_axes"] for m in per_item],
+        original_data_shape=per_axis(originals),
+        region_spec=region_spec,
+        additional_metadata=_collate_extra([m["additional_metadata"] for m in metas], data_idx),
+    )
+
+
+def collate_spec_table(
+    table: np.ndarray,
+    ndim: int,
+    keys: Sequence[str],
+    *,
+    patch_sizes: np.ndarray,
+    total_tiles: np.ndarray | None,
+    specs: Callable[[], list[Mapping[str, Any]]],
+) -> dict[str, Any]:
+    """The collated ``region_spec`` of a batch, vectorised from its spec table.
+
+    Parameters
+    ----------
+    table : int64 array (B, 2 + ndim) or (B, 2 + 4 * ndim)
+        Patch or tile table of the batch (layouts in :mod:`cupatch._layouts`).
+    keys : sequence of str
+        The spec fields, in the order the strategy's spec dicts have them.
+    patch_sizes : int64 array (B, ndim)
+        Each row's patch size.
+    total_tiles : int64 array (n_stacks,), optional
+        Tiles per stack, for the ``total_tiles`` field.
+    specs : callable
+        The per-item spec dicts, collated instead when a field is none of the above.
+    """
+    columns = tile_columns(ndim) if table.shape[1] >= n_tile_columns(ndim) else patch_columns(ndim)
+    data_idx = table[:, columns["data_idx"]][:, 0]
+    out: dict[str, Any] = {}
+    for key in keys:
+        if key in ("data_idx", "sample_idx"):
+            out[key] = table[:, columns[key]][:, 0].copy()
+        elif key in columns and key in TILE_AXIS_FIELDS:
+            out[key] = per_axis(table[:, columns[key]])
+        elif key == "patch_size":
+            out[key] = per_axis(patch_sizes)
+        elif key == "total_tiles" and total_tiles is not None:
+            out[key] = total_tiles[data_idx]
+        else:  # a field this function does not know: collate the per-item values
+            return _collate_dict(list(specs()), "region_spec")
+    return out
+
+
+def _collate_extra(per_stack: list[dict], data_idx: np.ndarray) -> dict:
+    """Collated ``additional_metadata`` (zarr chunks/shards) by lookup per stack."""
+    used = np.unique(data_idx).tolist()
+    if not used:
+        return {}
+    keys = set(per_stack[used[0]])
+    for k in used:
+        if set(per_stack[k]) != keys:
+            raise ValueError(
+                f"additional_metadata of stack {k} has keys {sorted(per_stack[k])}, stack {used[0]} has "
+                f"{sorted(keys)}; every region of a batch needs the same keys"
+            )
+    out = {}
+    for key in per_stack[used[0]]:
+        values = [per_stack[k][key] if k in used else per_stack[used[0]][key] for k in range(len(per_stack))]
+        lengths = {len(v) for v in values}
+        if len(lengths) != 1:
+            raise ValueError(f"additional_metadata[{key!r}] has different lengths across the batch")
+        out[key] = per_axis(np.array(values, dtype=np.int64)[data_idx])
+    return out

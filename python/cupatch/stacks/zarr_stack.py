@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
-from .base import LazyStack
+from .lazy_stack import LazyStack
 
 __all__ = ["ChunkCache", "ZarrStack", "chunk_cache", "is_zarr_source", "open_zarr_arrays"]
 
@@ -71,7 +71,7 @@ _stack_ids = itertools.count()
 def is_zarr_source(obj) -> bool:
     """True for a Zarr array or group, a ``file://`` URI or a path containing ``.zarr``."""
     try:
-        import zarr
+        import zarr  # imported on first use: reading Zarr is optional
     except ImportError:  # pragma: no cover - zarr is a dependency
         return False
     if isinstance(obj, (zarr.Array, zarr.Group)):
@@ -112,7 +112,7 @@ def open_zarr_arrays(obj) -> list:
     ValueError
         If a group holds no array.
     """
-    import zarr
+    import zarr  # imported on first use: reading Zarr is optional
 
     if isinstance(obj, zarr.Array):
         return [obj]
@@ -150,7 +150,7 @@ class ZarrStack(LazyStack):
     """
 
     def __init__(self, array, axes: str) -> None:
-        import zarr
+        import zarr  # imported on first use: reading Zarr is optional
 
         if not isinstance(array, zarr.Array):
             raise TypeError(f"ZarrStack needs a zarr.Array, got {type(array).__name__}")

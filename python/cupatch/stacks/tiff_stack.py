@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .axes import reshape_array
-from .base import LazyStack
+from .lazy_stack import LazyStack
 
 __all__ = ["TiffStack", "is_tiff_path"]
 
@@ -47,8 +47,8 @@ class TiffStack(LazyStack):
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"TIFF file not found: {str(path)!r}")
-        import tifffile
-        import zarr
+        import tifffile  # optional dependency, needed for TIFF files only
+        import zarr  # optional dependency: tifffile's Zarr view of compressed files
 
         self._tiff = None
         try:
@@ -67,6 +67,14 @@ class TiffStack(LazyStack):
         if self.memory_mapped and not isinstance(backing, np.memmap):
             backing = np.asarray(backing)
         self._init_lazy(backing, str(path), axes)
+
+    @property
+    def maps_in_place(self) -> bool:
+        """True when the SC(Z)YX view of the memory map is a view (no copy): then holding the
+        stack in host memory costs nothing, and ``placement="auto"`` does so."""
+        if not self.memory_mapped:
+            return False
+        return bool(np.shares_memory(reshape_array(self._backing, self.original_axes), self._backing))
 
     def _load_all(self):
         if self.memory_mapped:

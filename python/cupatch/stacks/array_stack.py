@@ -6,8 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .._backend import is_cupy_array
 from .axes import reshape_array, validate_axes
-from .base import BaseStack, is_cupy_array
+from .base import BaseStack
+from .placement import move_array, must_move
 
 __all__ = ["ArrayStack"]
 
@@ -67,6 +69,13 @@ class ArrayStack(BaseStack):
             original_data_shape=array.shape,
             additional_metadata=additional_metadata,
         )
+
+    def to_device(self, placement: str) -> ArrayStack:
+        """The stack with its array on ``"gpu"`` or in ``"cpu"`` memory (stored dtype);
+        ``self`` when it already lives there."""
+        if not must_move(placement, self.placement):
+            return self
+        return ArrayStack(move_array(self.array, placement), **self._metadata_kwargs())
 
     def _read_box(self, sample_idx, channels, box):
         region = self.array[(sample_idx, slice(None) if channels is None else channels, *box)]
