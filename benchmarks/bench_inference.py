@@ -41,7 +41,8 @@ import numpy as np
 
 from cupatch._sample import sample_image  # noqa: E402
 from cupatch._windows import window_table  # noqa: E402
-from cupatch.inference import _ModelRunner, _resolve_device, run_prediction  # noqa: E402
+from cupatch.inference import resolve_device, run_prediction  # noqa: E402
+from cupatch.inference.model import ModelRunner  # noqa: E402
 from cupatch.patching.tiled import tile_axis  # noqa: E402
 
 # --------------------------------------------------------------------------------------
@@ -271,7 +272,7 @@ def run(device: str, quick: bool, repeats: int, model_kinds=("identity", "conv")
 
             image_gpu = cupy.asarray(image_sc)
         for (model, model_name), blend in itertools.product(models, ["crop", "hann"]):
-            runner = _ModelRunner(model, device)
+            runner = ModelRunner(model, device)
             common = dict(
                 shape=list(shape), tile=list(tile), overlap=list(overlap), batch_size=batch, blend=blend, model=model_name
             )
@@ -414,7 +415,7 @@ def main(argv=None):
     parser.add_argument("--tag", default=None, help="file name prefix (default: gpu name or cpu-<cores>core)")
     args = parser.parse_args(argv)
 
-    device = _resolve_device(args.device)
+    device = resolve_device(args.device)
     env = _environment(device)
     print(f"# device: {device}; {'quick' if args.quick else 'full'} sizes "
           f"({'GPU: 8192^2 and 256x1024^2' if device == 'gpu' else 'CPU: reduced sizes'})")  # fmt: skip

@@ -17,6 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from . import __version__
+from ._backend import build_info
+from ._sample import default_model, sample_image
+from ._windows import WINDOWS
+from .inference import open_image, output_axes, resolve_device, run_prediction
+from .stacks.axes import restore_array
+
 __all__ = ["build_parser", "load_model", "main"]
 
 #: Errors reported as one ``cupatch: error: ...`` line (exit status 1) instead of a traceback.
@@ -36,9 +43,6 @@ _USER_ERRORS = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``cupatch`` command."""
-    from . import __version__
-    from ._windows import WINDOWS
-
     parser = argparse.ArgumentParser(
         prog="cupatch",
         description="GPU patch gathering and tiled inference for 2D/3D multi-channel images.",
@@ -122,13 +126,7 @@ def _fmt_shape(shape) -> str:
 
 def _load_whole(stack, channels) -> np.ndarray:
     """The whole SC(Z)YX image of a stack, in host memory."""
-    if stack.array is not None:
-        array = stack.array
-        array = array.get() if hasattr(array, "get") else np.asarray(array)
-    else:
-        n_s = stack.data_shape[0]
-        spatial = tuple(stack.data_shape[2:])
-        array = np.stack([stack.read_region(s, (0,) * len(spatial), spatial) for s in range(n_s)])
+    array = np.asarray(stack.to_device("cpu").array)
     if channels is not None:
         array = array[:, channels]
     return array
@@ -136,17 +134,14 @@ def _load_whole(stack, channels) -> np.ndarray:
 
 def _whole_image_difference(model, stack, result, axes, target_axes, channels, device) -> float:
     """Max |tiled - whole image| for a model that can run on the whole image."""
-    from .inference import _output_axes
-    from .stacks.axes import restore_array
-
     whole = _load_whole(stack, channels).astype(np.float32)
     if device == "gpu":
-        import cupy
+        import cupy  # optional dependency, only on the GPU
 
         expected = cupy.asnumpy(model(cupy.asarray(whole)))
     else:
         expected = np.asarray(model(whole))
-    out_axes = _output_axes(stack.original_axes, target_axes, expected.shape[1])
+    out_axes = output_axes(stack.original_axes, target_axes, expected.shape[1])
     expected = restore_array(expected, stack.original_axes, stack.original_data_shape, out_axes)
     got = np.asarray(result[...]) if not isinstance(result, np.ndarray) else result
     got = got.get() if hasattr(got, "get") else got
@@ -156,26 +151,21 @@ def _whole_image_difference(model, stack, result, axes, target_axes, channels, d
 
 
 def _warm_up(model, stack, tile, channels, device) -> None:
-    from .inference import _resolve_device
-
     n_in = stack.data_shape[1] if channels is None else len(channels)
     batch = np.zeros((1, n_in, *tile), dtype=np.float32)
-    if _resolve_device(device) == "gpu":
-        import cupy
+    if resolve_device(device) == "gpu":
+        import cupy  # optional dependency, only on the GPU
 
         batch = cupy.asarray(batch)
     model(batch)
 
 
 def _predict(args) -> int:
-    from . import _sample
-    from .inference import _as_stack, run_prediction
-
     if args.input is None:
         axes = (args.axes or "YX").upper()
         if axes != "YX":
             raise ValueError(f"the built-in sample image is 2-D (axes 'YX'); --axes {args.axes!r} does not fit it")
-        data = _sample.sample_image()
+        data = sample_image()
         what = "built-in sample image (synthetic fluorescence, deterministic)"
     else:
         axes = args.axes or "YX"
@@ -184,7 +174,7 @@ def _predict(args) -> int:
             raise FileNotFoundError(f"INPUT {data!r} does not exist")
         what = f"{data}"
     try:
-        stack = _as_stack(data, axes)
+        stack = open_image(data, axes)
     except ValueError as exc:
         if args.axes is None:
             raise ValueError(f"{exc} (give the axes of INPUT with --axes)") from exc
@@ -192,7 +182,7 @@ def _predict(args) -> int:
     what += f" (axes {stack.original_axes}, shape {_fmt_shape(stack.original_data_shape)}, {stack.dtype})"
 
     if args.model is None:
-        model = _sample.default_model(args.overlap)
+        model = default_model(args.overlap)
         model_label = f"{model!r} (built-in)"
     else:
         model = load_model(args.model)
@@ -243,8 +233,6 @@ def _predict(args) -> int:
 
 
 def _info() -> int:
-    from ._backend import build_info
-
     print(json.dumps(build_info(), indent=2, sort_keys=True, default=str))
     return 0
 

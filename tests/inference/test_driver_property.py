@@ -9,9 +9,10 @@ pytest.importorskip("hypothesis", reason="hypothesis is not installed")
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from test_inference import BLEND_WINDOWS, careamics_predict, content_dependent, identity  # noqa: E402
 
 from cupatch.inference import predict_tiled  # noqa: E402
+
+from .helpers import BLEND_WINDOWS, careamics_predict, content_dependent, identity  # noqa: E402
 
 
 @st.composite

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_inference.py"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_inference.py"
 
 
 @pytest.mark.slow

@@ -1,0 +1,276 @@
+"""The driver: ``predict_tiled`` checks its arguments into a plan and runs it.
+
+Running a plan goes image by image and, within an image, batch by batch in C order: the
+source gathers the batch, the model predicts it (denormalised when asked), and the sink
+stitches it. The sink is chosen at the first batch, once the output channels and dtype are
+known. Errors that stop a run name the output files left incomplete, and a GPU out-of-memory
+error becomes a ``MemoryError`` that names the settings to change.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..stacks import axes as axes_mod
+from .budget import open_sink, open_source, open_stream
+from .model import check_prediction
+from .plan import ImagePlan, Plan, output_axes
+
+__all__ = ["PredictionStats", "execute", "predict_tiled", "run_prediction"]
+
+
+@dataclass
+class PredictionStats:
+    """What one ``predict_tiled`` run did (used by the command line and the benchmarks)."""
+
+    n_tiles: int = 0
+    n_images: int = 0
+    device: str = "cpu"
+    wall_s: float = 0.0
+    streamed: list = field(default_factory=list)
+    gather_s: float = 0.0
+    model_s: float = 0.0
+    stitch_s: float = 0.0
+
+    @property
+    def tiles_per_s(self) -> float:
+        return self.n_tiles / self.wall_s if self.wall_s > 0 else float("nan")
+
+
+def predict_tiled(
+    model,
+    data,
+    *,
+    axes: str,
+    tile_size,
+    overlap,
+    batch_size: int = 8,
+    blend: str = "crop",
+    window: str | None = None,
+    channels=None,
+    normalization=None,
+    target_axes: str | None = None,
+    out=None,
+    device: str = "auto",
+    progress: bool = True,
+    overwrite: bool = False,
+    max_gpu_bytes: float | None = None,
+):
+    """Run a model over images too large for it, tile by tile, and stitch the result.
+
+    Parameters
+    ----------
+    model : callable or torch.nn.Module
+        Maps a float32 batch ``(B, C_in, [Z,] Y, X)`` to ``(B, C_out, [Z,] Y, X)`` with the
+        same spatial size. A plain callable gets CuPy arrays on the GPU and NumPy arrays on
+        the CPU; a ``torch.nn.Module`` gets tensors (through DLPack on the GPU, no host round
+        trip) and runs under ``torch.no_grad()`` on CuPy's current stream, where the batches
+        are gathered and stitched (put it in ``eval()`` mode and on the working device
+        first). ``C_out`` and the output dtype may differ from the input's;
+        they are taken from the first batch. Stitching accumulates in float32 and the result
+        is cast to the model's dtype (integers are rounded).
+    data : array, ImageStack, path, or list of them
+        NumPy or CuPy array, ``ImageStack``, or a ``.tif/.tiff``, ``.zarr`` or ``.npy``
+        path. A list predicts several images and returns a list.
+    axes : str
+        Axes of ``data`` (e.g. ``"YX"``, ``"SZYX"``, ``"TYXC"``); S and T are samples.
+    tile_size, overlap : int or sequence of int
+        Tile size and overlap per spatial axis, (Z)YX. ``overlap < tile_size``; in crop
+        mode the overlap must be even (half of it is cropped from each side).
+    batch_size : int, default 8
+        Tiles per model call.
+    blend : {"crop", "linear", "hann", "gaussian", "uniform", "blend"}, default "crop"
+        ``"crop"``: CAREamics' overlap cropping (every output voxel comes from exactly one
+        tile; exact). A window name blends overlapping tiles with that window (weights stay
+        positive at image borders); ``"blend"`` means ``window`` (default ``"hann"``).
+    window : str, optional
+        Blend window, an alternative spelling of ``blend=<window>``.
+    channels : int or sequence of int, optional
+        Input channels fed to the model (default all).
+    normalization : normalisation object, optional
+        A ``cupatch.normalization`` object. Its input scale/shift is fused into the gather
+        and ``normalization.denormalize`` is applied to the model output. It is fitted on
+        ``data`` first when not yet fitted.
+    target_axes : str, optional
+        Axes order of the result (default: ``axes``, with C inserted before the spatial axes
+        when the model outputs several channels and ``axes`` has none).
+    out : path, NumPy array, Zarr array, or list of them, optional
+        Destination. A ``.zarr``, ``.tif/.tiff`` or ``.npy`` path is created (refused if it
+        exists unless ``overwrite``); arrays must have the restored output shape. With a
+        destination the prediction streams into it and it is returned.
+    device : {"auto", "gpu", "cpu"}, default "auto"
+        ``"auto"`` uses the GPU when usable; ``"gpu"`` without a usable GPU is an error.
+    progress : bool, default True
+        Show a tqdm progress bar (tiles/s).
+    overwrite : bool, default False
+        Replace existing output paths.
+    max_gpu_bytes : float, optional
+        Working-memory budget on the device (default: half the free GPU memory; no limit
+        on the CPU). If the full output would not fit, it is streamed to a host array.
+
+    Returns
+    -------
+    array, destination, or list of them
+        The stitched prediction in ``target_axes`` order (CuPy if the input was CuPy, else
+        NumPy), or ``out`` when given. A list when ``data`` is a list.
+
+    Raises
+    ------
+    ValueError
+        Bad tiling, axes, channels, blend, or a model output of the wrong batch size or
+        spatial shape (the message names the model and the shapes).
+    FileExistsError, FileNotFoundError, PermissionError
+        Output path exists (without ``overwrite``), has no parent directory, or is not
+        writable. Checked before any work.
+    MemoryError
+        The GPU ran out of memory; the message names ``batch_size``, ``tile_size`` and
+        ``max_gpu_bytes``.
+    """
+    plan = Plan.build(
+        model, data, axes=axes, tile_size=tile_size, overlap=overlap, batch_size=batch_size, blend=blend,
+        window=window, channels=channels, normalization=normalization, target_axes=target_axes, out=out,
+        device=device, progress=progress, overwrite=overwrite, max_gpu_bytes=max_gpu_bytes,
+    )  # fmt: skip
+    return execute(plan)[0]
+
+
+#: predict_tiled's arguments, their defaults and their order: the one place they are spelled.
+_ARGUMENTS = inspect.signature(predict_tiled)
+
+
+def run_prediction(model, data, *, timing: bool = False, **arguments) -> tuple[Any, PredictionStats]:
+    """:func:`predict_tiled` (same arguments) returning ``(result, PredictionStats)``.
+
+    With ``timing=True`` the device is synchronised after every phase so that the gather,
+    model and stitch times in the stats are exact (slightly slower overall).
+    """
+    bound = _ARGUMENTS.bind(model, data, **arguments)
+    bound.apply_defaults()
+    return execute(Plan.build(**bound.arguments), timing=timing)
+
+
+def execute(plan: Plan, *, timing: bool = False) -> tuple[Any, PredictionStats]:
+    """Run a plan; returns ``(result, PredictionStats)`` (see :func:`run_prediction`)."""
+    run = _Run(plan, timing, PredictionStats(n_images=len(plan.images), device=plan.device))
+    run.bar = _progress_bar(plan.n_tiles, plan.progress)
+    results = []
+    start = time.perf_counter()
+    finished: list[Path] = []  # output files completely written
+    try:
+        for image in plan.images:
+            n_created = len(run.created)
+            results.append(_predict_image(run, image))
+            finished.extend(run.created[n_created:])
+    except BaseException as exc:
+        incomplete = [path for path in run.created if path not in finished]
+        # CuPy and torch raise OutOfMemoryError; a failed pinned or runtime allocation comes
+        # as a CUDA runtime error carrying cudaErrorMemoryAllocation.
+        oom = type(exc).__name__ == "OutOfMemoryError" or "cudaErrorMemoryAllocation" in str(exc)
+        if oom:
+            new = MemoryError(
+                f"the GPU ran out of memory during tiled inference ({exc}); lower batch_size "
+                f"(={plan.batch_size}) or tile_size (={plan.tile}), or lower max_gpu_bytes (={plan.budget:.3g}) so "
+                f"that the output is streamed in slabs"
+            )
+            for path in incomplete:
+                new.add_note(f"predict_tiled: the output {str(path)!r} is incomplete (stopped by this error)")
+            raise new from exc
+        for path in incomplete:
+            exc.add_note(f"predict_tiled: the output {str(path)!r} is incomplete (stopped by this error)")
+        raise
+    finally:
+        run.bar.close()
+    run.stats.wall_s = time.perf_counter() - start
+    run.stats.n_tiles = plan.n_tiles
+    return (results if plan.is_list else results[0]), run.stats
+
+
+@dataclass
+class _Run:
+    """What one execution of a plan accumulates."""
+
+    plan: Plan
+    timing: bool  # synchronise the device after every phase (exact phase times)
+    stats: PredictionStats
+    bar: Any = None
+    created: list[Path] = field(default_factory=list)  # output files made by this run
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int, progress: bool):
+    """A tqdm bar over tiles (tiles/s), or a silent stand-in when off or tqdm is missing."""
+    if not progress:
+        return _NoProgress()
+    try:
+        from tqdm.auto import tqdm  # a dependency, but the package must still work without it
+    except ImportError:
+        return _NoProgress()
+    return tqdm(total=total, desc="predict_tiled", unit="tile", dynamic_ncols=True)
+
+
+def _predict_image(run: _Run, image: ImagePlan):
+    plan, tiling, stats = run.plan, image.tiling, run.stats
+    xp = plan.xp
+
+    def phase_end() -> float:
+        if run.timing and xp is not np:
+            xp.cuda.get_current_stream().synchronize()
+        return time.perf_counter()
+
+    source = open_source(plan, image)
+    sink = None
+    try:
+        for begin in range(0, tiling.n_tiles, plan.batch_size):
+            tile_index = np.arange(begin, min(begin + plan.batch_size, tiling.n_tiles), dtype=np.int64)
+            specs = np.ascontiguousarray(tiling.patching.spec_table(tile_index), dtype=np.int64)
+            t0 = time.perf_counter()
+            batch = source.gather(specs, tile_index)
+            t1 = phase_end()
+            pred = plan.model(batch)
+            check_prediction(pred, plan.model, tuple(batch.shape), tiling.tile)
+            if plan.normalization is not None:
+                pred = plan.normalization.denormalize(pred)
+            t2 = phase_end()
+            if sink is None:
+                writer = open_stream(plan, image, pred, source.resident_bytes)
+                if writer is not None:
+                    if writer.path is not None:
+                        run.created.append(writer.path)
+                    stats.streamed.append(writer.label)
+                sink = open_sink(plan, image, pred, writer)
+            tiles = xp.ascontiguousarray(pred, dtype=np.float32)
+            sink.add(tiles, specs, tile_index)
+            t3 = phase_end()
+            stats.gather_s += t1 - t0
+            stats.model_s += t2 - t1
+            stats.stitch_s += t3 - t2
+            run.bar.update(len(tile_index))
+        output = sink.finish()
+    except BaseException:
+        if sink is not None:
+            sink.abort()
+        raise
+    if writer is not None:
+        return output  # the destination
+    out_axes = output_axes(image.axes, plan.target_axes, output.shape[1])
+    output = axes_mod.restore_array(output, image.axes, image.shape, out_axes)
+    if xp is not np and not image.on_gpu:
+        return output.get()
+    if xp is np and image.on_gpu:
+        import cupy  # optional dependency, only for CuPy inputs
+
+        return cupy.asarray(output)
+    return xp.ascontiguousarray(output)

@@ -1,0 +1,212 @@
+"""Stitching sinks: where predicted tiles are stitched, one ``stitch_tiles`` launch a batch.
+
+:class:`MemorySink` stitches into full-size outputs on the working device (crop, or a
+``BlendAccumulator``). :class:`SlabSink` streams: it keeps only an output slab per sample
+covering the rows of tiles still open, and hands every region no later tile touches
+(blend: divided by its weights), cast to the output dtype and copied to the host, to a
+:class:`~cupatch.inference.writers.Writer`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._layouts import tile_columns
+from ..ops import BlendAccumulator, stitch_tiles
+from .plan import Tiling
+from .writers import BackgroundWriter, Writer
+
+__all__ = ["HostCopier", "MemorySink", "SlabSink", "cast"]
+
+
+def cast(block, dtype, xp):
+    """``block`` in ``dtype``; integer outputs are rounded and clipped to their range."""
+    if block.dtype == dtype:
+        return block
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        block = xp.clip(xp.rint(block), info.min, info.max)
+    return block.astype(dtype)
+
+
+class HostCopier:
+    """Device-to-host copies through one reusable pinned buffer (GPU), or plain views (CPU)."""
+
+    def __init__(self, xp):
+        self.xp = xp
+        self.buffer = None
+
+    def __call__(self, block):
+        if self.xp is np:
+            return block
+        import cupyx  # optional dependency, only on the GPU
+
+        block = self.xp.ascontiguousarray(block)
+        if self.buffer is None or self.buffer.nbytes < block.nbytes:
+            self.buffer = cupyx.empty_pinned(block.nbytes, dtype=np.uint8)
+        host = self.buffer[: block.nbytes].view(block.dtype).reshape(block.shape)
+        block.get(out=host)
+        return host
+
+
+class MemorySink:
+    """Stitches into full-size outputs on the working device."""
+
+    def __init__(self, xp, mode: str, window: str | None, tiling: Tiling, c_out: int, dtype):
+        shape = (tiling.n_samples, c_out, *tiling.spatial)
+        self.xp, self.mode, self.dtype = xp, mode, np.dtype(dtype)
+        if mode == "crop":
+            self.output = xp.zeros(shape, dtype=np.float32)
+            self.acc = None
+        else:
+            self.acc = BlendAccumulator([shape], tiling.tile, tiling.overlap, window=window, array_module=xp)
+
+    def add(self, tiles, table, tile_index) -> None:
+        if self.acc is None:
+            stitch_tiles(tiles, table, [self.output], mode="crop")
+        else:
+            self.acc.add(tiles, table)
+
+    def finish(self):
+        """The stitched SC(Z)YX output on the working device, in the output dtype."""
+        output = self.output if self.acc is None else self.acc.finalize()[0]
+        return cast(output, self.dtype, self.xp)
+
+    def abort(self) -> None:
+        pass
+
+
+class SlabSink:
+    """Stitches into per-sample output slabs and writes finished regions out.
+
+    A slab of sample ``s`` holds image rows ``[lo, lo + capacity)`` along the first spatial
+    axis. After each batch, everything before the first row any remaining tile writes to is
+    final: it is divided by its weights (blend), cast, and written (rounded down to the
+    writer's ``chunk0`` so Zarr writes stay chunk-aligned), and the slab moves on.
+    """
+
+    def __init__(self, xp, mode: str, table, tiling: Tiling, c_out: int, writer: Writer):
+        self.xp, self.mode, self.table = xp, mode, table
+        self.tiling, self.c_out = tiling, c_out
+        self.dtype = np.dtype(writer.target.dtype)
+        self.chunk0 = max(1, int(writer.chunk0))
+        self.writer = writer
+        # Slow destinations (Zarr, files) are written from a background thread.
+        self.background = writer.background
+        self.writes = BackgroundWriter(writer) if self.background else writer
+        self.ranges = tiling.crop_range if mode == "crop" else tiling.blend_range
+        self.slabs: dict[int, list] = {}  # sample -> [lo, values, weights]
+        self.copy_to_host = HostCopier(xp)
+        self.peak_rows = 0
+        columns = tile_columns(len(tiling.tile))
+        self.data_col, self.sample_col = columns["data_idx"].start, columns["sample_idx"].start
+
+    def _alloc(self, rows: int):
+        rest = self.tiling.spatial[1:]
+        values = self.xp.zeros((1, self.c_out, rows, *rest), dtype=np.float32)
+        weights = self.xp.zeros((1, 1, rows, *rest), dtype=np.float32) if self.mode == "blend" else None
+        return values, weights
+
+    def _ensure(self, sample: int, need_lo: int, need_hi: int) -> list:
+        n0 = self.tiling.spatial[0]
+        slab = self.slabs.get(sample)
+        if slab is None:
+            rows = min(n0 - need_lo, max(need_hi - need_lo, self.tiling.tile[0] + self.chunk0))
+            slab = [need_lo, *self._alloc(rows)]
+            self.slabs[sample] = slab
+        lo, values, weights = slab
+        if need_lo < lo:
+            raise AssertionError(f"slab of sample {sample} starts at {lo} but row data from {need_lo} is still needed")
+        if need_hi > lo + values.shape[2]:
+            rows = min(n0 - lo, max(need_hi - lo, int(values.shape[2] * 1.5)))
+            new_values, new_weights = self._alloc(rows)
+            new_values[:, :, : values.shape[2]] = values
+            if weights is not None:
+                new_weights[:, :, : weights.shape[2]] = weights
+            slab[1], slab[2] = new_values, new_weights
+        self.peak_rows = max(self.peak_rows, sum(s[1].shape[2] for s in self.slabs.values()))
+        return slab
+
+    def add(self, tiles, table, tile_index) -> None:
+        t = self.tiling
+        samples = tile_index // t.n_per_sample
+        rows = (tile_index % t.n_per_sample) // t.row_size
+        specs = np.array(table, dtype=np.int64, copy=True)
+        outputs, weights, origins = [], [], []
+        for slot, sample in enumerate(dict.fromkeys(samples.tolist())):
+            mask = samples == sample
+            first, last = int(rows[mask].min()), int(rows[mask].max())
+            need_lo = int(self.ranges[first, 0])
+            need_hi = int(self.ranges[first : last + 1, 1].max())
+            lo, values, w = self._ensure(sample, need_lo, need_hi)
+            # each sample's slab is its own single-sample output
+            specs[mask, self.data_col] = slot
+            specs[mask, self.sample_col] = 0
+            outputs.append(values)
+            weights.append(w)
+            origins.append((lo,) + (0,) * (len(t.spatial) - 1))
+        image_shapes = [t.spatial] * len(outputs)
+        if self.mode == "crop":
+            stitch_tiles(tiles, specs, outputs, mode="crop", image_shapes=image_shapes, origins=origins)
+        else:
+            stitch_tiles(
+                tiles,
+                specs,
+                outputs,
+                mode="blend",
+                weights=weights,
+                window_table=self.table,
+                image_shapes=image_shapes,
+                origins=origins,
+            )
+        self._flush(int(tile_index[-1]) + 1)
+
+    def _flush(self, next_tile: int) -> None:
+        t = self.tiling
+        n0 = t.spatial[0]
+        for sample in sorted(self.slabs):
+            if next_tile >= (sample + 1) * t.n_per_sample:
+                final = n0
+            else:
+                row = (next_tile - sample * t.n_per_sample) // t.row_size
+                final = int(self.ranges[row, 0])
+                final -= final % self.chunk0
+            slab = self.slabs[sample]
+            lo, values, weights = slab
+            if final <= lo:
+                continue
+            k = final - lo
+            block = values[0, :, :k]
+            if weights is not None:
+                block = block / weights[0, :, :k]
+            host = self.copy_to_host(cast(block, self.dtype, self.xp))
+            if self.background and self.xp is not np:
+                host = host.copy()  # the pinned buffer is reused by the next flush
+            self.writes.write(sample, lo, final, host)
+            if final == n0:
+                del self.slabs[sample]
+                continue
+            # Move the still-open rows to the front of a fresh slab that ends inside the image.
+            keep = values.shape[2] - k
+            new_values, new_weights = self._alloc(min(values.shape[2], n0 - final))
+            new_values[:, :, :keep] = values[:, :, k:]
+            if weights is not None:
+                new_weights[:, :, :keep] = weights[:, :, k:]
+            slab[:] = [final, new_values, new_weights]
+
+    def finish(self):
+        """Wait for the last writes and flush; returns the destination array."""
+        if self.background:
+            self.writes.close()
+        if self.slabs:
+            raise RuntimeError(f"streaming ended with unfinished samples {sorted(self.slabs)}")
+        self.writer.close()
+        return self.writer.target
+
+    def abort(self) -> None:
+        """Stop the background writer after an error (its own error, if any, is dropped)."""
+        if self.background:
+            try:
+                self.writes.close()
+            except BaseException:  # the error that stopped the run is the one to report
+                pass

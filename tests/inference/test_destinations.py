@@ -1,0 +1,144 @@
+"""Destination safety (:mod:`cupatch.inference.destinations`): outputs that would lose data or cannot
+be written are refused before any work."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from cupatch.inference import predict_tiled
+
+from .helpers import IMAGE, identity, scaled
+
+
+def test_existing_output_is_refused_unless_overwrite(tmp_path):
+    path = tmp_path / "pred.npy"
+    np.save(path, np.ones(3))
+    with pytest.raises(FileExistsError, match="overwrite"):
+        predict_tiled(identity, IMAGE, axes="YX", tile_size=16, overlap=4, out=path, progress=False)
+    np.testing.assert_array_equal(np.load(path), np.ones(3))  # untouched
+    predict_tiled(scaled, IMAGE, axes="YX", tile_size=16, overlap=4, out=path, overwrite=True, progress=False)
+    np.testing.assert_array_equal(np.load(path), np.ones((40, 40)))
+
+
+def test_output_may_not_be_the_input(tmp_path):
+    zarr = pytest.importorskip("zarr")
+
+    zarr.create_array(store=str(tmp_path / "in.zarr"), data=np.zeros((40, 40), np.float32))
+    for out in (tmp_path / "in.zarr", str(tmp_path / "in.zarr")):
+        with pytest.raises(ValueError, match="overwrite the input"):
+            predict_tiled(
+                identity, str(tmp_path / "in.zarr"), axes="YX", tile_size=16, overlap=4, out=out, overwrite=True,
+                progress=False,
+            )  # fmt: skip
+    assert zarr.open_array(str(tmp_path / "in.zarr"), mode="r").shape == (40, 40)
+
+
+def test_output_may_not_be_the_input_given_as_a_stack(tmp_path):
+    # The command line passes an ImageStack, not the path: the input file must still be safe.
+    tifffile = pytest.importorskip("tifffile")
+    from cupatch.stacks import as_stack
+
+    image = np.arange(40 * 40, dtype=np.float32).reshape(40, 40)
+    path = tmp_path / "in.tif"
+    tifffile.imwrite(path, image)
+    stack = as_stack(str(path), axes="YX")
+    with pytest.raises(ValueError, match="overwrite the input"):
+        predict_tiled(scaled, stack, axes="YX", tile_size=16, overlap=4, out=path, overwrite=True, progress=False)
+    np.testing.assert_array_equal(tifffile.imread(path), image)
+
+
+def test_output_may_not_be_a_memory_mapped_input(tmp_path):
+    from cupatch.stacks import as_stack
+
+    path = tmp_path / "in.npy"
+    np.save(path, np.ones((40, 40), np.float32))
+    mapped = np.load(path, mmap_mode="r")
+    for data in (mapped, as_stack(mapped, "YX"), str(path)):
+        with pytest.raises(ValueError, match="overwrite the input"):
+            predict_tiled(scaled, data, axes="YX", tile_size=16, overlap=4, out=path, overwrite=True, progress=False)
+    np.testing.assert_array_equal(np.load(path), np.ones((40, 40), np.float32))
+
+
+def test_output_array_may_not_share_storage_with_the_input(tmp_path):
+    image = np.arange(40 * 40, dtype=np.float32).reshape(40, 40)
+    original = image.copy()
+    for out in (image, image[:]):
+        with pytest.raises(ValueError, match="shares memory or storage with an input"):
+            predict_tiled(scaled, image, axes="YX", tile_size=16, overlap=4, out=out, progress=False)
+    np.testing.assert_array_equal(image, original)
+    zarr = pytest.importorskip("zarr")
+    stored = zarr.create_array(store=str(tmp_path / "in.zarr"), data=original)
+    reopened = zarr.open_array(str(tmp_path / "in.zarr"), mode="r+")
+    for data in (stored, str(tmp_path / "in.zarr")):
+        with pytest.raises(ValueError, match="shares memory or storage with an input|overwrite the input"):
+            predict_tiled(scaled, data, axes="YX", tile_size=16, overlap=4, out=reopened, progress=False)
+    np.testing.assert_array_equal(stored[:], original)
+
+
+def test_same_destination_twice_is_refused_before_any_work(tmp_path):
+    calls = []
+
+    def counting(x):
+        calls.append(1)
+        return x
+
+    images = [np.zeros((40, 40), np.float32), np.ones((40, 40), np.float32)]
+    path = tmp_path / "pred.npy"
+    for overwrite in (False, True):
+        with pytest.raises(ValueError, match=r"out\[0\] and out\[1\] are the same destination"):
+            predict_tiled(
+                counting, images, axes="YX", tile_size=16, overlap=4, out=[path, tmp_path / "." / "pred.npy"],
+                overwrite=overwrite, progress=False,
+            )  # fmt: skip
+    shared = np.zeros((40, 40), np.float32)
+    with pytest.raises(ValueError, match="same destination"):
+        predict_tiled(counting, images, axes="YX", tile_size=16, overlap=4, out=[shared, shared], progress=False)
+    assert not calls and not path.exists()
+
+
+def test_read_only_output_array_is_refused_before_any_work():
+    out = np.zeros((40, 40), np.float32)
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="out is a read-only"):
+        predict_tiled(identity, IMAGE, axes="YX", tile_size=16, overlap=4, out=out, progress=False)
+
+
+def test_read_only_zarr_output_is_refused_before_any_work(tmp_path):
+    zarr = pytest.importorskip("zarr")
+
+    zarr.create_array(store=str(tmp_path / "out.zarr"), shape=(40, 40), dtype="float32")
+    out = zarr.open_array(str(tmp_path / "out.zarr"), mode="r")
+    with pytest.raises(ValueError, match="out is a read-only Zarr array"):
+        predict_tiled(identity, IMAGE, axes="YX", tile_size=16, overlap=4, out=out, progress=False)
+
+
+def test_unwritable_or_unsupported_output(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        predict_tiled(identity, IMAGE, axes="YX", tile_size=16, overlap=4, out=tmp_path / "no" / "x.zarr", progress=False)
+    with pytest.raises(ValueError, match="must end in"):
+        predict_tiled(identity, IMAGE, axes="YX", tile_size=16, overlap=4, out=tmp_path / "x.png", progress=False)
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write into read-only directories")
+def test_read_only_directory_is_refused(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(PermissionError, match="not writable"):
+            predict_tiled(identity, IMAGE, axes="YX", tile_size=16, overlap=4, out=locked / "x.zarr", progress=False)
+    finally:
+        locked.chmod(0o700)
+
+
+def test_unwritable_directory_is_refused_before_any_work(tmp_path, monkeypatch):
+    from cupatch.inference import destinations
+
+    calls = []
+    monkeypatch.setattr(destinations.os, "access", lambda path, mode: False)
+    with pytest.raises(PermissionError, match="not writable"):
+        predict_tiled(lambda x: calls.append(1) or x, IMAGE, axes="YX", tile_size=16, overlap=4, out=tmp_path / "x.npy", progress=False)
+    assert not calls and not (tmp_path / "x.npy").exists()
