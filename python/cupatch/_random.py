@@ -13,6 +13,8 @@ import enum
 
 import numpy as np
 
+from ._validation import as_int
+
 __all__ = ["Stream", "hash4", "resolve_seed", "splitmix64", "uniform01", "uniform_int"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -78,8 +80,4 @@ def resolve_seed(seed: int | None) -> int:
     """Return a concrete non-negative seed: ``seed`` itself, or fresh entropy when None."""
     if seed is None:
         return int(np.random.SeedSequence().entropy) % 2**64
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
-    if not 0 <= int(seed) < 2**64:
-        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
-    return int(seed)
+    return as_int(seed, "seed", minimum=0, below=2**64, below_text="2**64")

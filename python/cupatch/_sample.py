@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ._backend import is_cupy_array
+
 __all__ = ["GaussianDenoiser", "default_model", "sample_image"]
 
 #: Kernel half-width in units of sigma (the SciPy default).
@@ -129,12 +131,12 @@ class GaussianDenoiser:
         sigmas = (0.0, 0.0) + (self.sigma,) * (batch.ndim - 2)
         if self.sigma == 0:
             return batch.copy()
-        if type(batch).__module__.startswith("cupy"):
-            from cupyx.scipy import ndimage as cundi
+        if is_cupy_array(batch):
+            from cupyx.scipy import ndimage as cundi  # optional dependency, only with CuPy batches
 
             return cundi.gaussian_filter(batch, sigmas, mode="constant", cval=0.0, truncate=TRUNCATE)
         try:
-            from scipy import ndimage
+            from scipy import ndimage  # optional dependency (a NumPy loop stands in)
         except ImportError:
             return _gaussian_filter_numpy(np.asarray(batch), sigmas)
         return ndimage.gaussian_filter(np.asarray(batch), sigmas, mode="constant", cval=0.0, truncate=TRUNCATE)

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ._validation import look_up_option
+
 __all__ = ["WINDOWS", "window_table"]
 
 #: Window names accepted by ``window_table`` and the blend stitchers.
@@ -83,8 +85,7 @@ def window_table(
         float32 array ``(ndim, 4, max(tile_size))``; entry ``[d, f, p]`` is the weight of
         position ``p`` along axis ``d`` for border flag ``f`` (unused tail entries are 0).
     """
-    if window not in WINDOWS:
-        raise ValueError(f"window must be one of {WINDOWS}, got {window!r}")
+    look_up_option(window, WINDOWS, "window")
     tile = [int(t) for t in tile_size]
     if len(tile) not in (2, 3) or any(t < 1 for t in tile):
         raise ValueError(f"tile_size must be 2 or 3 positive ints, got {tuple(tile_size)}")

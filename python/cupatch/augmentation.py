@@ -20,7 +20,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ._backend import array_module
 from ._random import Stream, hash4, resolve_seed, uniform01, uniform_int
+from ._validation import as_probability, look_up_option
 
 __all__ = ["Augmentations", "apply_augmentations"]
 
@@ -53,13 +55,9 @@ class Augmentations:
         flip_axes: str = "YX",
         seed: int | None = None,
     ) -> None:
-        for name, p in (("p_flip", p_flip), ("p_rot90", p_rot90)):
-            if not (isinstance(p, (int, float, np.floating)) and 0.0 <= float(p) <= 1.0):
-                raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
-        if flip_axes not in ("YX", "XY", "Y", "X"):
-            raise ValueError(f"flip_axes must be 'YX', 'Y' or 'X', got {flip_axes!r}")
+        self.p_flip, self.p_rot90 = as_probability(p_flip, "p_flip"), as_probability(p_rot90, "p_rot90")
+        look_up_option(flip_axes, ("YX", "XY", "Y", "X"), "flip_axes")
         self.flip, self.rot90 = bool(flip), bool(rot90)
-        self.p_flip, self.p_rot90 = float(p_flip), float(p_rot90)
         self.flip_axes = "YX" if flip_axes == "XY" else flip_axes
         self.seed = resolve_seed(seed)
 
@@ -123,9 +121,5 @@ def apply_augmentations(patch, flip_y: bool, flip_x: bool, rot90: int):
     if flip_x:
         patch = patch[..., :, ::-1]
     if int(rot90) % 4:
-        if isinstance(patch, np.ndarray):
-            xp = np
-        else:
-            import cupy as xp
-        patch = xp.rot90(patch, k=int(rot90) % 4, axes=(-2, -1))
+        patch = array_module(patch).rot90(patch, k=int(rot90) % 4, axes=(-2, -1))
     return patch.copy()

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from ._random import Stream, hash4, resolve_seed
+from ._validation import as_int
 
 __all__ = ["BatchLoader", "epoch_permutation", "shard_indices"]
 
@@ -125,21 +126,16 @@ class BatchLoader:
         return_regions: bool = False,
     ) -> None:
         for name, value in (("batch_size", batch_size), ("rank", rank), ("world_size", world_size), ("prefetch", prefetch)):
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"{name} must be an integer, got {value!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if world_size < 1:
-            raise ValueError(f"world_size must be >= 1, got {world_size}")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
-        if prefetch < 0:
-            raise ValueError(f"prefetch must be >= 0, got {prefetch}")
+            as_int(value, name)  # every type first, then the ranges
+        batch_size = as_int(batch_size, "batch_size", minimum=1)
+        world_size = as_int(world_size, "world_size", minimum=1)
+        rank = as_int(rank, "rank", minimum=0, below=world_size, below_text=f"world_size={world_size}")
+        prefetch = as_int(prefetch, "prefetch", minimum=0)
         if seed is None and shuffle and world_size > 1:
             raise ValueError("seed is required when world_size > 1, so that every rank shuffles the same way")
         if as_torch:
             try:
-                import torch  # noqa: F401
+                import torch  # noqa: F401  (optional dependency, checked up front)
             except ImportError as exc:
                 raise ImportError("as_torch=True needs torch installed") from exc
         self.dataset = dataset
@@ -156,11 +152,7 @@ class BatchLoader:
     # -- ordering --------------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch (shuffle order, random coordinates and augmentations)."""
-        if isinstance(epoch, (bool, np.bool_)) or not isinstance(epoch, (int, np.integer)):
-            raise TypeError(f"epoch must be an integer, got {epoch!r}")
-        if epoch < 0:
-            raise ValueError(f"epoch must be >= 0, got {epoch}")
-        self.epoch = int(epoch)
+        self.epoch = as_int(epoch, "epoch", minimum=0)
         self.dataset.set_epoch(self.epoch)
 
     def indices(self) -> np.ndarray:
@@ -201,7 +193,7 @@ class BatchLoader:
     def _to_out(self, array):
         if not self.as_torch:
             return array
-        import torch
+        import torch  # optional dependency, only with as_torch=True
 
         return torch.from_dlpack(array)
 
@@ -251,10 +243,10 @@ class BatchLoader:
     def _consumer_stream(self):
         """The stream the consumer's kernels run on: torch's current stream with ``as_torch``
         (on the dataset's device), else CuPy's current stream."""
-        import cupy
+        import cupy  # optional dependency, only on the GPU path
 
         if self.as_torch:
-            import torch
+            import torch  # optional dependency, only with as_torch=True
 
             torch_stream = torch.cuda.current_stream(cupy.cuda.Device().id)
             # Stream.from_external replaces ExternalStream (deprecated in CuPy 14, and its
@@ -273,7 +265,7 @@ class BatchLoader:
         destroyed stream's handle can be handed to a new, unrelated stream, which would then
         reuse those blocks without waiting for the consumer.
         """
-        import cupy
+        import cupy  # optional dependency, only on the GPU path
 
         device = cupy.cuda.Device().id
         streams = self.__dict__.setdefault("_side_streams", {})

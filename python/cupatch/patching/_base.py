@@ -1,4 +1,5 @@
-"""Behaviour shared by every strategy: index checks, spec dicts built from table rows."""
+"""Behaviour shared by every strategy: the constructor preamble (validated data shapes,
+patch size, seed, overlaps), index checks and spec dicts built from table rows."""
 
 from __future__ import annotations
 
@@ -6,32 +7,37 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .._layouts import patch_columns
+from .._random import resolve_seed
+from .._validation import as_index, as_indices, as_int, as_overlaps, as_patch_size, validate_data_shapes
 from ._bins import SampleBins
-from .._validation import as_index, as_indices, as_int
 from .specs import PatchSpecs
 
-__all__ = ["BasePatching", "specs_from_rows"]
+__all__ = ["BasePatching", "OverlapPatching", "SeededPatching", "new_table", "specs_from_rows"]
+
+
+def new_table(data_idx: np.ndarray, sample_idx: np.ndarray, columns: dict[str, slice]) -> np.ndarray:
+    """A zeroed int64 spec table with the given layout (:mod:`cupatch._layouts`), its
+    ``data_idx`` and ``sample_idx`` columns filled."""
+    table = np.zeros((len(data_idx), max(s.stop for s in columns.values())), dtype=np.int64)
+    table[:, columns["data_idx"].start] = data_idx
+    table[:, columns["sample_idx"].start] = sample_idx
+    return table
 
 
 def specs_from_rows(table: np.ndarray, ndim: int, patch_size) -> list[PatchSpecs]:
     """Turn rows of a patch table into PatchSpecs dicts of plain Python ints/tuples."""
-    rows = table.tolist()
-    return [
-        {
-            "data_idx": r[0],
-            "sample_idx": r[1],
-            "coords": tuple(r[2 : 2 + ndim]),
-            "patch_size": patch_size,
-        }
-        for r in rows
-    ]
+    columns = patch_columns(ndim)
+    d, s, c = columns["data_idx"].start, columns["sample_idx"].start, columns["coords"]
+    return [{"data_idx": r[d], "sample_idx": r[s], "coords": tuple(r[c]), "patch_size": patch_size} for r in table.tolist()]
 
 
 class BasePatching:
     """Common part of the strategies built on :class:`SampleBins`.
 
-    Subclasses set ``self._bins``, ``self._ndim`` and ``self._patch_size`` and implement
-    ``_table(indices)`` for validated int64 indices.
+    The constructor validates and keeps the SC(Z)YX ``data_shapes`` and the ``patch_size``
+    (none for strategies with ``_has_patch_size = False``); subclasses then set
+    ``self._bins`` and implement ``_table(indices)`` for validated int64 indices.
 
     Indices follow the same rule everywhere: ``0 <= index < n_patches``; negative indices
     raise :class:`IndexError` (no Python-style wrapping, so a bad index never silently
@@ -42,6 +48,13 @@ class BasePatching:
     _ndim: int
     _patch_size: tuple[int, ...] | None
     _data_shapes: tuple[tuple[int, ...], ...]
+    #: False for strategies whose patch size varies per stack (whole samples)
+    _has_patch_size = True
+
+    def __init__(self, data_shapes: Sequence[Sequence[int]], patch_size: Sequence[int] | None = None):
+        self._data_shapes = validate_data_shapes(data_shapes)
+        self._ndim = len(self._data_shapes[0]) - 2
+        self._patch_size = as_patch_size(patch_size, self._ndim) if self._has_patch_size else None
 
     @property
     def n_patches(self) -> int:
@@ -144,3 +157,43 @@ class BasePatching:
         if k < 0 or k >= n_stacks:
             raise IndexError(f"data_idx {k} out of range for {n_stacks} image stacks")
         return list(self._bins.stack_range(k))
+
+
+class SeededPatching(BasePatching):
+    """A strategy whose coordinates are drawn from ``hash4(seed, epoch, index, stream)``."""
+
+    def __init__(self, data_shapes: Sequence[Sequence[int]], patch_size: Sequence[int], seed: int | None = None):
+        super().__init__(data_shapes, patch_size)
+        self._seed = resolve_seed(seed)
+        self._epoch = 0
+
+    @property
+    def seed(self) -> int:
+        """The (resolved) seed."""
+        return self._seed
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(n_stacks={len(self._data_shapes)}, patch_size={self._patch_size}, "
+            f"seed={self._seed}, n_patches={self.n_patches})"
+        )
+
+
+class OverlapPatching(BasePatching):
+    """A strategy of regular windows that overlap by a fixed amount per axis.
+
+    ``overlaps`` may be None (no overlap) unless ``_overlaps_required``.
+    """
+
+    _overlaps_required = False
+
+    def __init__(self, data_shapes: Sequence[Sequence[int]], patch_size: Sequence[int], overlaps: Sequence[int] | None):
+        super().__init__(data_shapes, patch_size)
+        if overlaps is None and self._overlaps_required:
+            raise TypeError(f"overlaps is required for {type(self).__name__} (use zeros for no overlap)")
+        self._overlaps = (0,) * self._ndim if overlaps is None else as_overlaps(overlaps, self._patch_size)
+
+    @property
+    def overlaps(self) -> tuple[int, ...]:
+        """Overlap per axis."""
+        return self._overlaps

@@ -6,13 +6,15 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .._layouts import TILE_AXIS_FIELDS, patch_columns, tile_columns
 from ._base import BasePatching
 from .._validation import as_index, as_indices, as_int, as_int_tuple
 from .specs import PatchSpecs, is_tile_specs
 
 __all__ = ["FixedPatching"]
 
-_TILE_FIELDS = ("crop_coords", "crop_size", "stitch_coords")
+#: the fields a tile spec adds to a patch spec's coords
+_TILE_FIELDS = tuple(f for f in TILE_AXIS_FIELDS if f != "coords")
 
 
 class FixedPatching(BasePatching):
@@ -47,15 +49,15 @@ class FixedPatching(BasePatching):
             raise ValueError(f"specs[0]['coords'] must have 2 or 3 entries, got {ndim}")
         patch_size = as_int_tuple(specs[0]["patch_size"], "specs[0]['patch_size']", length=ndim, minimum=1)
         self._tiles = all(is_tile_specs(s) for s in specs)
-        n_cols = 2 + (4 if self._tiles else 1) * ndim
-        table = np.empty((len(specs), n_cols), dtype=np.int64)
+        self._columns = columns = tile_columns(ndim) if self._tiles else patch_columns(ndim)
+        table = np.empty((len(specs), max(c.stop for c in columns.values())), dtype=np.int64)
         totals = np.zeros(len(specs), dtype=np.int64)
         for i, s in enumerate(specs):
-            table[i, 0] = as_int(s["data_idx"], f"specs[{i}]['data_idx']")
-            table[i, 1] = as_int(s["sample_idx"], f"specs[{i}]['sample_idx']")
-            if table[i, 0] < 0 or table[i, 1] < 0:
+            table[i, columns["data_idx"]] = as_int(s["data_idx"], f"specs[{i}]['data_idx']")
+            table[i, columns["sample_idx"]] = as_int(s["sample_idx"], f"specs[{i}]['sample_idx']")
+            if table[i, columns["data_idx"]][0] < 0 or table[i, columns["sample_idx"]][0] < 0:
                 raise ValueError(f"specs[{i}] has a negative data_idx or sample_idx")
-            table[i, 2 : 2 + ndim] = as_int_tuple(s["coords"], f"specs[{i}]['coords']", length=ndim)
+            table[i, columns["coords"]] = as_int_tuple(s["coords"], f"specs[{i}]['coords']", length=ndim)
             size = as_int_tuple(s["patch_size"], f"specs[{i}]['patch_size']", length=ndim, minimum=1)
             if size != patch_size:
                 raise ValueError(
@@ -63,15 +65,14 @@ class FixedPatching(BasePatching):
                     "all specs of a FixedPatching must share one patch size"
                 )
             if self._tiles:
-                for f, name in enumerate(_TILE_FIELDS):
-                    col = 2 + (f + 1) * ndim
-                    table[i, col : col + ndim] = as_int_tuple(s[name], f"specs[{i}]['{name}']", length=ndim)
+                for name in _TILE_FIELDS:
+                    table[i, columns[name]] = as_int_tuple(s[name], f"specs[{i}]['{name}']", length=ndim)
                 totals[i] = as_int(s.get("total_tiles", 0), f"specs[{i}]['total_tiles']")
         self._table_all = table
         self._totals = totals
         self._ndim = ndim
         self._patch_size = patch_size
-        self._n_stacks = int(table[:, 0].max()) + 1
+        self._n_stacks = int(table[:, columns["data_idx"]].max()) + 1
 
     @property
     def n_patches(self) -> int:
@@ -86,13 +87,16 @@ class FixedPatching(BasePatching):
     def get_patch_spec(self, index: int) -> PatchSpecs:
         """The spec at ``index`` (same values on every call)."""
         i = as_index(index, self.n_patches)
-        r = self._table_all[i].tolist()
-        nd = self._ndim
-        spec = {"data_idx": r[0], "sample_idx": r[1], "coords": tuple(r[2 : 2 + nd]), "patch_size": self._patch_size}
+        r, columns = self._table_all[i].tolist(), self._columns
+        spec = {
+            "data_idx": r[columns["data_idx"].start],
+            "sample_idx": r[columns["sample_idx"].start],
+            "coords": tuple(r[columns["coords"]]),
+            "patch_size": self._patch_size,
+        }
         if self._tiles:
-            for f, name in enumerate(_TILE_FIELDS):
-                col = 2 + (f + 1) * nd
-                spec[name] = tuple(r[col : col + nd])
+            for name in _TILE_FIELDS:
+                spec[name] = tuple(r[columns[name]])
             spec["total_tiles"] = int(self._totals[i])
         return spec
 
@@ -101,4 +105,4 @@ class FixedPatching(BasePatching):
         k = as_int(data_idx, "data_idx")
         if k < 0:
             raise IndexError(f"data_idx must be >= 0, got {k}")
-        return np.flatnonzero(self._table_all[:, 0] == k).tolist()
+        return np.flatnonzero(self._table_all[:, self._columns["data_idx"].start] == k).tolist()

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .._random import Stream, resolve_seed, splitmix64
-from ._base import BasePatching
+from .._layouts import patch_columns
+from .._random import Stream, splitmix64
+from ._base import SeededPatching, new_table
 from ._bins import SampleBins
-from .._validation import as_int, as_patch_size, validate_data_shapes
 from .specs import PatchSpecs
 
 __all__ = ["FixedRandomPatching", "RandomPatching", "draw_int", "stream_hashes"]
@@ -61,7 +61,7 @@ def _n_patches_per_sample(spatial: Sequence[int], patch_size: Sequence[int]) -> 
     return math.prod(-(-n // p) for n, p in zip(spatial, patch_size))
 
 
-class RandomPatching(BasePatching):
+class RandomPatching(SeededPatching):
     """Random patches, about one per grid cell of each sample and epoch.
 
     Parameters
@@ -83,11 +83,7 @@ class RandomPatching(BasePatching):
     """
 
     def __init__(self, data_shapes: Sequence[Sequence[int]], patch_size: Sequence[int], seed: int | None = None):
-        self._data_shapes = validate_data_shapes(data_shapes)
-        self._ndim = len(self._data_shapes[0]) - 2
-        self._patch_size = as_patch_size(patch_size, self._ndim)
-        self._seed = resolve_seed(seed)
-        self._epoch = 0
+        super().__init__(data_shapes, patch_size, seed)
         spatial = np.array([s[2:] for s in self._data_shapes], dtype=np.int64)
         # number of valid top-left corners per stack and axis
         self._n_corners = np.maximum(0, spatial - np.array(self._patch_size)) + 1
@@ -96,24 +92,19 @@ class RandomPatching(BasePatching):
             [np.full(s[0], _n_patches_per_sample(s[2:], self._patch_size)) for s in self._data_shapes]
         )
 
-    @property
-    def seed(self) -> int:
-        """The (resolved) seed."""
-        return self._seed
-
     def _coords_epoch(self) -> int:
         return self._epoch
 
     def _table(self, indices: np.ndarray) -> np.ndarray:
         data_idx, sample_idx, _ = self._bins.locate(indices)
-        table = np.empty((len(indices), 2 + self._ndim), dtype=np.int64)
-        table[:, 0] = data_idx
-        table[:, 1] = sample_idx
+        columns = patch_columns(self._ndim)
+        table = new_table(data_idx, sample_idx, columns)
+        coords = table[:, columns["coords"]]
         hashes = stream_hashes(
             self._seed, self._coords_epoch(), indices, [Stream.COORD + a for a in range(self._ndim)]
         )
         for axis, h in enumerate(hashes):
-            table[:, 2 + axis] = draw_int(h, self._n_corners[data_idx, axis]).astype(np.int64)
+            coords[:, axis] = draw_int(h, self._n_corners[data_idx, axis]).astype(np.int64)
         return table
 
     def _spec_one(self, index: int) -> PatchSpecs:
@@ -125,12 +116,6 @@ class RandomPatching(BasePatching):
             ((_splitmix64_int(prefix ^ (Stream.COORD + a)) >> 32) * n_corners[a]) >> 32 for a in range(self._ndim)
         )
         return {"data_idx": data_idx, "sample_idx": sample_idx, "coords": coords, "patch_size": self._patch_size}
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(n_stacks={len(self._data_shapes)}, patch_size={self._patch_size}, "
-            f"seed={self._seed}, n_patches={self.n_patches})"
-        )
 
 
 class FixedRandomPatching(RandomPatching):

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._base import BasePatching
+from .._layouts import patch_columns
+from ._base import OverlapPatching, new_table
 from ._bins import SampleBins, unravel_c_order
-from .._validation import as_overlaps, as_patch_size, validate_data_shapes
 from .specs import PatchSpecs
 
 __all__ = ["SequentialPatching", "sequential_starts"]
@@ -24,7 +24,7 @@ def sequential_starts(size: int, patch: int, overlap: int) -> np.ndarray:
     return starts
 
 
-class SequentialPatching(BasePatching):
+class SequentialPatching(OverlapPatching):
     """Regular grid of (possibly overlapping) windows covering every pixel of each sample.
 
     Parameters
@@ -56,10 +56,7 @@ class SequentialPatching(BasePatching):
         patch_size: Sequence[int],
         overlaps: Sequence[int] | None = None,
     ):
-        self._data_shapes = validate_data_shapes(data_shapes)
-        self._ndim = len(self._data_shapes[0]) - 2
-        self._patch_size = as_patch_size(patch_size, self._ndim)
-        self._overlaps = (0,) * self._ndim if overlaps is None else as_overlaps(overlaps, self._patch_size)
+        super().__init__(data_shapes, patch_size, overlaps)
         for k, shape in enumerate(self._data_shapes):
             for a, (n, p) in enumerate(zip(shape[2:], self._patch_size)):
                 if n < p:
@@ -81,11 +78,6 @@ class SequentialPatching(BasePatching):
         per_sample = self._counts.prod(axis=1)
         self._bins = SampleBins([np.full(s[0], n) for s, n in zip(self._data_shapes, per_sample)])
 
-    @property
-    def overlaps(self) -> tuple[int, ...]:
-        """Overlap per axis."""
-        return self._overlaps
-
     def _spec_one(self, index: int) -> PatchSpecs:
         data_idx, sample_idx, local = self._bins.locate_one(index)
         coords = []
@@ -97,9 +89,9 @@ class SequentialPatching(BasePatching):
     def _table(self, indices: np.ndarray) -> np.ndarray:
         data_idx, sample_idx, local = self._bins.locate(indices)
         multi = unravel_c_order(local, self._counts[data_idx])
-        table = np.empty((len(indices), 2 + self._ndim), dtype=np.int64)
-        table[:, 0] = data_idx
-        table[:, 1] = sample_idx
+        columns = patch_columns(self._ndim)
+        table = new_table(data_idx, sample_idx, columns)
+        coords = table[:, columns["coords"]]
         for a in range(self._ndim):
-            table[:, 2 + a] = self._starts[a][self._offsets[data_idx, a] + multi[:, a]]
+            coords[:, a] = self._starts[a][self._offsets[data_idx, a] + multi[:, a]]
         return table

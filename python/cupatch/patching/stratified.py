@@ -33,10 +33,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .._random import Stream, resolve_seed, uniform01
-from ._base import BasePatching
+from .._layouts import patch_columns
+from .._random import Stream, uniform01
+from .._validation import as_int
+from ._base import SeededPatching, new_table
 from ._bins import SampleBins
-from .._validation import as_int, as_patch_size, validate_data_shapes
 from .random import draw_int, stream_hashes
 
 __all__ = ["StratifiedPatching", "region_bin_packing"]
@@ -116,7 +117,7 @@ def _subbox_areas(len_lower: np.ndarray, len_upper: np.ndarray) -> np.ndarray:
     return out
 
 
-class StratifiedPatching(BasePatching):
+class StratifiedPatching(SeededPatching):
     """Random patches spread evenly: each pixel is expected to be covered about once per epoch.
 
     Parameters
@@ -138,11 +139,7 @@ class StratifiedPatching(BasePatching):
     """
 
     def __init__(self, data_shapes: Sequence[Sequence[int]], patch_size: Sequence[int], seed: int | None = None):
-        self._data_shapes = validate_data_shapes(data_shapes)
-        self._ndim = len(self._data_shapes[0]) - 2
-        self._patch_size = as_patch_size(patch_size, self._ndim)
-        self._seed = resolve_seed(seed)
-        self._epoch = 0
+        super().__init__(data_shapes, patch_size, seed)
         self._geom = [_StackGeometry(s[2:], self._patch_size) for s in self._data_shapes]
         n_samples = np.array([s[0] for s in self._data_shapes], dtype=np.int64)
         regions_per_sample = np.repeat([g.n_regions for g in self._geom], n_samples)
@@ -178,11 +175,6 @@ class StratifiedPatching(BasePatching):
         self._rebuild()
 
     # ----------------------------------------------------------------- bookkeeping
-    @property
-    def seed(self) -> int:
-        """The (resolved) seed."""
-        return self._seed
-
     def grid_shape(self, data_idx: int) -> tuple[int, ...]:
         """Grid of sampling regions of stack ``data_idx`` (``(N + 1) // P`` per axis)."""
         return self._geom[self._check_data_idx(data_idx)].grid_shape
@@ -412,17 +404,11 @@ class StratifiedPatching(BasePatching):
         pick = np.floor(uniform01(h_box) * cum[:, -1]).astype(np.int64)
         box = (cum <= pick[:, None]).sum(axis=1)
         # 3) uniform corner inside the sub-box
-        table = np.empty((len(indices), 2 + nd), dtype=np.int64)
-        table[:, 0] = self._bins.sample_data_idx[g]
-        table[:, 1] = self._bins.sample_local_idx[g]
+        columns = patch_columns(nd)
+        table = new_table(self._bins.sample_data_idx[g], self._bins.sample_local_idx[g], columns)
+        coords = table[:, columns["coords"]]
         for a in range(nd):
             upper = (box >> a) & 1
             length = np.where(upper == 1, self._len_upper[region, a], self._len_lower[region, a])
-            table[:, 2 + a] = self._origin[region, a] + upper + draw_int(h_coord[a], np.maximum(length, 1)).astype(np.int64)
+            coords[:, a] = self._origin[region, a] + upper + draw_int(h_coord[a], np.maximum(length, 1)).astype(np.int64)
         return table
-
-    def __repr__(self) -> str:
-        return (
-            f"StratifiedPatching(n_stacks={len(self._data_shapes)}, patch_size={self._patch_size}, "
-            f"seed={self._seed}, n_patches={self.n_patches})"
-        )

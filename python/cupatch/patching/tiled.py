@@ -10,15 +10,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._base import BasePatching
+from .._layouts import TILE_AXIS_FIELDS, tile_columns
+from .._validation import as_int
+from ._base import OverlapPatching, new_table
 from ._bins import SampleBins, unravel_c_order
-from .._validation import as_int, as_overlaps, as_patch_size, validate_data_shapes
 from .specs import TileSpecs
 
-__all__ = ["TiledPatching", "tile_axis"]
+__all__ = ["AXIS_COLUMNS", "TiledPatching", "tile_axis"]
 
-#: columns of an axis tiling returned by :func:`tile_axis` / :meth:`TiledPatching.axis_tiles`
-AXIS_COLUMNS = ("coords", "crop_coords", "crop_size", "stitch_coords")
+#: columns of an axis tiling returned by :func:`tile_axis` / :meth:`TiledPatching.axis_tiles`:
+#: the per-axis fields of a tile table, in the same order
+AXIS_COLUMNS = tuple(TILE_AXIS_FIELDS)
 
 
 def tile_axis(size: int, tile: int, overlap: int) -> np.ndarray:
@@ -69,7 +71,7 @@ def tile_axis(size: int, tile: int, overlap: int) -> np.ndarray:
     return out
 
 
-class TiledPatching(BasePatching):
+class TiledPatching(OverlapPatching):
     """Overlapping tiles covering every sample, with the crop/stitch data to reassemble it.
 
     Parameters
@@ -91,13 +93,10 @@ class TiledPatching(BasePatching):
     ``data_idx, sample_idx, coords, crop_coords, crop_size, stitch_coords``.
     """
 
+    _overlaps_required = True
+
     def __init__(self, data_shapes: Sequence[Sequence[int]], patch_size: Sequence[int], overlaps: Sequence[int]):
-        self._data_shapes = validate_data_shapes(data_shapes)
-        self._ndim = len(self._data_shapes[0]) - 2
-        self._patch_size = as_patch_size(patch_size, self._ndim)
-        if overlaps is None:
-            raise TypeError("overlaps is required for TiledPatching (use zeros for no overlap)")
-        self._overlaps = as_overlaps(overlaps, self._patch_size)
+        super().__init__(data_shapes, patch_size, overlaps)
         self._axis_tiles = [
             [tile_axis(n, p, o) for n, p, o in zip(s[2:], self._patch_size, self._overlaps)]
             for s in self._data_shapes
@@ -111,11 +110,6 @@ class TiledPatching(BasePatching):
         self._tiles_list = [[t.tolist() for t in axes] for axes in self._axis_tiles]
         self._totals = [int(s[0] * n) for s, n in zip(self._data_shapes, self._tiles_per_sample)]
         self._bins = SampleBins([np.full(s[0], n) for s, n in zip(self._data_shapes, self._tiles_per_sample)])
-
-    @property
-    def overlaps(self) -> tuple[int, ...]:
-        """Overlap per axis."""
-        return self._overlaps
 
     def axis_tiles(self, data_idx: int) -> list[np.ndarray]:
         """The 1-D tilings of one stack.
@@ -148,45 +142,36 @@ class TiledPatching(BasePatching):
             local, m = divmod(local, self._counts_list[data_idx][a])
             rows.append(self._tiles_list[data_idx][a][m])
         rows.reverse()
-        coords, crop, size, stitch = (tuple(r[c] for r in rows) for c in range(4))
+        fields = {name: tuple(r[c] for r in rows) for c, name in enumerate(AXIS_COLUMNS)}
+        return self._spec(data_idx, sample_idx, fields)
+
+    def _spec(self, data_idx: int, sample_idx: int, fields: dict) -> TileSpecs:
+        """A TileSpecs dict in CAREamics' key order, from the per-axis fields."""
         return {
             "data_idx": data_idx,
             "sample_idx": sample_idx,
-            "coords": coords,
+            "coords": fields["coords"],
             "patch_size": self._patch_size,
-            "crop_coords": crop,
-            "crop_size": size,
-            "stitch_coords": stitch,
+            "crop_coords": fields["crop_coords"],
+            "crop_size": fields["crop_size"],
+            "stitch_coords": fields["stitch_coords"],
             "total_tiles": self._totals[data_idx],
         }
 
     def _table(self, indices: np.ndarray) -> np.ndarray:
         data_idx, sample_idx, local = self._bins.locate(indices)
         multi = unravel_c_order(local, self._counts[data_idx])
-        nd = self._ndim
-        table = np.empty((len(indices), 2 + 4 * nd), dtype=np.int64)
-        table[:, 0] = data_idx
-        table[:, 1] = sample_idx
-        for a in range(nd):
+        columns = tile_columns(self._ndim)
+        table = new_table(data_idx, sample_idx, columns)
+        starts = [columns[name].start for name in AXIS_COLUMNS]
+        for a in range(self._ndim):
             rows = self._flat[a][self._offsets[data_idx, a] + multi[:, a]]
-            table[:, 2 + a :: nd] = rows  # columns 2+a, 2+nd+a, 2+2nd+a, 2+3nd+a
+            table[:, [s + a for s in starts]] = rows
         return table
 
     def _specs_from_table(self, table: np.ndarray) -> list[TileSpecs]:
-        nd = self._ndim
-        totals = self._totals
-        out = []
-        for r in table.tolist():
-            out.append(
-                {
-                    "data_idx": r[0],
-                    "sample_idx": r[1],
-                    "coords": tuple(r[2 : 2 + nd]),
-                    "patch_size": self._patch_size,
-                    "crop_coords": tuple(r[2 + nd : 2 + 2 * nd]),
-                    "crop_size": tuple(r[2 + 2 * nd : 2 + 3 * nd]),
-                    "stitch_coords": tuple(r[2 + 3 * nd : 2 + 4 * nd]),
-                    "total_tiles": totals[r[0]],
-                }
-            )
-        return out
+        columns = tile_columns(self._ndim)
+        d, s = columns["data_idx"].start, columns["sample_idx"].start
+        return [
+            self._spec(r[d], r[s], {name: tuple(r[columns[name]]) for name in AXIS_COLUMNS}) for r in table.tolist()
+        ]

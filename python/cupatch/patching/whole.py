@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._base import BasePatching
+from .._layouts import patch_columns
+from ._base import BasePatching, new_table, specs_from_rows
 from ._bins import SampleBins
-from .._validation import validate_data_shapes
 from .specs import PatchSpecs
 
 __all__ = ["WholeSamplePatching"]
@@ -29,10 +29,10 @@ class WholeSamplePatching(BasePatching):
     :meth:`patch_size_of`. ``n_patches`` is the total number of samples.
     """
 
+    _has_patch_size = False
+
     def __init__(self, data_shapes: Sequence[Sequence[int]]):
-        self._data_shapes = validate_data_shapes(data_shapes)
-        self._ndim = len(self._data_shapes[0]) - 2
-        self._patch_size = None
+        super().__init__(data_shapes)
         self._bins = SampleBins([np.ones(s[0], dtype=np.int64) for s in self._data_shapes])
 
     def patch_size_of(self, data_idx: int) -> tuple[int, ...]:
@@ -46,13 +46,10 @@ class WholeSamplePatching(BasePatching):
 
     def _table(self, indices: np.ndarray) -> np.ndarray:
         data_idx, sample_idx, _ = self._bins.locate(indices)
-        table = np.zeros((len(indices), 2 + self._ndim), dtype=np.int64)
-        table[:, 0] = data_idx
-        table[:, 1] = sample_idx
-        return table
+        return new_table(data_idx, sample_idx, patch_columns(self._ndim))  # coords stay 0
 
     def _specs_from_table(self, table: np.ndarray) -> list[PatchSpecs]:
-        return [
-            {"data_idx": r[0], "sample_idx": r[1], "coords": tuple(r[2:]), "patch_size": self.patch_size_of(r[0])}
-            for r in table.tolist()
-        ]
+        specs = specs_from_rows(table, self._ndim, None)
+        for spec in specs:
+            spec["patch_size"] = self.patch_size_of(spec["data_idx"])
+        return specs
