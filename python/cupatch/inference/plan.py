@@ -92,6 +92,10 @@ def output_axes(axes: str, target_axes: str | None, c_out: int) -> str:
 
 
 def _check_tiling(tile: tuple[int, ...], overlap: tuple[int, ...], mode: str) -> None:
+    if any(t < 1 for t in tile):
+        raise ValueError(f"tile_size must be positive, got {tile}")
+    if any(o < 0 for o in overlap):
+        raise ValueError(f"overlap must be non-negative, got {overlap}")
     if any(o >= t for o, t in zip(overlap, tile)):
         raise ValueError(f"overlap {overlap} must be smaller than tile_size {tile} on every axis")
     if mode == "crop" and any(o % 2 for o in overlap):
@@ -238,8 +242,9 @@ class Plan:
         budget = _gpu_budget(max_gpu_bytes, working)
 
         ndim = len(stacks[0].data_shape) - 2
-        tile = ensure_tuple_rep(tile_size, ndim, "tile_size", minimum=1)
-        ovl = ensure_tuple_rep(overlap, ndim, "overlap", minimum=0)
+        # the types of both first, then their values
+        tile = ensure_tuple_rep(tile_size, ndim, "tile_size")
+        ovl = ensure_tuple_rep(overlap, ndim, "overlap")
         _check_tiling(tile, ovl, mode)
         table = window_table(tile, ovl, window_name) if mode == "blend" else None
 
