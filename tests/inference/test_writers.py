@@ -111,3 +111,10 @@ def test_write_error_in_the_background_is_raised(tmp_path, monkeypatch):
         predict_tiled(identity, image, axes="YX", tile_size=16, overlap=4, batch_size=2, out=path, progress=False)
     assert "bg.zarr" in " ".join(getattr(info.value, "__notes__", []))
     assert not any(t.name == "cupatch-writer" for t in __import__("threading").enumerate())
+
+
+def test_every_output_suffix_has_a_writer():
+    from cupatch.inference.destinations import OUT_SUFFIXES
+    from cupatch.inference.writers import FILE_WRITERS
+
+    assert sorted(FILE_WRITERS) == sorted(OUT_SUFFIXES)

@@ -194,7 +194,8 @@ class ImagePlan:
 class Plan:
     """Everything one ``predict_tiled`` call does, checked, before any work.
 
-    Built by :meth:`build` from ``predict_tiled``'s arguments; see there for their meaning.
+    Built by :meth:`build` from the arguments of :func:`~cupatch.predict_tiled`, whose
+    docstring gives their meaning; read, never changed, by the stages that follow.
     """
 
     model: ModelRunner

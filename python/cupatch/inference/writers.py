@@ -101,12 +101,11 @@ class ArrayWriter:
     The base of every kind: only how the array is made, its chunking and its label differ.
     """
 
-    label: ClassVar[str] = "numpy"
+    kind: ClassVar[str] = "numpy"  # the label of a destination given as an array
 
     def __init__(self, target, layout: Layout, *, label: str | None = None, path: Path | None = None):
         self.target, self.path = target, path
-        if label is not None:
-            self.label = label
+        self.label = label or self.kind
         self.chunk0 = 1
         # Plain in-memory arrays are filled synchronously; anything backed by storage is not.
         self.background = type(target) is not np.ndarray
@@ -140,7 +139,7 @@ class ArrayWriter:
 class ZarrWriter(ArrayWriter):
     """A Zarr array, given or created for a ``.zarr`` path; writes are chunk-aligned."""
 
-    label: ClassVar[str] = "zarr"
+    kind: ClassVar[str] = "zarr"
 
     def __init__(self, target, layout: Layout, *, label: str | None = None, path: Path | None = None):
         super().__init__(target, layout, label=label, path=path)
