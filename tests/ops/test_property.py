@@ -13,8 +13,8 @@ hypothesis = pytest.importorskip("hypothesis", reason="hypothesis is not install
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from test_ops_gather import REQUIRED_SOURCE_DTYPES, bits, random_source  # noqa: E402
-from test_ops_stitch import random_tiles, tile_table  # noqa: E402
+from .test_gather import REQUIRED_SOURCE_DTYPES, bits, random_source  # noqa: E402
+from .test_stitch import random_tiles, tile_table  # noqa: E402
 
 from cupatch import _core, _random  # noqa: E402
 from cupatch._reference import (  # noqa: E402

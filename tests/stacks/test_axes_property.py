@@ -9,7 +9,7 @@ pytest.importorskip("hypothesis", reason="hypothesis is not installed")
 
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from test_stacks_axes import _reference_reshape  # noqa: E402
+from .test_axes import _reference_reshape  # noqa: E402
 
 from cupatch.stacks.axes import reshape_array, restore_array, restored_shape  # noqa: E402
 

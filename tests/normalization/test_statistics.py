@@ -1,4 +1,4 @@
-"""Normalisation statistics and the fused affine form, against direct NumPy formulas."""
+"""The statistics pass behind fit: moments, extremes, exact and estimated quantiles, against NumPy."""
 
 from __future__ import annotations
 
@@ -6,33 +6,16 @@ import numpy as np
 import pytest
 from conftest import requires_gpu, to_numpy
 
-from cupatch.normalization import (
-    MeanStdNormalization,
-    MinMaxNormalization,
-    NoNormalization,
-    QuantileNormalization,
-)
+from cupatch.normalization import MeanStdNormalization, MinMaxNormalization, QuantileNormalization
 from cupatch.stacks import as_stack
 
-
-def _stacks(xp, dtype=np.uint16, placement="auto"):
-    rng = np.random.default_rng(3)
-    a = rng.integers(0, 4000, (3, 2, 17, 19)).astype(dtype)  # S C Y X
-    b = rng.integers(100, 9000, (1, 2, 9, 31)).astype(dtype)
-    if placement == "disk":
-        return [as_stack(a, "SCYX", placement="disk"), as_stack(b, "SCYX", placement="disk")], a, b
-    return [as_stack(xp.asarray(a), "SCYX"), as_stack(xp.asarray(b), "SCYX")], a, b
-
-
-def _per_channel(a, b):
-    """All values per channel, (C, N) float64."""
-    return np.concatenate([a.transpose(1, 0, 2, 3).reshape(2, -1), b.transpose(1, 0, 2, 3).reshape(2, -1)], axis=1).astype(np.float64)
+from .helpers import make_stacks, values_per_channel
 
 
 @pytest.mark.parametrize("placement", ["auto", "disk"])
 def test_mean_std_fit_matches_numpy(xp, placement):
-    stacks, a, b = _stacks(xp, placement=placement)
-    values = _per_channel(a, b)
+    stacks, a, b = make_stacks(xp, placement=placement)
+    values = values_per_channel(a, b)
     norm = MeanStdNormalization().fit(stacks, progress=False)
     np.testing.assert_allclose(norm.means, values.mean(axis=1), rtol=1e-12)
     np.testing.assert_allclose(norm.stds, values.std(axis=1), rtol=1e-10)  # population std
@@ -45,9 +28,10 @@ def test_mean_std_fit_matches_numpy(xp, placement):
     np.testing.assert_allclose(norm.denormalize(norm.normalize(x)), x, rtol=1e-5, atol=1e-2)
 
 
+
 def test_pooled_and_channel_subset():
-    stacks, a, b = _stacks(np)
-    values = _per_channel(a, b)
+    stacks, a, b = make_stacks(np)
+    values = values_per_channel(a, b)
     pooled = MeanStdNormalization(per_channel=False).fit(stacks, progress=False)
     np.testing.assert_allclose(pooled.means, [values.mean()], rtol=1e-12)
     np.testing.assert_allclose(pooled.input_scale_shift(3)[0], np.full(3, 1 / (values.std() + 1e-6), np.float32))
@@ -57,9 +41,10 @@ def test_pooled_and_channel_subset():
         MeanStdNormalization().fit(stacks, channels=[5], progress=False)
 
 
+
 def test_min_max(xp):
-    stacks, a, b = _stacks(xp)
-    values = _per_channel(a, b)
+    stacks, a, b = make_stacks(xp)
+    values = values_per_channel(a, b)
     norm = MinMaxNormalization().fit(stacks, progress=False)
     np.testing.assert_array_equal(norm.mins, values.min(axis=1))
     np.testing.assert_array_equal(norm.maxes, values.max(axis=1))
@@ -69,17 +54,19 @@ def test_min_max(xp):
     np.testing.assert_allclose(shift, -lo / (hi - lo + 1e-8), rtol=1e-7)
 
 
+
 @pytest.mark.parametrize("dtype", [np.uint16, np.int16, np.uint8, np.float32])
 @pytest.mark.parametrize("placement", ["auto", "disk"])
 def test_quantiles_exact(dtype, placement):
-    stacks, a, b = _stacks(np, dtype=np.uint16, placement=placement)
+    stacks, a, b = make_stacks(np, dtype=np.uint16, placement=placement)
     if dtype != np.uint16:
         a, b = (a % 200).astype(dtype) - (50 if dtype == np.int16 else 0), (b % 200).astype(dtype)
         stacks = [as_stack(a, "SCYX", placement=placement), as_stack(b, "SCYX", placement=placement)]
-    values = _per_channel(a, b)
+    values = values_per_channel(a, b)
     norm = QuantileNormalization(0.013, 0.987).fit(stacks, progress=False)
     np.testing.assert_allclose(norm.lower_values, np.quantile(values, 0.013, axis=1), rtol=1e-12)
     np.testing.assert_allclose(norm.upper_values, np.quantile(values, 0.987, axis=1), rtol=1e-12)
+
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
@@ -101,6 +88,7 @@ def test_exact_float_quantiles_of_resident_stacks_equal_numpy(xp, dtype, levels)
     np.testing.assert_array_equal(to_numpy(stacks[0].array), a)
 
 
+
 def test_exact_float_quantiles_propagate_nan():
     a = np.arange(2 * 2 * 8 * 8, dtype=np.float32).reshape(2, 2, 8, 8)
     a[1, 0, 3, 3] = np.nan
@@ -108,6 +96,7 @@ def test_exact_float_quantiles_propagate_nan():
     assert np.isnan(norm.lower_values[0]) and np.isnan(norm.upper_values[0])
     values = a[:, 1].ravel().astype(np.float64)
     np.testing.assert_array_equal([norm.lower_values[1], norm.upper_values[1]], np.quantile(values, [0.1, 0.9]))
+
 
 
 def test_exact_float_quantiles_do_not_copy_the_data_in_float64():
@@ -128,6 +117,7 @@ def test_exact_float_quantiles_do_not_copy_the_data_in_float64():
     assert peak < 0.6 * a.nbytes, f"fit used {peak} bytes of extra memory for a {a.nbytes}-byte stack"
     values = a.transpose(1, 0, 2, 3).reshape(4, -1).astype(np.float64)
     np.testing.assert_array_equal(norm.upper_values, np.quantile(values, 0.99, axis=1))
+
 
 
 @pytest.mark.gpu
@@ -161,6 +151,7 @@ def test_exact_float_quantiles_on_the_gpu_stay_within_about_one_channel_of_memor
     np.testing.assert_array_equal(norm.lower_values, np.quantile(values, 0.01, axis=1))
 
 
+
 @pytest.mark.gpu
 @requires_gpu
 @pytest.mark.parametrize("dtype", [np.uint16, np.float32])
@@ -172,13 +163,14 @@ def test_fit_on_a_mix_of_gpu_and_host_stacks(norm_cls, dtype, gpu_first):
     operands, so the GPU blocks come to the host)."""
     import cupy
 
-    _, a, b = _stacks(np, dtype)
+    _, a, b = make_stacks(np, dtype)
     host = norm_cls().fit([as_stack(a, "SCYX"), as_stack(b, "SCYX")], progress=False)
     pair = [as_stack(cupy.asarray(a), "SCYX"), as_stack(b, "SCYX")] if gpu_first else \
         [as_stack(a, "SCYX"), as_stack(cupy.asarray(b), "SCYX")]
     mixed = norm_cls().fit(pair, progress=False)
     for got, want in zip(mixed.input_scale_shift(2), host.input_scale_shift(2)):
         np.testing.assert_array_equal(got, want)
+
 
 
 @pytest.mark.gpu
@@ -199,6 +191,7 @@ def test_predict_tiled_fits_the_normalization_on_a_mixed_list_of_images():
     np.testing.assert_allclose(gpu[1], cpu[1], rtol=1e-6, atol=1e-4)
 
 
+
 def test_quantiles_estimated_for_large_float_data_on_disk(monkeypatch):
     import cupatch.normalization.statistics as nm
 
@@ -211,81 +204,10 @@ def test_quantiles_estimated_for_large_float_data_on_disk(monkeypatch):
     assert not np.allclose([norm.lower_values[0], norm.upper_values[0]], exact, rtol=0, atol=1e-9)
 
 
-def test_targets_and_denormalize_uses_target_stats():
-    stacks, a, b = _stacks(np)
-    targets = [as_stack(a[:, :1] * 2, "SCYX"), as_stack(b[:, :1] * 2, "SCYX")]
-    norm = MeanStdNormalization().fit(stacks, targets=targets, progress=False)
-    t_values = np.concatenate([a[:, 0].ravel(), b[:, 0].ravel()]).astype(np.float64) * 2
-    np.testing.assert_allclose(norm.target_means, [t_values.mean()])
-    y = np.full((2, 1, 3, 3), 0.5, np.float32)
-    np.testing.assert_allclose(norm.denormalize(y), 0.5 * (t_values.std() + 1e-6) + t_values.mean(), rtol=1e-6)
-    skip = MeanStdNormalization(means=[1.0], stds=[2.0], skip_target=True)
-    assert skip.denormalize(y) is y
-    np.testing.assert_array_equal(skip.target_scale_shift(1)[0], [1.0])
-
-
-def test_given_statistics_and_broadcasting():
-    norm = MeanStdNormalization(means=[10.0], stds=[2.0])
-    assert norm.fitted
-    scale, shift = norm.input_scale_shift(3)
-    np.testing.assert_array_equal(scale, np.full(3, np.float32(1 / (2 + 1e-6))))
-    np.testing.assert_array_equal(shift, np.full(3, np.float32(-10 / (2 + 1e-6))))
-    with pytest.raises(ValueError, match="has 2 entries but there are 3 channels"):
-        MeanStdNormalization(means=[1, 2], stds=[1, 1]).input_scale_shift(3)
-    with pytest.raises(ValueError, match="no target statistics"):
-        norm.target_scale_shift(1)
-    with pytest.raises(ValueError, match="not fitted"):
-        MinMaxNormalization().input_scale_shift(1)
-    with pytest.raises(ValueError, match="stds must be non-negative"):
-        MeanStdNormalization(means=[0], stds=[-1])
-    with pytest.raises(ValueError, match="lower < upper"):
-        QuantileNormalization(0.9, 0.1)
-    # fit keeps given statistics and computes only the missing ones
-    stacks, a, b = _stacks(np)
-    fitted = MinMaxNormalization(mins=[0, 0], maxes=[1, 1]).fit(stacks, targets=stacks, progress=False)
-    np.testing.assert_array_equal(fitted.maxes, [1, 1])
-    np.testing.assert_array_equal(fitted.target_maxes, _per_channel(a, b).max(axis=1))
-
-
-def test_swapped_ranges_and_non_stack_inputs_are_refused():
-    with pytest.raises(ValueError, match="mins must not exceed maxes"):
-        MinMaxNormalization(mins=[5.0], maxes=[1.0])
-    with pytest.raises(ValueError, match="target_mins must not exceed target_maxes"):
-        MinMaxNormalization(target_mins=[0.0, 9.0], target_maxes=[1.0, 2.0])
-    with pytest.raises(ValueError, match="different lengths"):
-        MinMaxNormalization(mins=[0.0, 0.0], maxes=[1.0, 1.0, 1.0])
-    with pytest.raises(ValueError, match="lower_values must not exceed upper_values"):
-        QuantileNormalization(lower_values=[3.0], upper_values=[2.0])
-    assert MinMaxNormalization(mins=[1.0], maxes=[1.0]).fitted  # a constant channel is fine
-    stacks, a, _ = _stacks(np)
-    for bad in (a, [a], "image.tif"):
-        with pytest.raises(TypeError, match="as_stacks"):
-            MeanStdNormalization().fit(bad, progress=False)
-    with pytest.raises(TypeError, match="targets.*as_stacks"):
-        MeanStdNormalization().fit(stacks, targets=a, progress=False)
-
-
-def test_no_normalization():
-    norm = NoNormalization()
-    scale, shift = norm.input_scale_shift(2)
-    np.testing.assert_array_equal(scale, [1, 1])
-    np.testing.assert_array_equal(shift, [0, 0])
-    x = np.arange(4, dtype=np.float32).reshape(1, 1, 2, 2)
-    np.testing.assert_array_equal(norm.denormalize(x), x)
-
 
 def test_progress_bar_can_be_switched(capsys):
-    stacks, _, _ = _stacks(np)
+    stacks, _, _ = make_stacks(np)
     MeanStdNormalization().fit(stacks, progress=False)
     assert capsys.readouterr().err == ""
     MeanStdNormalization().fit(stacks, progress=True)
     assert "input statistics" in capsys.readouterr().err
-
-
-def test_denormalize_torch():
-    torch = pytest.importorskip("torch", reason="torch is not installed")
-    norm = MeanStdNormalization(means=[1.0, 2.0], stds=[3.0, 4.0])
-    x = torch.ones((2, 2, 3, 3))
-    out = norm.denormalize(x)
-    assert isinstance(out, torch.Tensor)
-    np.testing.assert_allclose(out[:, 0].numpy(), 1 * (3 + 1e-6) + 1, rtol=1e-6)
