@@ -2,7 +2,10 @@
 
 These are the executable form of ``docs/contracts.md``: slow, per-patch loops written for
 clarity. Tests compare every backend against them bit for bit (gather, crop and blend
-stitching), and the benchmarks use them as the "naive loop" baseline.
+stitching), and the benchmarks use them as the "naive loop" baseline. CAREamics' 1-D
+tiling loop is transcribed here too (:func:`careamics_tile_axis`), once, for every test
+that compares a tiling with CAREamics'. The table columns are spelled out on purpose
+(not read from :mod:`cupatch._layouts`), so a layout mistake cannot hide in both.
 """
 
 from __future__ import annotations
@@ -11,7 +14,30 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["gather_patches_reference", "stitch_blend_reference", "stitch_crop_reference"]
+__all__ = ["careamics_tile_axis", "gather_patches_reference", "stitch_blend_reference", "stitch_crop_reference"]
+
+
+def careamics_tile_axis(n: int, p: int, o: int) -> list[tuple[int, int, int, int]]:
+    """CAREamics' ``_compute_1d_coords`` for an axis of length ``n``, tile ``p``, overlap ``o``.
+
+    A straight transcription of the loop (``reference/careamics.md`` section 1.7, the
+    behavioural spec): one ``(coords, crop_coords, crop_size, stitch_coords)`` row per tile.
+    """
+    out = []
+    step = p - o
+    prev_stitch, prev_size = 0, 1
+    for i in range(0, max(1, n - o), step):
+        if i == 0:
+            tile = (0, 0, n if n <= p else p - o // 2, 0)
+        elif i + p < n:
+            tile = (i, o // 2, p - o, i + o // 2)
+        else:
+            prev_end = prev_stitch + prev_size
+            coord = max(0, n - p)
+            tile = (coord, prev_end - coord, n - prev_end, prev_end)
+        out.append(tile)
+        prev_stitch, prev_size = tile[3], tile[2]
+    return out
 
 
 def _padded_window(sample: np.ndarray, coords: Sequence[int], size: Sequence[int]) -> np.ndarray:

@@ -9,33 +9,16 @@ import pytest
 from conftest import requires_gpu, to_numpy
 
 from cupatch import _core, ops
-from cupatch._reference import stitch_blend_reference, stitch_crop_reference
+from cupatch._reference import careamics_tile_axis, stitch_blend_reference, stitch_crop_reference
 from cupatch._windows import WINDOWS, window_table
 from cupatch.ops import BlendAccumulator, gather_patches, stitch_tiles
-
-
-def axis_tiles(n, p, o):
-    """CAREamics 1-D tiling (reference/careamics.md section 1.7): rows of
-    (coords, crop_coords, crop_size, stitch_coords)."""
-    step, rows = p - o, []
-    for i in range(0, max(1, n - o), step):
-        if i == 0:
-            rows.append((0, 0, n if n <= p else p - o // 2, 0))
-        elif i + p < n:
-            rows.append((i, o // 2, p - o, i + o // 2))
-        else:
-            stitch = rows[-1][3] + rows[-1][2]
-            coord = max(0, n - p)
-            rows.append((coord, stitch - coord, n - stitch, stitch))
-            break
-    return rows
 
 
 def tile_table(shapes, tile, overlaps):
     """Tile table for every sample of every image (C-order over axes, X fastest)."""
     rows = []
     for d, shape in enumerate(shapes):
-        per_axis = [axis_tiles(n, p, o) for n, p, o in zip(shape[2:], tile, overlaps)]
+        per_axis = [careamics_tile_axis(n, p, o) for n, p, o in zip(shape[2:], tile, overlaps)]
         for s in range(shape[0]):
             for combo in itertools.product(*per_axis):
                 rows.append([d, s, *(c[0] for c in combo), *(c[1] for c in combo), *(c[2] for c in combo), *(c[3] for c in combo)])
@@ -56,7 +39,7 @@ CASES = {
 
 def test_literal_careamics_1d_tiling_is_reproduced():
     # N=100, P=32, O=8 worked example (reference/careamics.md section 1.7)
-    assert axis_tiles(100, 32, 8) == [(0, 0, 28, 0), (24, 4, 24, 28), (48, 4, 24, 52), (68, 8, 24, 76)]
+    assert careamics_tile_axis(100, 32, 8) == [(0, 0, 28, 0), (24, 4, 24, 28), (48, 4, 24, 52), (68, 8, 24, 76)]
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cupatch._reference import careamics_tile_axis
 from cupatch.patching import SequentialPatching, TiledPatching
 from cupatch.patching.sequential import sequential_starts
 from cupatch.patching.tiled import tile_axis
@@ -36,35 +37,13 @@ def test_tile_axis_careamics_numbers(n, coords, stitch, crop, size):
     assert t[:, 3].tolist() == stitch
 
 
-def _careamics_1d(n, p, o):
-    """Straight transcription of the loop in careamics.md §1.7 (the behavioural spec)."""
-    out = []
-    step = p - o
-    prev_stitch, prev_size = 0, 1
-    for i in range(0, max(1, n - o), step):
-        if i == 0:
-            coord, crop, stitch = 0, 0, 0
-            size = n if n <= p else p - o // 2
-        elif i + p < n:
-            coord, crop, stitch, size = i, o // 2, i + o // 2, p - o
-        else:
-            prev_end = prev_stitch + prev_size
-            coord = max(0, n - p)
-            stitch = prev_end
-            crop = stitch - coord
-            size = n - stitch
-        out.append((coord, crop, size, stitch))
-        prev_stitch, prev_size = stitch, size
-    return out
-
-
 @settings(max_examples=50, deadline=None)
 @given(n=st.integers(1, 300), p=st.integers(2, 64), half_o=st.integers(0, 31))
 def test_tile_axis_equals_careamics_loop_for_even_overlaps(n, p, half_o):
     o = 2 * half_o
     if o >= p:
         o = 2 * ((p - 1) // 2)
-    assert [tuple(r) for r in tile_axis(n, p, o).tolist()] == _careamics_1d(n, p, o)
+    assert [tuple(r) for r in tile_axis(n, p, o).tolist()] == careamics_tile_axis(n, p, o)
     assert len(tile_axis(n, p, o)) == max(1, -(-(n - o) // (p - o)))
 
 
@@ -75,7 +54,7 @@ def test_odd_overlap_is_an_exact_partition():
     assert t[:, 3].tolist() == [0, 27, 50, 73]
     assert t[:, 1].tolist() == [0, 4, 4, 5]
     assert t[:, 2].tolist() == [27, 23, 23, 27]
-    careamics = _careamics_1d(100, 32, 9)
+    careamics = careamics_tile_axis(100, 32, 9)
     assert [r[2] for r in careamics] == [28, 23, 23, 27]  # the only difference: first crop_size
 
 

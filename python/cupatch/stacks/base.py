@@ -15,7 +15,6 @@ import numpy as np
 from .._dtypes import STACK_DTYPES, dtype_names
 from .._validation import as_index, as_int_tuple, is_int
 from .axes import reshaped_shape, validate_axes
-from .placement import upload_to_gpu  # noqa: F401  (its old home: inference imports it from here until it moves)
 
 __all__ = ["SUPPORTED_DTYPES", "BaseStack", "ImageStack", "check_channels", "check_dtype"]
 
