@@ -15,7 +15,6 @@ from there. So a dataset larger than GPU memory trains too.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -25,7 +24,8 @@ import numpy as np
 from ._backend import gpu_available, is_cupy_array, require_gpu
 from ._dtypes import OUTPUT_DTYPES, STACK_DTYPES
 from ._layouts import patch_columns
-from ._validation import as_int, look_up_option
+from ._staging import Staging
+from ._validation import as_indices, as_int, look_up_option
 from .augmentation import Augmentations
 from .normalization import NoNormalization, Normalization
 from .ops import SourceTable, gather_patches
@@ -42,14 +42,6 @@ GPU_PLACEMENT_FRACTION = 0.5
 _TRAINING_STRATEGIES = ("RandomPatching", "FixedRandomPatching", "StratifiedPatching")
 
 
-def _as_indices(indices) -> np.ndarray:
-    """``indices`` as a flat int64 array; floats and bools are refused, not truncated."""
-    array = np.asarray(indices)
-    if array.size and (array.dtype == bool or not np.issubdtype(array.dtype, np.integer)):
-        raise TypeError(f"indices must be integers, got dtype {array.dtype} ({indices!r:.80})")
-    return array.astype(np.int64, copy=False).reshape(-1)
-
-
 def _resolve_device(device: str) -> str:
     look_up_option(device, ("auto", "gpu", "cpu"), "device")
     if device == "auto":
@@ -57,57 +49,6 @@ def _resolve_device(device: str) -> str:
     if device == "gpu":
         require_gpu()
     return device
-
-
-class _Staging:
-    """Ring of host buffers (pinned on GPU) for patches of stacks that are not resident.
-
-    A buffer is reused only after the upload that read it has finished (its event), so the
-    next batch can be read on the host while the previous upload is still in flight.
-    """
-
-    def __init__(self, device: str, depth: int = 3) -> None:
-        self.device = device
-        self.depth = depth
-        self._buffers: list = [None] * depth
-        self._events: list = [None] * depth
-        self._next = 0
-        self._lock = threading.Lock()
-
-    def acquire(self, shape, dtype) -> tuple[int, np.ndarray]:
-        with self._lock:
-            slot = self._next
-            self._next = (self._next + 1) % self.depth
-        event = self._events[slot]
-        if event is not None:
-            event.synchronize()
-            self._events[slot] = None
-        buf = self._buffers[slot]
-        size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        if buf is None or buf.nbytes < size:
-            if self.device == "gpu":
-                import cupyx  # optional dependency, only on the GPU path
-
-                buf = cupyx.empty_pinned((size,), dtype=np.uint8)
-            else:
-                buf = np.empty(size, dtype=np.uint8)
-            self._buffers[slot] = buf
-        return slot, buf[:size].view(dtype).reshape(shape)
-
-    def upload(self, slot: int, host: np.ndarray):
-        """Asynchronous host-to-device copy on the current stream (GPU), else the host array."""
-        if self.device != "gpu":
-            return host
-        import cupy  # optional dependency, only on the GPU path
-
-        dev = cupy.empty(host.shape, dtype=host.dtype)
-        stream = cupy.cuda.get_current_stream()
-        dev.set(host, stream=stream)
-        # block=True: waiting for the slot to be free sleeps instead of spinning a core
-        event = cupy.cuda.Event(block=True, disable_timing=True)
-        event.record(stream)
-        self._events[slot] = event
-        return dev
 
 
 class _Role:
@@ -248,7 +189,7 @@ class PatchDataset:
             self.augmentations.check_patch_size(self.patching.patch_size)
 
         self.epoch = 0
-        self._staging = _Staging(self.device)
+        self._staging = Staging(self.device)
         if self.device == "gpu":
             # Build the device source tables now, on the stream the stacks were uploaded (or
             # produced) on: a table records that point and gathers on any other stream (the
@@ -444,7 +385,7 @@ class PatchDataset:
 
     def gather_arrays(self, indices) -> tuple[Any, Any]:
         """Batch arrays only (no metadata): ``(input, target)``, target None without targets."""
-        indices = _as_indices(indices)
+        indices = as_indices(np.asarray(indices).reshape(-1), len(self))
         table = self.patching.spec_table(indices)
         specs = np.ascontiguousarray(table[:, : 2 + self.ndim])
         patch_size = self._batch_patch_size(specs)
@@ -481,7 +422,7 @@ class PatchDataset:
         the GPU, NumPy on the CPU) made by one gather call per array; the metadata equal
         :func:`cupatch.collate_regions` of the ``__getitem__`` items.
         """
-        indices = _as_indices(indices)
+        indices = as_indices(np.asarray(indices).reshape(-1), len(self))
         x, y = self.gather_arrays(indices)
         table = self.patching.spec_table(indices)
         x_region = self._collated(x, table, indices, self.input_stacks, self.channels, self.axes)

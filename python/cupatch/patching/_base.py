@@ -85,10 +85,7 @@ class BasePatching:
         Deterministic strategies (and :class:`FixedRandomPatching`) accept and store it but
         their specs do not change.
         """
-        epoch = as_int(epoch, "epoch")
-        if not 0 <= epoch < 2**63:
-            raise ValueError(f"epoch must be in [0, 2**63), got {epoch}")
-        self._epoch = epoch
+        self._epoch = as_int(epoch, "epoch", minimum=0, below=2**63, below_text="2**63")
 
     @property
     def epoch(self) -> int:
@@ -152,11 +149,11 @@ class BasePatching:
         IndexError
             If ``data_idx`` is not a valid stack index.
         """
-        k = as_int(data_idx, "data_idx")
-        n_stacks = len(self._bins.stack_start) - 1
-        if k < 0 or k >= n_stacks:
-            raise IndexError(f"data_idx {k} out of range for {n_stacks} image stacks")
-        return list(self._bins.stack_range(k))
+        return list(self._bins.stack_range(self._check_data_idx(data_idx)))
+
+    def _check_data_idx(self, data_idx) -> int:
+        """``data_idx`` as an int naming one of the image stacks (IndexError otherwise)."""
+        return as_index(data_idx, len(self._data_shapes), "data_idx", what="image stacks")
 
 
 class SeededPatching(BasePatching):

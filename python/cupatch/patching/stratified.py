@@ -35,7 +35,7 @@ import numpy as np
 
 from .._layouts import patch_columns
 from .._random import Stream, uniform01
-from .._validation import as_int
+from .._validation import as_index
 from ._base import SeededPatching, new_table
 from ._bins import SampleBins
 from .random import draw_int, stream_hashes
@@ -179,17 +179,9 @@ class StratifiedPatching(SeededPatching):
         """Grid of sampling regions of stack ``data_idx`` (``(N + 1) // P`` per axis)."""
         return self._geom[self._check_data_idx(data_idx)].grid_shape
 
-    def _check_data_idx(self, data_idx) -> int:
-        k = as_int(data_idx, "data_idx")
-        if k < 0 or k >= len(self._data_shapes):
-            raise IndexError(f"data_idx {k} out of range for {len(self._data_shapes)} image stacks")
-        return k
-
     def _global_sample(self, data_idx, sample_idx) -> int:
         k = self._check_data_idx(data_idx)
-        s = as_int(sample_idx, "sample_idx")
-        if s < 0 or s >= self._data_shapes[k][0]:
-            raise IndexError(f"sample_idx {s} out of range for {self._data_shapes[k][0]} samples of data_idx {k}")
+        s = as_index(sample_idx, self._data_shapes[k][0], "sample_idx", what=f"samples of data_idx {k}")
         return int(self._sample_first[k] + s)
 
     def _region_slice(self, g: int) -> slice:

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from .._layouts import TILE_AXIS_FIELDS, tile_columns
-from .._validation import as_int
 from ._base import OverlapPatching, new_table
 from ._bins import SampleBins, unravel_c_order
 from .specs import TileSpecs
@@ -128,12 +127,6 @@ class TiledPatching(OverlapPatching):
         """Number of tiles of one stack, all samples included (CAREamics' ``total_tiles``)."""
         k = self._check_data_idx(data_idx)
         return int(self._data_shapes[k][0] * self._tiles_per_sample[k])
-
-    def _check_data_idx(self, data_idx: int) -> int:
-        k = as_int(data_idx, "data_idx")
-        if k < 0 or k >= len(self._data_shapes):
-            raise IndexError(f"data_idx {k} out of range for {len(self._data_shapes)} image stacks")
-        return k
 
     def _spec_one(self, index: int) -> TileSpecs:
         data_idx, sample_idx, local = self._bins.locate_one(index)
