@@ -64,8 +64,8 @@ class ImageStack(Protocol):
     def to_device(self, placement: str) -> ImageStack: ...
 
 
-class BaseStack:
-    """Metadata and region reading common to all stacks.
+class BaseStack(ImageStack):
+    """Metadata and region reading common to all stacks (an explicit :class:`ImageStack`).
 
     Subclasses set the attributes below and implement :meth:`_read_box`, which returns the
     in-bounds box of one sample as a NumPy C(Z)YX array of the stored dtype.
@@ -91,13 +91,6 @@ class BaseStack:
         The SC(Z)YX array when resident in memory, else None.
     """
 
-    source: str
-    data_shape: tuple[int, ...]
-    dtype: np.dtype
-    original_axes: str
-    original_data_shape: tuple[int, ...]
-    additional_metadata: dict
-    placement: str
     array: Any = None
 
     def _init_metadata(self, source: str, axes: str, shape: Sequence[int], dtype, metadata=None) -> None:
