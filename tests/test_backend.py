@@ -153,6 +153,23 @@ def test_as_cupy_wraps_foreign_arrays_without_copy():
         _backend.as_cupy(CAIWrapper(base, readonly=True), "out", writable=True)
 
 
+class HostCAI:
+    """A mistaken producer: a CUDA array interface over ordinary host memory."""
+
+    def __init__(self, arr: np.ndarray):
+        self.__cuda_array_interface__ = {
+            "shape": arr.shape, "typestr": arr.dtype.str, "data": (arr.ctypes.data, False), "version": 3, "strides": None,
+        }
+        self._keep = arr
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_as_cupy_refuses_host_memory_behind_a_cuda_interface():
+    with pytest.raises(ValueError, match="x does not point at GPU memory"):
+        _backend.as_cupy(HostCAI(np.zeros((4, 4), np.float32)), "x")
+
+
 @pytest.mark.gpu
 @requires_gpu
 def test_foreign_producer_stream_is_waited_for():

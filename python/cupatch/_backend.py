@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, _core
+from . import _core
 
 __all__ = [
     "CudaArrayInfo",
@@ -108,7 +108,7 @@ def build_info() -> dict[str, Any]:
     cupy = import_cupy()
     runtime = int(_core.cuda_runtime_version())
     return {
-        "version": __version__,
+        "version": _core.version,
         "cuda_compiled": bool(_core.built_with_cuda),
         "cuda_emulated": bool(_core.cuda_emulated),
         "cuda_devices": int(_core.cuda_device_count()),
@@ -260,7 +260,13 @@ def as_cupy(x: Any, name: str = "array", *, writable: bool = False):
             nbytes = info.dtype.itemsize + sum((s - 1) * abs(st) for s, st in zip(info.shape, info.strides))
         if nbytes == 0:
             return cupy.empty(info.shape, dtype=info.dtype)
-        owner_device = int(cupy.cuda.runtime.pointerGetAttributes(info.ptr).device)
+        attributes = cupy.cuda.runtime.pointerGetAttributes(info.ptr)
+        if int(attributes.type) == cupy.cuda.runtime.memoryTypeUnregistered:
+            raise ValueError(
+                f"{name} does not point at GPU memory: its __cuda_array_interface__ names an address "
+                "the CUDA runtime does not know (ordinary host memory?)"
+            )
+        owner_device = int(attributes.device)
         if owner_device != device:
             raise ValueError(f"{name} is on GPU {owner_device}, but the current device is GPU {device}")
         # The pointer may not be the lowest address when strides are negative.
