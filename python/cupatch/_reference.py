@@ -4,11 +4,14 @@ These are the executable form of ``docs/contracts.md``: slow, per-patch loops wr
 clarity. Tests compare every backend against them bit for bit (gather, crop and blend
 stitching), and the benchmarks use them as the "naive loop" baseline. CAREamics' 1-D
 tiling loop is transcribed here too (:func:`careamics_tile_axis`), once, for every test
-that compares a tiling with CAREamics'. The table columns are spelled out on purpose
+that compares a tiling with CAREamics', and so is its tile-by-tile prediction path
+(:func:`careamics_predict_reference`). The table columns are spelled out on purpose
 (not read from :mod:`cupatch._layouts`), so a layout mistake cannot hide in both.
 """
 
 from __future__ import annotations
+
+import itertools
 
 from collections.abc import Sequence
 
@@ -20,8 +23,9 @@ __all__ = ["careamics_tile_axis", "gather_patches_reference", "stitch_blend_refe
 def careamics_tile_axis(n: int, p: int, o: int) -> list[tuple[int, int, int, int]]:
     """CAREamics' ``_compute_1d_coords`` for an axis of length ``n``, tile ``p``, overlap ``o``.
 
-    A straight transcription of the loop (``reference/careamics.md`` section 1.7, the
-    behavioural spec): one ``(coords, crop_coords, crop_size, stitch_coords)`` row per tile.
+    A straight transcription of CAREamics 0.3.5's loop
+    (``careamics/dataset/patching/tiled_patching.py``, ``TiledPatching._compute_1d_coords``):
+    one ``(coords, crop_coords, crop_size, stitch_coords)`` row per tile.
     """
     out = []
     step = p - o
@@ -51,6 +55,28 @@ def _padded_window(sample: np.ndarray, coords: Sequence[int], size: Sequence[int
         src.append(slice(lo, hi))
         dst.append(slice(lo - c, hi - c))
     out[tuple(dst)] = sample[tuple(src)].astype(np.float32)
+    return out
+
+
+def careamics_predict_reference(model, image: np.ndarray, tile: Sequence[int], overlap: Sequence[int]) -> np.ndarray:
+    """CAREamics' tile-by-tile prediction path on an SC(Z)YX image, crop mode.
+
+    Every tile of :func:`careamics_tile_axis`'s tiling is read with zero padding, given to
+    ``model`` alone as a (1, C, *tile) float32 batch, and its kept region copied into an
+    output allocated from the first prediction's channel count (``stitch_prediction``).
+    """
+    spatial = image.shape[2:]
+    per_axis = [careamics_tile_axis(n, p, o) for n, p, o in zip(spatial, tile, overlap)]
+    out = None
+    for s in range(image.shape[0]):
+        for combo in itertools.product(*per_axis):
+            patch = _padded_window(image[s], [c for c, _, _, _ in combo], tile)
+            pred = np.asarray(model(patch[None]))[0]
+            if out is None:
+                out = np.zeros((image.shape[0], pred.shape[0], *spatial), dtype=np.float32)
+            src = (slice(None),) + tuple(slice(cr, cr + sz) for _, cr, sz, _ in combo)
+            dst = (s, slice(None)) + tuple(slice(sc, sc + sz) for _, _, sz, sc in combo)
+            out[dst] = pred[src]
     return out
 
 
