@@ -78,10 +78,18 @@ def main(argv: list[str] | None = None) -> int:
     if src.exists():
         shutil.rmtree(src)
     src.mkdir(parents=True)
-    shutil.copytree(ROOT / "cpp", src / "cpp")
-    shutil.copy2(ROOT / "CMakeLists.txt", src / "CMakeLists.txt")
+    # Plain copies: fresh modification times, so objects built from an earlier run's mutant
+    # are always rebuilt.
+    shutil.copytree(ROOT / "cpp", src / "cpp", copy_function=shutil.copyfile)
+    shutil.copyfile(ROOT / "CMakeLists.txt", src / "CMakeLists.txt")
     if not (build / "build.ninja").exists():
         _configure(src, build)
+    # The unmutated sources must pass, or "caught" below would mean nothing.
+    subprocess.run(["cmake", "--build", str(build), "--target", "emulated_diff"], check=True, capture_output=True, text=True)
+    failed, how = _caught(build / "emulated_diff")
+    if failed:
+        print(f"BASELINE the unmutated differential test fails ({how})")
+        return 1
     survivors = 0
     for m in MUTANTS:
         target = src / m.file
