@@ -92,18 +92,8 @@ _OBJECT_DUNDERS = {"__init__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__",
 
 
 def _split_top_level(text: str) -> list[str]:
-    out, depth, cur = [], 0, ""
-    for ch in text:
-        depth += ch in "([{"
-        depth -= ch in ")]}"
-        if ch == "," and depth == 0:
-            out.append(cur.strip())
-            cur = ""
-        else:
-            cur += ch
-    if cur.strip():
-        out.append(cur.strip())
-    return out
+    """Split a parameter list at its top-level commas (the stand-in's own splitter)."""
+    return _load_as("standin_cupy", STANDIN_DIR / "cupy")._functions._split_params(text)
 
 
 def _docstring_signature(obj, drop_self: bool):
