@@ -17,7 +17,10 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "EXTENT_LIMIT",
+    "as_channels",
     "as_float",
+    "as_float_array",
     "as_index",
     "as_indices",
     "as_int",
@@ -30,6 +33,11 @@ __all__ = [
     "look_up_option",
     "validate_data_shapes",
 ]
+
+
+#: Array extents, origins and image shapes must stay below the native coordinate limit
+#: (``docs/contracts.md``, *Spec tables*).
+EXTENT_LIMIT = 1 << 60
 
 
 def is_int(value: Any) -> bool:
@@ -149,6 +157,57 @@ def as_float(value: Any, name: str, *, low: float | None = None, high: float | N
     raise ValueError(f"{name} must be {what}{bounds}, got {value!r}")
 
 
+def as_float_array(values: Any, name: str) -> np.ndarray:
+    """A finite real number or a non-empty 1-D sequence of them as a float64 array (1-D).
+
+    Raises
+    ------
+    ValueError
+        ``"{name} must be a finite number or a non-empty 1-D sequence of finite numbers, got
+        ..."`` for strings, bools, complex numbers, NaN, infinities, nested or empty
+        sequences and anything else that is not a real number.
+    """
+    what = f"{name} must be a finite number or a non-empty 1-D sequence of finite numbers"
+    if isinstance(values, (str, bytes, Mapping)):
+        raise ValueError(f"{what}, got {values!r} ({type(values).__name__})")
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError):  # ragged sequences and objects NumPy refuses
+        raise ValueError(f"{what}, got {values!r}") from None
+    if arr.dtype.kind not in "iuf" or arr.ndim > 1 or arr.size == 0:
+        raise ValueError(f"{what}, got {values!r}")
+    arr = np.atleast_1d(arr.astype(np.float64))
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if bad.size:
+        raise ValueError(f"{what}, got {values!r} ({name}[{int(bad[0])}] is {arr[bad[0]]})")
+    return arr
+
+
+def as_channels(channels: Any, n_channels: int, name: str = "channels") -> list[int] | None:
+    """A channel subset (an int or a non-empty sequence of ints) checked against
+    ``n_channels``; ``None`` (all channels) stays None.
+
+    Raises
+    ------
+    TypeError
+        For non-integer entries (floats, bools, strings).
+    ValueError
+        For an empty subset and for an index outside ``[0, n_channels)`` (CAREamics' message).
+    """
+    if channels is None:
+        return None
+    values = as_int_tuple((channels,) if is_int(channels) else channels, name)
+    if not values:
+        raise ValueError(f"{name} must not be empty (use None for all channels)")
+    for c in values:
+        if not 0 <= c < n_channels:
+            raise ValueError(
+                f"Channel index {c} in {name} is out of bounds: the data has {n_channels} "
+                f"channel(s) (valid indices 0..{n_channels - 1}). Check the provided `{name}`."
+            )
+    return list(values)
+
+
 def as_probability(value: Any, name: str) -> float:
     """A probability in ``[0, 1]`` as a Python float (ValueError otherwise)."""
     return as_float(value, name, low=0.0, high=1.0, what="a probability")
@@ -180,7 +239,7 @@ def as_indices(indices: Any, n: int, name: str = "indices", *, what: str = "patc
 
 
 def validate_data_shapes(data_shapes: Any) -> tuple[tuple[int, ...], ...]:
-    """Check SC(Z)YX shapes: non-empty, 4 or 5 positive entries each, one spatial ndim."""
+    """Check SC(Z)YX shapes: non-empty, 4 or 5 positive entries each below 2**60, one spatial ndim."""
     if isinstance(data_shapes, (str, bytes, Mapping)) or not isinstance(data_shapes, (Iterable, np.ndarray)):
         raise TypeError(f"data_shapes must be a sequence of SC(Z)YX shapes, got {type(data_shapes).__name__}")
     data_shapes = list(data_shapes)
@@ -188,6 +247,8 @@ def validate_data_shapes(data_shapes: Any) -> tuple[tuple[int, ...], ...]:
         raise ValueError("data_shapes must not be empty")
     shapes = tuple(as_int_tuple(s, f"data_shapes[{k}]", minimum=1) for k, s in enumerate(data_shapes))
     for k, shape in enumerate(shapes):
+        if max(shape, default=0) >= EXTENT_LIMIT:
+            raise ValueError(f"data_shapes[{k}] entries must be below 2**60 (the documented extent limit), got {shape}")
         if len(shape) not in (4, 5):
             raise ValueError(f"data_shapes[{k}] must be SCYX or SCZYX (4 or 5 entries), got {shape}")
         if len(shape) != len(shapes[0]):

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import _backend
+from .._validation import EXTENT_LIMIT  # re-exported: the limit is defined once
 
 __all__ = [
     "EXTENT_LIMIT",
@@ -28,8 +29,6 @@ __all__ = [
 ]
 
 FLOAT32 = np.dtype(np.float32)
-#: Array extents, origins and image shapes must stay below the native kCoordLimit (2**60).
-EXTENT_LIMIT = 1 << 60
 
 
 def spatial3(shape: Sequence[int]) -> tuple[int, int, int]:
