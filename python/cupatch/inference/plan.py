@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import gpu_available, gpu_unavailable_reason, is_cupy_array
-from .._validation import as_indices, as_int, as_int_tuple, ensure_tuple_rep, is_int, look_up_option
+from .._validation import as_channels, as_int, ensure_tuple_rep, look_up_option
 from .._windows import WINDOWS, window_table
 from ..patching import TiledPatching
 from ..patching.tiled import AXIS_COLUMNS
@@ -104,13 +104,8 @@ def _check_tiling(tile: tuple[int, ...], overlap: tuple[int, ...], mode: str) ->
 
 
 def _check_channels(channels, n_channels: int) -> tuple[int, ...] | None:
-    if channels is None:
-        return None
-    values = as_int_tuple((channels,) if is_int(channels) else channels, "channels")
-    if not values:
-        raise ValueError("channels must name at least one channel")
-    as_indices(values, n_channels, "channels", what="channels")
-    return values
+    values = as_channels(channels, n_channels)
+    return None if values is None else tuple(values)
 
 
 def _gpu_budget(max_gpu_bytes, device: str) -> float:

@@ -14,7 +14,7 @@ import numpy as np
 from .. import _backend, _core
 from .._dtypes import DTYPE_CODES, OUTPUT_DTYPES
 from .._layouts import n_patch_columns, patch_columns
-from .._validation import as_int_tuple, look_up_option
+from .._validation import as_channels, as_int_tuple, look_up_option
 from ._arrays import as_backend_array, device_argument, ptr, spatial3, spec_table
 from .sources import SourceTable
 
@@ -77,12 +77,7 @@ def _check_rows(specs: np.ndarray, table: SourceTable) -> None:
 def _channels(channels, n_channels: int) -> np.ndarray:
     if channels is None:
         return np.arange(n_channels, dtype=np.int64)
-    chan = np.asarray(as_int_tuple(channels, "channels"), dtype=np.int64)
-    if chan.size == 0:
-        raise ValueError("channels must not be empty (use None for all channels)")
-    if chan.min() < 0 or chan.max() >= n_channels:
-        raise IndexError(f"channels must be in [0, {n_channels}), got {tuple(chan.tolist())}")
-    return chan
+    return np.asarray(as_channels(channels, n_channels), dtype=np.int64)
 
 
 def _affine(scale, shift, n_out: int, xp):

@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .._dtypes import STACK_DTYPES, dtype_names
-from .._validation import as_index, as_int_tuple, is_int
+from .._validation import as_channels, as_index, as_int_tuple
 from .axes import reshaped_shape, validate_axes
 
 __all__ = ["SUPPORTED_DTYPES", "BaseStack", "ImageStack", "check_channels", "check_dtype"]
@@ -32,18 +32,7 @@ def check_dtype(dtype, source: str) -> np.dtype:
 
 def check_channels(channels: Sequence[int] | None, n_channels: int, what: str = "channels") -> list[int] | None:
     """Validate a channel subset against ``n_channels``; ``None`` means all channels."""
-    if channels is None:
-        return None
-    values = as_int_tuple((channels,) if is_int(channels) else channels, what)
-    if not values:
-        raise ValueError(f"{what} must not be empty (use None for all channels)")
-    for c in values:
-        if not 0 <= c < n_channels:
-            raise ValueError(
-                f"Channel index {c} in {what} is out of bounds: the data has {n_channels} "
-                f"channel(s) (valid indices 0..{n_channels - 1}). Check the provided `{what}`."
-            )
-    return list(values)
+    return as_channels(channels, n_channels, what)
 
 
 @runtime_checkable
