@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import array_module, is_gpu_array
+from .._validation import as_float_array
 from ..stacks.base import check_channels
 from .statistics import stats_pass
 
@@ -23,14 +24,10 @@ RANGE_EPS = 1e-8
 
 
 def as_stat(values, name: str) -> np.ndarray | None:
+    """Given statistics as a float64 array (``None`` stays None: computed by ``fit``)."""
     if values is None:
         return None
-    arr = np.atleast_1d(np.asarray(values, dtype=np.float64))
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{name} must be a number or a non-empty 1-D sequence, got {values!r}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got {values!r}")
-    return arr
+    return as_float_array(values, name)
 
 
 def broadcast(values: np.ndarray, n_channels: int, name: str) -> np.ndarray:
