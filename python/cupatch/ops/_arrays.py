@@ -100,8 +100,9 @@ def spec_table(specs: Any, n_cols: int, xp, name: str, *, what: str):
         if dev.ndim != 2 or dev.shape[1] != n_cols:
             raise ValueError(f"{name} must be a {what} of shape (B, {n_cols}), got {dev.shape}")
         return xp.ascontiguousarray(dev, dtype=np.int64), None
-    if host.size == 0 and host.ndim == 1:
-        host = host.reshape(0, n_cols)
+    if host.size == 0 and (host.ndim == 1 or (host.ndim == 2 and host.shape[1] == n_cols)):
+        # an empty batch ([], np.empty((0, n))): no entry has a dtype worth checking
+        host = np.zeros((0, n_cols), dtype=np.int64)
     if host.dtype.kind not in "iu":
         raise TypeError(f"{name} must be an integer array, got dtype {host.dtype}")
     if host.ndim != 2 or host.shape[1] != n_cols:
