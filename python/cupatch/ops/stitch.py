@@ -7,6 +7,7 @@ follow the native output-table layout (:data:`cupatch._layouts.OUTPUT_COLUMNS`).
 
 from __future__ import annotations
 
+import types
 from collections.abc import Sequence
 from typing import Any
 
@@ -303,9 +304,12 @@ class BlendAccumulator:
     ):
         xp = array_module
         if xp is not np:
-            cupy = _backend.require_gpu("BlendAccumulator")
+            # the name first: any other module is a mistake whether or not a GPU is usable
+            name = xp.__name__ if isinstance(xp, types.ModuleType) else f"{xp!r} ({type(xp).__name__})"
+            look_up_option(name, ("numpy", "cupy"), "array_module")
+            cupy = _backend.require_gpu()  # "a GPU was requested but none is usable: ..."
             if xp is not cupy:
-                raise ValueError(f"array_module must be numpy or cupy, got {getattr(xp, '__name__', xp)!r}")
+                raise ValueError(f"array_module must be numpy or cupy, got {name!r}")
         tile = as_int_tuple(tile_size, "tile_size", minimum=1)
         if len(tile) not in (2, 3):
             raise ValueError(f"tile_size must have 2 or 3 entries, got {tile}")
@@ -338,6 +342,7 @@ class BlendAccumulator:
         """Accumulate one batch of tiles (one blend launch)."""
         if self._finalized:
             raise RuntimeError("BlendAccumulator.add called after finalize()")
+        tiles = as_backend_array(tiles, self.xp, "tiles")
         if tuple(tiles.shape[2:]) != self.tile_size:
             raise ValueError(f"tiles must have tile size {self.tile_size}, got shape {tuple(tiles.shape)}")
         self._follow_current_stream()
