@@ -261,6 +261,11 @@ def _check_tile_specs(specs: np.ndarray, outs, shapes, tile_size, ndim: int, *, 
         raise ValueError(f"specs: tile {b} stitches at {tuple(stitch[b])} with size {tuple(size[b])}, outside its image {tuple(image[b])}")
 
 
+def _array_module_message(xp) -> str:
+    shown = xp.__name__ if isinstance(xp, types.ModuleType) else f"{xp!r} ({type(xp).__name__})"
+    return f"array_module must be the numpy or cupy module, got {shown}"
+
+
 class BlendAccumulator:
     """Weighted tile blending over many batches, normalised at the end.
 
@@ -304,12 +309,15 @@ class BlendAccumulator:
     ):
         xp = array_module
         if xp is not np:
-            # the name first: any other module is a mistake whether or not a GPU is usable
-            name = xp.__name__ if isinstance(xp, types.ModuleType) else f"{xp!r} ({type(xp).__name__})"
-            look_up_option(name, ("numpy", "cupy"), "array_module")
-            cupy = _backend.require_gpu()  # "a GPU was requested but none is usable: ..."
+            name = getattr(xp, "__name__", None) if isinstance(xp, types.ModuleType) else None
+            try:
+                cupy = _backend.require_gpu("BlendAccumulator")
+            except RuntimeError:
+                if name != "cupy":  # any other module is a mistake whether or not a GPU is usable
+                    raise ValueError(_array_module_message(xp)) from None
+                raise
             if xp is not cupy:
-                raise ValueError(f"array_module must be numpy or cupy, got {name!r}")
+                raise ValueError(_array_module_message(xp))
         tile = as_int_tuple(tile_size, "tile_size", minimum=1)
         if len(tile) not in (2, 3):
             raise ValueError(f"tile_size must have 2 or 3 entries, got {tile}")
