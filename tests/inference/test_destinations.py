@@ -142,3 +142,96 @@ def test_unwritable_directory_is_refused_before_any_work(tmp_path, monkeypatch):
     with pytest.raises(PermissionError, match="not writable"):
         predict_tiled(lambda x: calls.append(1) or x, IMAGE, axes="YX", tile_size=16, overlap=4, out=tmp_path / "x.npy", progress=False)
     assert not calls and not (tmp_path / "x.npy").exists()
+
+
+def _saved_image(tmp_path):
+    image = np.arange(40 * 40, dtype=np.float32).reshape(40, 40)
+    path = tmp_path / "in.npy"
+    np.save(path, image)
+    return image, path
+
+
+def test_output_memory_map_of_the_input_file_is_refused(tmp_path):
+    # out maps the very file being read: refused by file identity, however it is spelled or held
+    image, path = _saved_image(tmp_path)
+    (tmp_path / "link.npy").symlink_to(path)
+    os.link(path, tmp_path / "hard.npy")
+    spellings = (str(path), path, tmp_path / "link.npy", str(tmp_path / "hard.npy"), tmp_path / "." / "in.npy")
+    for data in (*spellings, np.load(path, mmap_mode="r"), [np.load(path, mmap_mode="r")]):
+        for out in (
+            np.load(path, mmap_mode="r+"),
+            np.asarray(np.load(path, mmap_mode="r+")),  # a plain-ndarray view of the map
+            np.load(tmp_path / "link.npy", mmap_mode="r+")[:, :],
+        ):
+            outs = [out] if isinstance(data, list) else out
+            with pytest.raises(ValueError, match="shares memory or storage with an input"):
+                predict_tiled(scaled, data, axes="YX", tile_size=16, overlap=4, out=outs, progress=False)
+    np.testing.assert_array_equal(np.load(path), image)
+
+
+def test_output_memory_map_of_the_input_tiff_is_refused(tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    from cupatch.stacks import as_stack
+
+    image = np.arange(40 * 40, dtype=np.float32).reshape(40, 40)
+    path = tmp_path / "in.tif"
+    tifffile.imwrite(path, image)
+    for data in (str(path), as_stack(str(path), axes="YX"), as_stack(str(path), axes="YX", placement="disk")):
+        with pytest.raises(ValueError, match=r"shares memory or storage with an input \(.*in\.tif"):
+            predict_tiled(
+                scaled, data, axes="YX", tile_size=16, overlap=4, out=tifffile.memmap(path, mode="r+"), progress=False
+            )
+    np.testing.assert_array_equal(tifffile.imread(path), image)
+
+
+def test_output_path_that_is_a_hard_link_to_the_input_is_refused(tmp_path):
+    image, path = _saved_image(tmp_path)
+    os.link(path, tmp_path / "hard.npy")
+    with pytest.raises(ValueError, match="would overwrite the input"):
+        predict_tiled(
+            scaled, str(path), axes="YX", tile_size=16, overlap=4, out=tmp_path / "hard.npy", overwrite=True,
+            progress=False,
+        )  # fmt: skip
+    np.testing.assert_array_equal(np.load(path), image)
+
+
+def test_output_zarr_array_on_the_input_store_is_refused(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    from zarr.storage import MemoryStore
+
+    image = np.arange(40 * 40, dtype=np.float32).reshape(40, 40)
+    store = tmp_path / "in.zarr"
+    zarr.create_array(store=str(store), name="g/x", data=image)
+    (tmp_path / "alias.zarr").symlink_to(store)
+    reopened = zarr.open_array(str(tmp_path / "alias.zarr"), path="g/x", mode="r+")
+    for data in (str(store / "g" / "x"), f"file://{store}/g/x", zarr.open_array(str(store), path="g/x", mode="r")):
+        with pytest.raises(ValueError, match="shares memory or storage with an input"):
+            predict_tiled(scaled, data, axes="YX", tile_size=16, overlap=4, out=reopened, progress=False)
+    np.testing.assert_array_equal(zarr.open_array(str(store), path="g/x", mode="r")[:], image)
+    # two MemoryStore objects over one dict are one store
+    shared: dict = {}
+    source = zarr.create_array(store=MemoryStore(shared), name="x", data=image)
+    with pytest.raises(ValueError, match="shares memory or storage with an input"):
+        out = zarr.open_array(store=MemoryStore(shared), path="x", mode="r+")
+        predict_tiled(scaled, source, axes="YX", tile_size=16, overlap=4, out=out, progress=False)
+    np.testing.assert_array_equal(source[:], image)
+    # a different array of the same store is a different destination
+    other = zarr.create_array(store=MemoryStore(shared), name="y", shape=(40, 40), dtype="float32")
+    predict_tiled(scaled, source, axes="YX", tile_size=16, overlap=4, out=other, progress=False)
+    np.testing.assert_array_equal(other[:], image * 2 + 1)
+
+
+def test_output_memory_maps_of_one_file_for_two_images_are_refused(tmp_path):
+    _, path = _saved_image(tmp_path)
+    images = [np.zeros((40, 40), np.float32), np.ones((40, 40), np.float32)]
+    outs = [np.load(path, mmap_mode="r+"), np.load(tmp_path / "." / "in.npy", mmap_mode="r+")]
+    with pytest.raises(ValueError, match=r"out\[0\] and out\[1\] are the same destination"):
+        predict_tiled(scaled, images, axes="YX", tile_size=16, overlap=4, out=outs, progress=False)
+
+
+def test_separate_output_memory_map_is_accepted(tmp_path):
+    image, path = _saved_image(tmp_path)
+    out = np.lib.format.open_memmap(tmp_path / "out.npy", mode="w+", dtype=np.float32, shape=(40, 40))
+    predict_tiled(scaled, str(path), axes="YX", tile_size=16, overlap=4, out=out, progress=False)
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), image * 2 + 1)
+    np.testing.assert_array_equal(np.load(path), image)

@@ -4,7 +4,9 @@
 array, one per image. Paths must be new (or ``overwrite``) in a writable directory; no
 destination may be an input, lie inside or around one, share memory or storage with one
 (memory-mapped and ``.npy`` inputs, Zarr arrays and stacks included), be read-only, or be
-given twice. These checks run in :meth:`Plan.build <cupatch.inference.plan.Plan.build>`,
+given twice. Sharing is decided by storage identity, never by how a path is spelled: NumPy
+memory (``np.shares_memory``), files by device and inode (symbolic and hard links, memory maps
+through their file), Zarr arrays by their store and path. These checks run in :meth:`Plan.build <cupatch.inference.plan.Plan.build>`,
 before the first tile; :func:`clear_path` makes way for a new output file just before it
 is created.
 """
@@ -13,10 +15,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+
+try:
+    from numpy.lib.array_utils import byte_bounds
+except ImportError:  # NumPy < 2
+    from numpy import byte_bounds
 
 __all__ = ["OUT_SUFFIXES", "check_outputs", "clear_path", "is_zarr_array", "normalise_out", "path_kind"]
 
@@ -60,105 +67,191 @@ def _local_path(location: str) -> Path | None:
     return Path(location).absolute().resolve()
 
 
-def _input_paths(data, stacks) -> list[tuple[str, Path]]:
-    """``(label, path)`` of every input that lives in a file or a local store.
+@dataclass
+class _Footprint:
+    """Where one input or destination keeps its data, compared by storage identity.
 
-    Both the items of ``data`` that are paths and the sources of the stacks are used, so an
-    input passed as an ``ImageStack`` or a Zarr array is protected too.
+    ``arrays`` are NumPy arrays (compared with ``np.shares_memory``); ``paths`` are the files
+    or directories the data live in (compared by file identity, so a symbolic link, a hard
+    link or another spelling of the same file is the same file); ``stores`` are Zarr stores
+    that are not local directories, as ``(store identity, path inside the store)``.
     """
-    items = data if isinstance(data, (list, tuple)) else [data]
+
+    label: str
+    arrays: list = field(default_factory=list)
+    paths: list = field(default_factory=list)
+    stores: list = field(default_factory=list)
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _within(inner: Path, outer: Path) -> bool:
+    """True when ``inner`` is ``outer`` or lies inside it (by path or by file identity)."""
+    if inner == outer or outer in inner.parents:
+        return True
+    outer_id = _file_id(outer)
+    return outer_id is not None and any(_file_id(p) == outer_id for p in (inner, *inner.parents))
+
+
+def _mapped_maps() -> list[tuple[int, int, str]]:
+    """``(start, end, file)`` of every file mapping of this process (Linux), else []."""
+    try:
+        with open("/proc/self/maps") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
     found = []
-    for item in items:
-        if isinstance(item, (str, os.PathLike)):
-            path = _local_path(str(item))
-            if path is not None:
-                found.append((str(item), path))
-    for stack in stacks:
-        source = getattr(stack, "source", None)
-        if isinstance(source, str) and source != "array":
-            path = _local_path(source)
-            if path is not None:
-                found.append((source, path))
-    # memory-mapped arrays (numpy.load(mmap_mode=...), tifffile.memmap) are files too
-    for array in [*items, *(getattr(s, attr, None) for s in stacks for attr in ("array", "_backing"))]:
-        filename = getattr(array, "filename", None) if isinstance(array, np.memmap) else None
-        if filename:
-            found.append((str(filename), Path(filename).absolute().resolve()))
+    for line in lines:
+        parts = line.split(maxsplit=5)
+        if len(parts) == 6 and parts[4] != "0" and parts[5].startswith("/"):
+            start, end = parts[0].split("-")
+            found.append((int(start, 16), int(end, 16), parts[5].removesuffix(" (deleted)")))
     return found
 
 
-def _check_not_input(path: Path, inputs: list[tuple[str, Path]]) -> None:
-    """Refuse an output path that is, holds or lies inside one of the input files."""
-    target = path.absolute().resolve()
-    for label, source in inputs:
-        if source == target or target in source.parents or source in target.parents:
-            raise ValueError(f"out {str(path)!r} would overwrite the input {label!r}; choose another path")
+def _mapped_files(array: np.ndarray, maps: list[tuple[int, int, str]]) -> list[Path]:
+    """The files a NumPy array's memory maps: a ``np.memmap`` anywhere in its base chain
+    (``numpy.load(mmap_mode=...)``, ``tifffile.memmap``, views of them), and on Linux any
+    file mapping of the process that its bytes overlap."""
+    files = []
+    obj, depth = array, 0
+    while obj is not None and depth < 64:
+        filename = getattr(obj, "filename", None) if isinstance(obj, np.memmap) else None
+        if filename:
+            files.append(Path(filename).absolute().resolve())
+            break
+        obj, depth = getattr(obj, "base", None), depth + 1
+    if maps and array.size:
+        low, high = byte_bounds(array)
+        files.extend(Path(name) for start, end, name in maps if start < high and low < end)
+    return files
 
 
-def _zarr_location(array) -> tuple[Any, ...] | None:
-    """A key identifying where a Zarr array is stored (local directory, or store and path)."""
+def _zarr_footprint(array, fp: _Footprint) -> None:
     store = getattr(array, "store", None)
+    inner = str(getattr(array, "path", "") or "").strip("/")
     root = getattr(store, "root", None)
-    if root is not None:
-        return ("local", Path(root, getattr(array, "path", "") or "").absolute().resolve())
-    return ("store", id(store), getattr(array, "path", None))
+    if root is not None:  # LocalStore: a directory
+        fp.paths.append(Path(root, inner).absolute().resolve())
+    elif hasattr(store, "_zf") and getattr(store, "path", None):  # ZipStore: one file
+        fp.paths.append(Path(store.path).absolute().resolve())
+    elif getattr(store, "_store_dict", None) is not None:  # MemoryStore: its dict, however wrapped
+        fp.stores.append((("memory", id(store._store_dict)), inner))
+    elif store is not None:
+        fp.stores.append(((type(store).__name__, str(store)), inner))
 
 
-def _input_arrays(data, stacks) -> list:
-    """Every in-memory or Zarr array the inputs read from."""
-    items = data if isinstance(data, (list, tuple)) else [data]
-    arrays = [item for item in items if isinstance(item, np.ndarray) or is_zarr_array(item)]
-    for stack in stacks:
-        for attr in ("array", "_backing"):
-            value = getattr(stack, attr, None)
-            if isinstance(value, np.ndarray) or is_zarr_array(value):
-                arrays.append(value)
-    return arrays
+def _add(fp: _Footprint, obj, maps) -> None:
+    """Add what ``obj`` (a path, an array, a Zarr array or a stack) reads or writes to ``fp``."""
+    if isinstance(obj, (str, os.PathLike)):
+        path = _local_path(str(obj))
+        if path is not None:
+            fp.paths.append(path)
+    elif isinstance(obj, np.ndarray):
+        fp.arrays.append(obj)
+        fp.paths.extend(_mapped_files(obj, maps))
+    elif is_zarr_array(obj):
+        _zarr_footprint(obj, fp)
 
 
-def _same_storage(a, b) -> bool:
-    """True when two destinations (or a destination and an input) share memory or storage."""
-    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-        return a is b or np.may_share_memory(a, b)
-    if is_zarr_array(a) and is_zarr_array(b):
-        return a is b or _zarr_location(a) == _zarr_location(b)
-    if isinstance(a, Path) and isinstance(b, Path):
-        return a.absolute().resolve() == b.absolute().resolve()
-    if isinstance(a, Path) or isinstance(b, Path):
-        path, array = (a, b) if isinstance(a, Path) else (b, a)
-        location = _zarr_location(array) if is_zarr_array(array) else None
-        return location is not None and location[0] == "local" and location[1] == path.absolute().resolve()
-    return False
+def _stack_footprint(stack, fp: _Footprint, maps) -> None:
+    source = getattr(stack, "source", None)
+    if isinstance(source, str) and source != "array":
+        _add(fp, source, maps)
+    for attr in ("array", "_backing"):
+        value = getattr(stack, attr, None)
+        if value is not None:
+            _add(fp, value, maps)
+
+
+def _input_footprints(data, stacks, maps) -> list[_Footprint]:
+    """One footprint per input image: the item of ``data`` and the stack built from it, so an
+    input passed as a path, an array, a memory map, a Zarr array or an ``ImageStack`` is
+    protected however it is held."""
+    items = list(data) if isinstance(data, (list, tuple)) else [data]
+    found = []
+    for k, stack in enumerate(stacks):
+        item = items[k] if k < len(items) else None
+        if isinstance(item, (str, os.PathLike)):
+            label = str(item)
+        elif isinstance(getattr(stack, "source", None), str) and stack.source != "array":
+            label = stack.source
+        else:
+            label = "data" if len(stacks) == 1 else f"data[{k}]"
+        fp = _Footprint(label)
+        if item is not None and item is not stack:
+            _add(fp, item, maps)
+        _stack_footprint(stack, fp, maps)
+        if item is not stack and item is not None and hasattr(item, "source"):
+            _stack_footprint(item, fp, maps)
+        if fp.label.startswith("data") and fp.paths:  # a memory map: name its file
+            fp.label = f"{fp.label}, memory-mapped from {str(fp.paths[0])!r}"
+        found.append(fp)
+    return found
+
+
+def _shares_memory(a: np.ndarray, b: np.ndarray) -> bool:
+    try:
+        return bool(np.shares_memory(a, b, max_work=10**6))
+    except getattr(np, "exceptions", np).TooHardError:  # cannot tell cheaply: assume the worst
+        return True
+
+
+def _store_paths_overlap(a: str, b: str) -> bool:
+    return a == b or not a or not b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def _overlap(a: _Footprint, b: _Footprint) -> bool:
+    """True when two footprints share memory, a file, a directory tree or a Zarr node."""
+    if any(_shares_memory(x, y) for x in a.arrays for y in b.arrays):
+        return True
+    if any(_within(p, q) or _within(q, p) for p in a.paths for q in b.paths):
+        return True
+    return any(ka == kb and _store_paths_overlap(pa, pb) for ka, pa in a.stores for kb, pb in b.stores)
 
 
 def check_outputs(outs: list, data, stacks, overwrite: bool) -> None:
     """Refuse, before any work, destinations that would lose data or cannot be written.
 
     Paths must be new (or ``overwrite``) and writable; no destination may be an input, share
-    memory with one, or be given twice (the second image would overwrite the first).
+    memory or storage with one (a view of an input array, a memory map of an input file, the
+    same Zarr store and path; compared by storage identity, not by spelling), or be given
+    twice (the second image would overwrite the first).
     """
-    inputs = _input_paths(data, stacks)
-    arrays = _input_arrays(data, stacks)
+    maps = _mapped_maps()
+    inputs = _input_footprints(data, stacks, maps)
+    footprints = []
     for k, o in enumerate(outs):
         name = "out" if len(outs) == 1 else f"out[{k}]"
+        fp = _Footprint(name)
+        footprints.append(fp)
         if o is None:
             continue
         if isinstance(o, Path):
             _check_out_path(o, overwrite)
-            _check_not_input(o, inputs)
-            continue
-        if isinstance(o, np.ndarray) and not o.flags.writeable:
+        elif isinstance(o, np.ndarray) and not o.flags.writeable:
             raise ValueError(f"{name} is a read-only NumPy array; pass a writable array")
-        if is_zarr_array(o) and getattr(o, "read_only", False):
+        elif is_zarr_array(o) and getattr(o, "read_only", False):
             raise ValueError(f"{name} is a read-only Zarr array; open it with mode='r+' or 'a'")
-        if any(_same_storage(o, a) for a in arrays):
-            raise ValueError(f"{name} shares memory or storage with an input; predictions would overwrite the data being read")
-        location = _zarr_location(o) if is_zarr_array(o) else None
-        if location is not None and location[0] == "local":
-            _check_not_input(location[1], inputs)
+        _add(fp, o.absolute() if isinstance(o, Path) else o, maps)
+        for source in inputs:
+            if not _overlap(fp, source):
+                continue
+            if isinstance(o, Path):
+                raise ValueError(f"out {str(o)!r} would overwrite the input {source.label!r}; choose another path")
+            raise ValueError(
+                f"{name} shares memory or storage with an input ({source.label}); predictions would "
+                f"overwrite the data being read"
+            )
     for k, o in enumerate(outs):
         for j in range(k):
-            if o is not None and outs[j] is not None and _same_storage(o, outs[j]):
+            if o is not None and outs[j] is not None and _overlap(footprints[k], footprints[j]):
                 raise ValueError(
                     f"out[{j}] and out[{k}] are the same destination; image {k} would overwrite image {j}"
                 )
