@@ -263,7 +263,7 @@ def _check_tile_specs(specs: np.ndarray, outs, shapes, tile_size, ndim: int, *, 
 
 def _array_module_message(xp) -> str:
     shown = xp.__name__ if isinstance(xp, types.ModuleType) else f"{xp!r} ({type(xp).__name__})"
-    return f"array_module must be the numpy or cupy module, got {shown}"
+    return f"array_module must be numpy or cupy (the module), got {shown!r}"
 
 
 class BlendAccumulator:
