@@ -208,6 +208,48 @@ def _decollate_value(v: Any, batch_size: int) -> list[Any]:
     return list(v)
 
 
+def _field_length(value: Any, name: str) -> int:
+    """Number of batch items a collated field describes (per-axis fields: each axis)."""
+    if isinstance(value, PerAxis) or (isinstance(value, list) and value and all(_is_1d_array(a) for a in value)):
+        lengths = {int(a.shape[0]) for a in value}
+        if len(lengths) != 1:
+            raise ValueError(f"{name} has per-axis arrays of different lengths {sorted(lengths)}")
+        return lengths.pop()
+    if _is_1d_array(value):
+        return int(value.shape[0])
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        raise TypeError(f"{name} must be a list or array with one entry per region, got {type(value).__name__}")
+    return len(value)
+
+
+def _check_collated(batch: Any) -> int:
+    """The batch size of a collated ImageRegionData, every field checked to describe it."""
+    if not isinstance(batch, tuple) or not all(hasattr(batch, f) for f in ImageRegionData._fields):
+        raise TypeError(
+            f"batch must be a collated ImageRegionData (from collate_regions or PatchDataset.get_batch), "
+            f"got {type(batch).__name__}"
+        )
+    batch_size = _field_length(batch.source, "batch.source")
+    data_shape = getattr(batch.data, "shape", None)
+    if data_shape is None or len(data_shape) < 1:
+        raise TypeError(f"batch.data must be an array (B, C, [Z,] Y, X), got {type(batch.data).__name__}")
+    fields = [("data", int(data_shape[0]))]
+    for name in ("data_shape", "dtype", "axes", "target_axes", "original_data_shape"):
+        fields.append((name, _field_length(getattr(batch, name), f"batch.{name}")))
+    for name in ("region_spec", "additional_metadata"):
+        value = getattr(batch, name)
+        if not isinstance(value, Mapping):
+            raise TypeError(f"batch.{name} must be a dict of collated fields, got {type(value).__name__}")
+        fields.extend((f"{name}[{k!r}]", _field_length(v, f"batch.{name}[{k!r}]")) for k, v in value.items())
+    for name, n in fields:
+        if n != batch_size:
+            raise ValueError(
+                f"batch.{name} describes {n} regions but batch.source lists {batch_size}: every field of "
+                f"a collated batch needs one entry per region"
+            )
+    return batch_size
+
+
 def decollate_regions(batch: ImageRegionData) -> list[ImageRegionData]:
     """Split a collated batch back into regions (exact inverse of :func:`collate_regions`).
 
@@ -220,7 +262,7 @@ def decollate_regions(batch: ImageRegionData) -> list[ImageRegionData]:
     -------
     list of ImageRegionData
     """
-    batch_size = len(batch.source)
+    batch_size = _check_collated(batch)
     data_shape = _decollate_value(batch.data_shape, batch_size)
     original = _decollate_value(batch.original_data_shape, batch_size)
     specs = {k: _decollate_value(v, batch_size) for k, v in batch.region_spec.items()}
