@@ -262,6 +262,28 @@ def test_source_table_reuse_and_out(xp):
         np.testing.assert_array_equal(to_numpy(out), gather_patches_reference(host, specs, (5, 5)))
 
 
+def test_out_sharing_memory_with_a_source_is_refused(xp):
+    # The kernel reads the sources while writing out: an out over a source gave a half-mirrored
+    # patch for an in-place flip (the second half read the voxels the first half had written).
+    image = np.arange(2 * 8 * 8, dtype=np.float32).reshape(2, 1, 8, 8)
+    src = xp.asarray(image)
+    buffer = xp.zeros(2 * 8 * 8, dtype=np.float32)
+    reversed_view = xp.zeros((1, 1, 8, 8), dtype=np.float32)
+    cases = [
+        ([src], src[:1], 0),  # out is the first sample of the source
+        ([src[:, :, ::-1]], src[1:], 0),  # a reversed view of the source overlaps out
+        ([xp.zeros((1, 1, 8, 8), np.float32), reversed_view[:, :, ::-1, ::-1]], reversed_view, 1),
+        ([buffer[32:96].reshape(1, 1, 8, 8)], buffer[:64].reshape(1, 1, 8, 8), 0),  # partly overlapping
+    ]
+    for sources, out, index in cases:
+        with pytest.raises(ValueError, match=rf"out shares memory with sources\[{index}\]"):
+            gather_patches(sources, np.array([[index, 0, 0, 0]]), (8, 8), flip_x=[True], out=out)
+    np.testing.assert_array_equal(to_numpy(src), image)
+    # another sample of the same array is separate memory: accepted, and right
+    got = gather_patches([src[:1]], np.array([[0, 0, 0, 0]]), (8, 8), flip_x=[True], out=src[1:])
+    np.testing.assert_array_equal(to_numpy(got)[0, 0], image[0, 0, :, ::-1])
+
+
 def test_empty_batch(xp):
     got = gather_patches([xp.zeros((1, 2, 4, 4), np.uint8)], np.zeros((0, 4), np.int64), (3, 3), channels=[1])
     assert got.shape == (0, 1, 3, 3)

@@ -23,6 +23,7 @@ __all__ = [
     "element_strides",
     "host_array",
     "is_array_list",
+    "memory_overlaps",
     "ptr",
     "spatial3",
     "spec_table",
@@ -41,6 +42,31 @@ def ptr(a: Any) -> int:
     if isinstance(a, np.ndarray):
         return int(a.__array_interface__["data"][0])
     return int(a.data.ptr)
+
+
+def _byte_range(a: Any) -> tuple[int, int]:
+    """``[low, high)``: the bytes an array's elements occupy, for any strides (negative too)."""
+    start = ptr(a)
+    low = start + sum((n - 1) * st for n, st in zip(a.shape, a.strides) if st < 0)
+    high = start + sum((n - 1) * st for n, st in zip(a.shape, a.strides) if st > 0) + a.itemsize
+    return low, high
+
+
+def memory_overlaps(a: Any, b: Any) -> bool:
+    """True when two arrays (both NumPy, or both on the GPU) may share an element's memory.
+
+    NumPy arrays are compared exactly (``np.shares_memory``; when that is too costly to
+    decide, assumed to overlap); GPU arrays by the device address ranges their elements span.
+    """
+    if a.size == 0 or b.size == 0:
+        return False
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        try:
+            return bool(np.shares_memory(a, b, max_work=10**6))
+        except getattr(np, "exceptions", np).TooHardError:
+            return True
+    (a0, a1), (b0, b1) = _byte_range(a), _byte_range(b)
+    return a0 < b1 and b0 < a1
 
 
 def element_strides(strides: Sequence[int], itemsize: int, name: str) -> list[int]:

@@ -15,7 +15,7 @@ from .. import _backend, _core
 from .._dtypes import DTYPE_CODES, OUTPUT_DTYPES
 from .._layouts import n_patch_columns, patch_columns
 from .._validation import as_channels, as_int_tuple, look_up_option
-from ._arrays import as_backend_array, device_argument, ptr, spatial3, spec_table
+from ._arrays import as_backend_array, device_argument, memory_overlaps, ptr, spatial3, spec_table
 from .sources import SourceTable
 
 __all__ = ["gather_patches"]
@@ -119,7 +119,7 @@ def _augmentation_flags(flip_y, flip_x, rot90, n_patches: int, patch: tuple[int,
     return aug
 
 
-def _output(out, shape: tuple[int, ...], out_dtype: np.dtype, xp):
+def _output(out, shape: tuple[int, ...], out_dtype: np.dtype, xp, table: SourceTable):
     if out is None:
         return xp.empty(shape, dtype=out_dtype)
     out = as_backend_array(out, xp, "out", writable=True)
@@ -129,6 +129,14 @@ def _output(out, shape: tuple[int, ...], out_dtype: np.dtype, xp):
         raise TypeError(f"out must have dtype {out_dtype} (the dtype argument), got {out.dtype}")
     if not out.flags.c_contiguous:
         raise ValueError("out must be C-contiguous")
+    for i, source in enumerate(table.arrays):
+        # the kernel reads the sources while it writes out: a patch would read voxels that
+        # an earlier write (a flip, another patch) already replaced
+        if memory_overlaps(out, source):
+            raise ValueError(
+                f"out shares memory with sources[{i}]; gather_patches reads the sources while writing out, "
+                f"so pass a separate out array"
+            )
     return out
 
 
@@ -171,7 +179,8 @@ def gather_patches(
         Per-patch quarter turns 0..3 in the YX plane (``numpy.rot90(..., axes=(-2, -1))``
         after the flips); odd turns need equal Y and X patch sizes.
     out : array (B, C_out, *patch_size), optional
-        C-contiguous, writable array of ``dtype`` on the sources' backend to fill.
+        C-contiguous, writable array of ``dtype`` on the sources' backend to fill; it must
+        not share memory with any source (ValueError naming ``out`` and the source).
 
     Returns
     -------
@@ -202,7 +211,7 @@ def gather_patches(
     look_up_option(out_dtype, OUTPUT_DTYPES, "dtype")
     affine = _affine(scale, shift, n_out, xp)
     aug = _augmentation_flags(flip_y, flip_x, rot90, n_patches, patch, xp)
-    out = _output(out, (n_patches, n_out, *patch), out_dtype, xp)
+    out = _output(out, (n_patches, n_out, *patch), out_dtype, xp, table)
     if n_patches == 0:
         return out
     patch3 = spatial3(patch)
