@@ -27,7 +27,7 @@ from ._layouts import patch_columns
 from ._staging import Staging
 from ._validation import as_indices, as_int, look_up_option
 from .augmentation import Augmentations
-from .normalization import NoNormalization, Normalization
+from .normalization import NoNormalization, Normalization, check_normalization
 from .ops import SourceTable, gather_patches
 from .region import ImageRegionData, collate_spec_table, collate_table, stack_metadata
 from .stacks import as_stacks, validate_axes
@@ -172,9 +172,7 @@ class PatchDataset:
         self.patching = patching
         self._check_patching()
 
-        self.normalization = normalization if normalization is not None else NoNormalization()
-        if not isinstance(self.normalization, Normalization):
-            raise TypeError(f"normalization must be a cupatch.normalization.Normalization, got {type(normalization).__name__}")
+        self.normalization = NoNormalization() if normalization is None else check_normalization(normalization)
         if not self.normalization.fitted or (targets_ is not None and self._target_stats_missing()):
             self.normalization.fit(inputs_, targets=targets_, channels=self.channels, progress=progress)
         self._input_affine = self.normalization.input_scale_shift(self._input.n_channels_out)

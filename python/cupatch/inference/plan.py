@@ -18,6 +18,7 @@ import numpy as np
 from .._backend import gpu_available, gpu_unavailable_reason, is_cupy_array
 from .._validation import as_channels, as_int, ensure_tuple_rep, look_up_option
 from .._windows import WINDOWS, window_table
+from ..normalization import check_normalization
 from ..patching import TiledPatching
 from ..patching.tiled import AXIS_COLUMNS
 from ..stacks import axes as axes_mod
@@ -228,6 +229,7 @@ class Plan:
         """
         mode, window_name = resolve_blend(blend, window)
         batch_size = as_int(batch_size, "batch_size", minimum=1)
+        check_normalization(normalization)
         axes = axes_mod.validate_axes(axes)
         if target_axes is not None:
             target_axes = axes_mod.validate_axes(target_axes)

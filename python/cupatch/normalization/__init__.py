@@ -29,7 +29,7 @@ are any (supervised training), else the input statistics.
 
 from __future__ import annotations
 
-from .base import RANGE_EPS, STD_EPS, NoNormalization, Normalization
+from .base import RANGE_EPS, STD_EPS, NoNormalization, Normalization, check_normalization
 from .mean_std import MeanStdNormalization
 from .min_max import MinMaxNormalization
 from .quantile import QuantileNormalization
@@ -44,4 +44,5 @@ __all__ = [
     "NoNormalization",
     "Normalization",
     "QuantileNormalization",
+    "check_normalization",
 ]

@@ -17,7 +17,7 @@ from .._validation import as_float_array
 from ..stacks.base import check_channels
 from .statistics import stats_pass
 
-__all__ = ["RANGE_EPS", "STD_EPS", "NoNormalization", "Normalization", "RangeNormalization"]
+__all__ = ["RANGE_EPS", "STD_EPS", "NoNormalization", "Normalization", "RangeNormalization", "check_normalization"]
 
 STD_EPS = 1e-6
 RANGE_EPS = 1e-8
@@ -191,6 +191,16 @@ class Normalization:
         a = xp.asarray(inv_scale, dtype=dtype).reshape(shape)
         b = xp.asarray(inv_shift, dtype=dtype).reshape(shape)
         return x * a + b
+
+
+def check_normalization(value, name: str = "normalization") -> Normalization | None:
+    """``value`` when it is a :class:`Normalization` (or None), else TypeError naming ``name``."""
+    if value is not None and not isinstance(value, Normalization):
+        raise TypeError(
+            f"{name} must be a cupatch.normalization.Normalization (MeanStdNormalization, "
+            f"MinMaxNormalization, QuantileNormalization, NoNormalization) or None, got {type(value).__name__}"
+        )
+    return value
 
 
 class NoNormalization(Normalization):
