@@ -125,6 +125,13 @@ class BatchLoader:
         prefetch: int = 1,
         return_regions: bool = False,
     ) -> None:
+        needed = ("__len__", "gather_arrays", "get_batch") if return_regions else ("__len__", "gather_arrays")
+        missing = [attr for attr in needed if not hasattr(dataset, attr)]
+        if missing:
+            raise TypeError(
+                f"dataset must be a cupatch.PatchDataset (or have {', '.join(needed)}), got "
+                f"{type(dataset).__name__} without {', '.join(missing)}"
+            )
         for name, value in (("batch_size", batch_size), ("rank", rank), ("world_size", world_size), ("prefetch", prefetch)):
             as_int(value, name)  # every type first, then the ranges
         batch_size = as_int(batch_size, "batch_size", minimum=1)
