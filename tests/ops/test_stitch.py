@@ -347,6 +347,25 @@ def test_crop_validation_does_not_wrap_around(bad):
     assert not out[0].any()
 
 
+def test_tiles_sharing_memory_with_an_output_or_weight_are_refused(xp):
+    # The kernel reads the tiles while writing the outputs: tiles inside an output would be
+    # read after the first stitched tile had overwritten them.
+    buffer = xp.zeros(64, dtype=np.float32)
+    buffer[:32] = 1
+    tiles, out = buffer[:32].reshape(2, 1, 4, 4), buffer.reshape(1, 1, 8, 8)
+    specs = np.array([[0, 0, 0, 0, 0, 0, 4, 4, 0, 0], [0, 0, 4, 4, 0, 0, 4, 4, 4, 4]])
+    with pytest.raises(ValueError, match=r"tiles share memory with outputs\[0\]"):
+        stitch_tiles(tiles, specs, [out])
+    separate = xp.zeros((1, 1, 8, 8), dtype=np.float32)
+    table = window_table((4, 4), (2, 2), "hann")
+    with pytest.raises(ValueError, match=r"tiles share memory with weights\[0\]"):
+        stitch_tiles(tiles, specs, [separate], mode="blend", weights=[out], window_table=table)
+    assert not to_numpy(separate).any() and to_numpy(buffer)[:32].all() and not to_numpy(buffer)[32:].any()
+    # a copy of the same tiles is accepted
+    stitch_tiles(tiles.copy(), specs, [separate])
+    assert to_numpy(separate)[0, 0, :4, :4].all() and to_numpy(separate)[0, 0, 4:, 4:].all()
+
+
 def test_blend_refuses_outputs_and_weights_that_share_memory():
     tiles = np.ones((2, 1, 4, 4), np.float32)
     specs = np.array([[0, 0, 0, 0, 0, 0, 4, 4, 0, 0], [1, 0, 2, 2, 0, 0, 4, 4, 0, 0]])

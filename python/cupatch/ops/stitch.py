@@ -17,7 +17,7 @@ from .. import _backend, _core
 from .._layouts import OUTPUT_COLUMNS, n_tile_columns, tile_columns
 from .._validation import as_int_tuple, look_up_option
 from .._windows import window_table as make_window_table
-from ._arrays import EXTENT_LIMIT, FLOAT32, as_backend_array, is_array_list, ptr, spatial3, spec_table
+from ._arrays import EXTENT_LIMIT, FLOAT32, as_backend_array, is_array_list, memory_overlaps, ptr, spatial3, spec_table
 
 __all__ = ["BlendAccumulator", "stitch_tiles"]
 
@@ -104,6 +104,15 @@ def _check_disjoint_memory(arrays) -> None:
     for (s0, e0, i0), (s1, _, i1) in zip(spans, spans[1:]):
         if s1 < e0:
             raise ValueError(f'mode="blend" needs separate memory for every output and weight array: {name(i0)} and {name(i1)} overlap')
+
+
+def _check_tiles_separate(tiles, outs, wts) -> None:
+    """The kernel reads the tiles while it writes the outputs (and weights): tiles sharing
+    memory with one would be read after they were partly overwritten, so refuse them."""
+    for label, arrays in (("outputs", outs), ("weights", wts)):
+        for i, a in enumerate(arrays):
+            if a is not None and memory_overlaps(tiles, a):
+                raise ValueError(f"tiles share memory with {label}[{i}]; stitch_tiles reads the tiles while writing {label}, so pass separate arrays")
 
 
 def _window(window_table, ndim: int, tile_size: tuple[int, ...], xp):
@@ -195,6 +204,7 @@ def stitch_tiles(
     if n_tiles != tiles.shape[0]:
         raise ValueError(f"specs has {n_tiles} rows but tiles has {tiles.shape[0]} tiles")
     outs, wts, table, shapes = _output_table(outputs, weights, origins, image_shapes, ndim, int(tiles.shape[1]), xp, blend)
+    _check_tiles_separate(tiles, outs, wts)
     if specs_host is not None and n_tiles:
         _check_tile_specs(specs_host, outs, shapes, tile_size, ndim, check_crop=not blend)
     window = _window(window_table, ndim, tile_size, xp) if blend else None
