@@ -36,12 +36,18 @@ class WholeSamplePatching(BasePatching):
         self._bins = SampleBins([np.ones(s[0], dtype=np.int64) for s in self._data_shapes])
 
     def patch_size_of(self, data_idx: int) -> tuple[int, ...]:
-        """Spatial shape of stack ``data_idx`` (the patch size of its specs)."""
-        return tuple(self._data_shapes[data_idx][2:])
+        """Spatial shape of stack ``data_idx`` (the patch size of its specs).
+
+        Raises
+        ------
+        IndexError
+            If ``data_idx`` is not a valid stack index (negative indices included).
+        """
+        return tuple(self._data_shapes[self._check_data_idx(data_idx)][2:])
 
     def _spec_one(self, index: int) -> PatchSpecs:
         data_idx, sample_idx, _ = self._bins.locate_one(index)
-        size = self.patch_size_of(data_idx)
+        size = tuple(self._data_shapes[data_idx][2:])  # data_idx comes from the bins: valid
         return {"data_idx": data_idx, "sample_idx": sample_idx, "coords": (0,) * self._ndim, "patch_size": size}
 
     def _table(self, indices: np.ndarray) -> np.ndarray:
@@ -51,5 +57,5 @@ class WholeSamplePatching(BasePatching):
     def _specs_from_table(self, table: np.ndarray) -> list[PatchSpecs]:
         specs = specs_from_rows(table, self._ndim, None)
         for spec in specs:
-            spec["patch_size"] = self.patch_size_of(spec["data_idx"])
+            spec["patch_size"] = tuple(self._data_shapes[spec["data_idx"]][2:])
         return specs
