@@ -154,6 +154,12 @@ class PatchDataset:
         self.target_axes = validate_axes(target_axes) if target_axes is not None else self.axes
         self.dtype = look_up_option(np.dtype(dtype), OUTPUT_DTYPES, "dtype", error=TypeError)
 
+        for name, value in (("inputs", inputs), ("targets", targets)):
+            if isinstance(value, (list, tuple)) and not value:
+                raise ValueError(
+                    f"{name} is an empty {type(value).__name__}: give at least one image"
+                    + (" (or targets=None for no targets)" if name == "targets" else "")
+                )
         inputs_ = as_stacks(inputs, self.axes, placement="disk" if placement == "disk" else "auto")
         targets_ = None
         if targets is not None:
