@@ -325,6 +325,44 @@ def test_data_idx_validation():
         t.total_tiles(0.0)
 
 
+def _index_methods(strategy):
+    """Every public method whose first parameters are data_idx (and sample_idx)."""
+    import inspect
+
+    for name, _ in inspect.getmembers(type(strategy), inspect.isfunction):
+        if name.startswith("_"):
+            continue
+        method = getattr(strategy, name)
+        params = list(inspect.signature(method).parameters)
+        if params[:1] == ["data_idx"]:
+            yield name, method, params
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_every_per_stack_method_refuses_negative_and_too_large_indices(name):
+    # WholeSamplePatching.patch_size_of(-1) used to wrap to the last stack.
+    strategy = make(name, SHAPES_2D, (8, 8))
+    extra = {"grid_coords": [(0, 0)], "probs": {(0, 0): 0.5}}
+    n_stacks = len(SHAPES_2D)
+    found = []
+    for method_name, method, params in _index_methods(strategy):
+        found.append(method_name)
+        rest = [extra[p] for p in params[2 if params[1:2] == ["sample_idx"] else 1 :] if p in extra]
+        bad_stacks = (-1, -n_stacks) if name == "fixed" else (-1, -n_stacks, n_stacks)  # fixed: stacks unknown
+        for bad in bad_stacks:
+            args = (bad, 0) if params[1:2] == ["sample_idx"] else (bad,)
+            with pytest.raises(IndexError, match=rf"data_idx {bad}\b|data_idx must be >= 0"):
+                method(*args, *rest)
+        if params[1:2] == ["sample_idx"]:
+            for bad in (-1, SHAPES_2D[0][0]):
+                with pytest.raises(IndexError, match=rf"sample_idx {bad} out of range"):
+                    method(0, bad, *rest)
+    assert "get_patch_indices" in found
+    if name == "whole":
+        assert "patch_size_of" in found
+        assert strategy.patch_size_of(n_stacks - 1) == SHAPES_2D[-1][2:]
+
+
 # ----------------------------------------------------------------------------- whole / fixed
 def test_whole_sample_patching():
     p = WholeSamplePatching(SHAPES_2D)
