@@ -9,8 +9,6 @@ not (a lazy file, or a host array too large to upload whole).
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,13 +24,6 @@ __all__ = ["RowSource", "WholeSource", "open_image", "open_images"]
 
 def open_image(item, axes: str):
     """An ImageStack for an array, a path or a stack (``.npy`` files are memory-mapped)."""
-    if isinstance(item, (str, os.PathLike)) and str(item).lower().endswith(".npy"):
-        path = Path(item)
-        if not path.exists():
-            raise FileNotFoundError(f"data file {str(path)!r} does not exist")
-        stack = as_stack(np.load(path, mmap_mode="r"), axes)
-        stack.source = str(path)  # the file, not "array": outputs must never overwrite it
-        return stack
     return as_stack(item, axes)
 
 

@@ -19,7 +19,41 @@ from .placement import check_placement, place
 from .tiff_stack import TiffStack, is_tiff_path
 from .zarr_stack import ZarrStack, is_zarr_source, open_zarr_arrays
 
-__all__ = ["as_stack", "as_stacks"]
+__all__ = ["as_stack", "as_stacks", "is_npy_path", "open_npy"]
+
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def is_npy_path(obj) -> bool:
+    """True for a str/PathLike naming a ``.npy`` file."""
+    return isinstance(obj, (str, os.PathLike)) and os.fspath(obj).lower().endswith(".npy")
+
+
+def open_npy(path) -> np.memmap:
+    """A ``.npy`` file memory-mapped read-only.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        ``"cannot read .npy file '<path>': ..."`` for an empty, truncated or corrupt file,
+        a file that is not in the ``.npy`` format (a pickle, another format renamed) and a
+        file of Python objects (never unpickled).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"image file not found: {path!r}")
+    with open(path, "rb") as f:
+        head = f.read(len(_NPY_MAGIC))
+    if not head:
+        raise ValueError(f"cannot read .npy file {path!r}: the file is empty")
+    if head != _NPY_MAGIC:
+        raise ValueError(f"cannot read .npy file {path!r}: it is not in the .npy format (no NumPy header)")
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:  # truncated header or data, object arrays
+        raise ValueError(f"cannot read .npy file {path!r}: {exc}") from None
 
 
 def _array_names(arrays) -> list[str]:
@@ -33,8 +67,9 @@ def as_stack(obj, axes: str | None = None, *, placement: str = "auto") -> BaseSt
     Parameters
     ----------
     obj : array, path, zarr array or stack
-        A NumPy or CuPy array; a ``.tif``/``.tiff`` path; a Zarr array, a path inside a
-        ``.zarr`` store or a ``file://`` URI naming one array; or an existing stack.
+        A NumPy or CuPy array; a ``.tif``/``.tiff`` path; a ``.npy`` path (memory-mapped,
+        :func:`open_npy`); a Zarr array, a path inside a ``.zarr`` store or a ``file://``
+        URI naming one array; or an existing stack.
     axes : str
         Axes of the data (any subset of ``STCZYX`` with Y and X). Optional for an existing
         stack (checked when given).
@@ -52,7 +87,7 @@ def as_stack(obj, axes: str | None = None, *, placement: str = "auto") -> BaseSt
     TypeError
         Unsupported source type or dtype.
     ValueError
-        Bad axes, axes not matching the data, unreadable file, a Zarr group with several
+        Bad axes, axes not matching the data, unreadable (empty, corrupt) file naming it, a Zarr group with several
         arrays (use :func:`as_stacks`).
     RuntimeError
         ``placement="gpu"`` without a usable GPU.
@@ -69,6 +104,12 @@ def as_stack(obj, axes: str | None = None, *, placement: str = "auto") -> BaseSt
         if placement == "disk" and isinstance(obj, np.ndarray):
             return LazyArrayStack(obj, axes)
         stack = ArrayStack.from_array(obj, axes)
+    elif is_npy_path(obj):
+        array, source = open_npy(obj), os.fspath(obj)  # the file, not "array": outputs must never overwrite it
+        if placement == "disk":
+            stack = LazyArrayStack(array, axes, source=source)
+        else:
+            stack = ArrayStack.from_array(array, axes, source=source)
     elif is_tiff_path(obj):
         stack = TiffStack(obj, axes)
     elif is_zarr_source(obj):
@@ -82,7 +123,7 @@ def as_stack(obj, axes: str | None = None, *, placement: str = "auto") -> BaseSt
     elif isinstance(obj, (str, os.PathLike)):
         if not os.path.exists(obj):
             raise FileNotFoundError(f"image file not found: {str(obj)!r}")
-        raise ValueError(f"unsupported file type {str(obj)!r}: expected .tif/.tiff or a .zarr store")
+        raise ValueError(f"unsupported file type {str(obj)!r}: expected .tif/.tiff, .npy or a .zarr store")
     else:
         raise TypeError(
             f"cannot build an image stack from {type(obj).__name__}: expected an array, a TIFF or "
@@ -100,7 +141,7 @@ def as_stacks(objs, axes: str | None = None, *, placement: str = "auto") -> list
     check_placement(placement)
     items = list(objs) if isinstance(objs, (list, tuple)) else [objs]
     if not items:
-        raise ValueError("no image sources given")
+        raise ValueError(f"objs is an empty {type(objs).__name__}: no image sources given")
     stacks = []
     for obj in items:
         if not isinstance(obj, BaseStack) and is_zarr_source(obj):
