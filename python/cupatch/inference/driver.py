@@ -240,7 +240,10 @@ def _predict_image(run: _Run, image: ImagePlan):
             batch = source.gather(specs, tile_index)
             t1 = phase_end()
             pred = plan.model(batch)
-            check_prediction(pred, plan.model, tuple(batch.shape), tiling.tile)
+            check_prediction(
+                pred, plan.model, tuple(batch.shape), tiling.tile, channels=None if sink is None else c_out,
+                batch=begin // plan.batch_size,
+            )
             if plan.normalization is not None:
                 pred = plan.normalization.denormalize(pred)
             t2 = phase_end()
@@ -251,6 +254,7 @@ def _predict_image(run: _Run, image: ImagePlan):
                         run.created.append(writer.path)
                     stats.streamed.append(writer.label)
                 sink = open_sink(plan, image, pred, writer)
+                c_out = int(pred.shape[1])
             tiles = xp.ascontiguousarray(pred, dtype=np.float32)
             sink.add(tiles, specs, tile_index)
             t3 = phase_end()

@@ -125,7 +125,16 @@ class ModelRunner:
         raise TypeError(f"model {self.name} returned {type(y).__name__}; expected an array of shape (B, C, *tile)")
 
 
-def check_prediction(pred, runner: ModelRunner, batch_shape: tuple[int, ...], tile: tuple[int, ...]) -> None:
+def check_prediction(
+    pred, runner: ModelRunner, batch_shape: tuple[int, ...], tile: tuple[int, ...], *, channels: int | None = None,
+    batch: int = 0,
+) -> None:
+    """Refuse a prediction that cannot be stitched, naming the model and the batch.
+
+    ``channels`` is the channel count of the first batch's prediction (None for the first
+    batch itself): every batch of a run must keep it. ``batch`` numbers the batch in the run
+    of one image (0 for the first).
+    """
     shape = tuple(pred.shape)
     if len(shape) != 2 + len(tile):
         raise ValueError(
@@ -144,3 +153,8 @@ def check_prediction(pred, runner: ModelRunner, batch_shape: tuple[int, ...], ti
         )
     if shape[1] < 1:
         raise ValueError(f"model {runner.name} returned no channels (output shape {shape})")
+    if channels is not None and shape[1] != channels:
+        raise ValueError(
+            f"model {runner.name} returned {shape[1]} channels for batch {batch} (output shape {shape}) but "
+            f"{channels} for batch 0; the output channel count must be the same for every batch"
+        )
