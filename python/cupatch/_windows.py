@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._validation import look_up_option
+from ._validation import as_int_tuple, look_up_option
 
 __all__ = ["WINDOWS", "window_table"]
 
@@ -84,19 +84,26 @@ def window_table(
     numpy.ndarray
         float32 array ``(ndim, 4, max(tile_size))``; entry ``[d, f, p]`` is the weight of
         position ``p`` along axis ``d`` for border flag ``f`` (unused tail entries are 0).
+
+    Raises
+    ------
+    TypeError
+        If ``tile_size`` or ``overlaps`` holds a float or a bool (never truncated).
+    ValueError
+        For a wrong number of entries or values out of range, or an unknown ``window``.
     """
     look_up_option(window, WINDOWS, "window")
-    tile = [int(t) for t in tile_size]
+    tile = as_int_tuple(tile_size, "tile_size")  # floats and bools are refused, never truncated
     if len(tile) not in (2, 3) or any(t < 1 for t in tile):
-        raise ValueError(f"tile_size must be 2 or 3 positive ints, got {tuple(tile_size)}")
+        raise ValueError(f"tile_size must be 2 or 3 positive ints, got {tile}")
     if overlaps is None:
         if window in ("linear", "hann"):
             raise ValueError(f"overlaps is required for window={window!r}")
         ovl = [0] * len(tile)
     else:
-        ovl = [int(o) for o in overlaps]
+        ovl = as_int_tuple(overlaps, "overlaps")
         if len(ovl) != len(tile):
-            raise ValueError(f"overlaps must have {len(tile)} entries like tile_size, got {tuple(overlaps)}")
+            raise ValueError(f"overlaps must have {len(tile)} entries like tile_size, got {ovl}")
         for o, t in zip(ovl, tile):
             if not 0 <= o < t:
                 raise ValueError(f"overlaps must satisfy 0 <= overlap < tile, got {tuple(ovl)} for tile {tuple(tile)}")

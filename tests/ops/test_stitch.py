@@ -366,6 +366,17 @@ def test_tiles_sharing_memory_with_an_output_or_weight_are_refused(xp):
     assert to_numpy(separate)[0, 0, :4, :4].all() and to_numpy(separate)[0, 0, 4:, 4:].all()
 
 
+def test_blend_accumulator_refuses_float_sizes_instead_of_truncating():
+    # overlaps=(8.5, 8) used to blend with an 8-wide taper
+    for overlaps in ((8.5, 8), (8, 8.0), np.array([8.0, 8.0]), (True, 8)):
+        with pytest.raises(TypeError, match=r"overlaps must contain only ints"):
+            BlendAccumulator([(1, 1, 64, 64)], (32, 32), overlaps)
+    with pytest.raises(TypeError, match=r"tile_size must contain only ints"):
+        BlendAccumulator([(1, 1, 64, 64)], (32.5, 32), (8, 8))
+    acc = BlendAccumulator([(1, 1, 64, 64)], (32, 32), np.array([8, 8]))
+    np.testing.assert_array_equal(acc.table, window_table((32, 32), (8, 8)))
+
+
 def test_blend_refuses_outputs_and_weights_that_share_memory():
     tiles = np.ones((2, 1, 4, 4), np.float32)
     specs = np.array([[0, 0, 0, 0, 0, 0, 4, 4, 0, 0], [1, 0, 2, 2, 0, 0, 4, 4, 0, 0]])
