@@ -296,6 +296,23 @@ def test_errors(tmp_path):
         PatchDataset(a, object(), axes="SYX", device="cpu", progress=False)
 
 
+def test_set_epoch_refuses_floats_instead_of_truncating():
+    # set_epoch(1.7) used to select epoch 1 silently
+    a = _image((2, 16, 16))
+    make = lambda s: RandomPatching(s, (8, 8), seed=1)  # noqa: E731
+    ds = PatchDataset(a, make, axes="SYX", augmentations=Augmentations(seed=3), device="cpu", progress=False)
+    ds.set_epoch(2)
+    for bad in (1.7, 1.0, np.float64(3.0), True, "1"):
+        with pytest.raises(TypeError, match="epoch must be an integer"):
+            ds.set_epoch(bad)
+    for bad in (-1, 2**63):
+        with pytest.raises(ValueError, match="epoch must be"):
+            ds.set_epoch(bad)
+    assert ds.epoch == 2 and ds.patching.epoch == 2  # a refused epoch changes nothing
+    ds.set_epoch(np.int64(5))
+    assert ds.epoch == 5 and type(ds.epoch) is int and ds.patching.epoch == 5
+
+
 def test_non_integer_indices_and_unknown_placement_are_refused():
     a = _image((2, 16, 16))
     make = lambda s: RandomPatching(s, (8, 8), seed=1)  # noqa: E731

@@ -330,9 +330,10 @@ class PatchDataset:
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch: random coordinates and augmentations change with it."""
-        self.epoch = as_int(int(epoch), "epoch", minimum=0)
+        epoch = as_int(epoch, "epoch", minimum=0, below=2**63, below_text="2**63")  # floats refused, never truncated
         if hasattr(self.patching, "set_epoch"):
             self.patching.set_epoch(epoch)
+        self.epoch = epoch
 
     def denormalize(self, predictions):
         """Undo the target (or input) normalisation of model outputs (channel axis 1)."""
