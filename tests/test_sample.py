@@ -28,3 +28,12 @@ def test_sample_image_is_deterministic_uint16():
     assert sample_image((8, 16, 16)).shape == (8, 16, 16)
     with pytest.raises(ValueError, match="shape"):
         sample_image((5,))
+
+
+def test_float_sizes_are_refused_not_truncated():
+    for overlap in (8.5, (16, 8.5), True):
+        with pytest.raises(TypeError, match="overlap must"):
+            default_model(overlap)
+    with pytest.raises(TypeError, match="shape must contain only ints"):
+        sample_image((128.5, 96))
+    assert default_model(np.int64(8)).radius == default_model(8).radius

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._backend import is_cupy_array
+from ._validation import as_int_tuple, ensure_tuple_rep, is_int
 
 __all__ = ["GaussianDenoiser", "default_model", "sample_image"]
 
@@ -38,7 +39,7 @@ def sample_image(shape: Sequence[int] = (1024, 1024), *, n_blobs: int | None = N
     numpy.ndarray
         uint16 array of ``shape``.
     """
-    shape = tuple(int(s) for s in shape)
+    shape = as_int_tuple(shape, "shape")  # floats refused, never truncated
     if len(shape) not in (2, 3) or any(s < 1 for s in shape):
         raise ValueError(f"shape must be 2 or 3 positive ints, got {shape}")
     rng = np.random.default_rng(seed)
@@ -149,7 +150,7 @@ def default_model(overlap: Sequence[int] | int) -> GaussianDenoiser:
     overlap: in crop mode every kept pixel of a tile sees exactly the neighbourhood it
     would see in the whole image, and tiled inference equals whole-image filtering.
     """
-    overlaps = [int(overlap)] if np.isscalar(overlap) else [int(o) for o in overlap]
+    overlaps = ensure_tuple_rep(overlap, 1, "overlap") if is_int(overlap) else as_int_tuple(overlap, "overlap")
     if not overlaps or min(overlaps) < 0:
         raise ValueError(f"overlap must be non-negative, got {overlap!r}")
     return GaussianDenoiser(min(overlaps) / (2.0 * TRUNCATE))
