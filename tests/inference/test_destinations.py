@@ -235,3 +235,99 @@ def test_separate_output_memory_map_is_accepted(tmp_path):
     predict_tiled(scaled, str(path), axes="YX", tile_size=16, overlap=4, out=out, progress=False)
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), image * 2 + 1)
     np.testing.assert_array_equal(np.load(path), image)
+
+
+# --------------------------------------------------------------------------------------
+# incomplete outputs: marked while written, replaced by the next run without overwrite
+# --------------------------------------------------------------------------------------
+
+
+class _StopAfter:
+    """A model that raises ``error`` at its ``n``-th call (after writing has started)."""
+
+    def __init__(self, n: int, error: BaseException):
+        self.n, self.error, self.calls = n, error, 0
+
+    def __call__(self, x):
+        self.calls += 1
+        if self.calls == self.n:
+            raise self.error
+        return x * 2.0 + 1.0
+
+
+_TALL = np.zeros((200, 40), np.float32)  # 17 rows of tiles: streams over many batches
+
+
+def _stop_run(path, error):
+    return predict_tiled(
+        _StopAfter(6, error), _TALL, axes="YX", tile_size=16, overlap=4, batch_size=2, out=path, progress=False
+    )
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".tif", ".zarr"])
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), ValueError("model failed")], ids=["interrupt", "error"])
+def test_stopped_run_leaves_a_marked_output_that_the_next_run_replaces(tmp_path, suffix, error):
+    from cupatch.inference.destinations import incomplete_marker, is_own_incomplete
+
+    if suffix == ".tif":
+        pytest.importorskip("tifffile")
+    if suffix == ".zarr":
+        pytest.importorskip("zarr")
+    path = tmp_path / f"pred{suffix}"
+    with pytest.raises(type(error)):
+        _stop_run(path, error)
+    marker = incomplete_marker(path)
+    assert path.exists() and marker.is_file()
+    assert is_own_incomplete(path)
+    assert "incomplete" in marker.read_text() and path.name in marker.read_text()
+    # The next run replaces it without overwrite=True, and leaves no marker.
+    predict_tiled(scaled, _TALL, axes="YX", tile_size=16, overlap=4, out=path, progress=False)
+    assert not marker.exists() and not is_own_incomplete(path)
+    # Now it is complete: refused again without overwrite.
+    with pytest.raises(FileExistsError, match="overwrite"):
+        predict_tiled(scaled, _TALL, axes="YX", tile_size=16, overlap=4, out=path, progress=False)
+
+
+def test_completed_output_has_no_marker(tmp_path):
+    from cupatch.inference.destinations import incomplete_marker
+
+    path = tmp_path / "pred.npy"
+    predict_tiled(scaled, IMAGE, axes="YX", tile_size=16, overlap=4, out=path, progress=False)
+    assert not incomplete_marker(path).exists()
+    np.testing.assert_array_equal(np.load(path), np.ones((40, 40)))
+
+
+def test_file_that_replaced_a_marked_output_is_not_replaced_without_overwrite(tmp_path):
+    from cupatch.inference.destinations import incomplete_marker, is_own_incomplete
+
+    path = tmp_path / "pred.npy"
+    with pytest.raises(KeyboardInterrupt):
+        _stop_run(path, KeyboardInterrupt())
+    path.unlink()
+    np.save(path, np.full(3, 7.0))  # the user's own file, with our stale marker beside it
+    assert incomplete_marker(path).exists() and not is_own_incomplete(path)
+    with pytest.raises(FileExistsError, match="overwrite"):
+        predict_tiled(scaled, IMAGE, axes="YX", tile_size=16, overlap=4, out=path, progress=False)
+    np.testing.assert_array_equal(np.load(path), np.full(3, 7.0))
+    predict_tiled(scaled, IMAGE, axes="YX", tile_size=16, overlap=4, out=path, overwrite=True, progress=False)
+    assert not incomplete_marker(path).exists()  # the stale marker went with the old file
+
+
+def test_a_users_file_named_like_a_marker_is_not_a_marker(tmp_path):
+    from cupatch.inference.destinations import incomplete_marker, is_own_incomplete
+
+    path = tmp_path / "pred.npy"
+    np.save(path, np.full(3, 7.0))
+    fake = incomplete_marker(path)
+    fake.write_text("output: pred.npy\nmy notes\n")
+    assert not is_own_incomplete(path)
+    with pytest.raises(FileExistsError, match="overwrite"):
+        predict_tiled(scaled, IMAGE, axes="YX", tile_size=16, overlap=4, out=path, progress=False)
+    # Where the marker would go is someone else's file: refused before any work, even with
+    # overwrite, and both files are left as they were.
+    with pytest.raises(FileExistsError, match="not a cupatch marker"):
+        predict_tiled(scaled, IMAGE, axes="YX", tile_size=16, overlap=4, out=path, overwrite=True, progress=False)
+    path.unlink()
+    with pytest.raises(FileExistsError, match="not a cupatch marker"):
+        predict_tiled(scaled, IMAGE, axes="YX", tile_size=16, overlap=4, out=path, progress=False)
+    assert fake.read_text() == "output: pred.npy\nmy notes\n" and not path.exists()

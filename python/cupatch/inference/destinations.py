@@ -25,10 +25,28 @@ try:
 except ImportError:  # NumPy < 2
     from numpy import byte_bounds
 
-__all__ = ["OUT_SUFFIXES", "check_outputs", "clear_path", "is_zarr_array", "normalise_out", "path_kind"]
+__all__ = [
+    "INCOMPLETE_SUFFIX",
+    "OUT_SUFFIXES",
+    "check_outputs",
+    "clear_path",
+    "incomplete_marker",
+    "is_own_incomplete",
+    "is_zarr_array",
+    "mark_complete",
+    "mark_incomplete",
+    "normalise_out",
+    "path_kind",
+]
 
 #: Output file types by extension.
 OUT_SUFFIXES = (".zarr", ".tif", ".tiff", ".npy")
+
+#: Added to an output's name for the marker file that says the output is incomplete.
+INCOMPLETE_SUFFIX = ".incomplete"
+
+# The first line of every marker file: how a marker is told from a user's file of that name.
+_MARKER_HEADER = "cupatch incomplete-output marker"
 
 
 def is_zarr_array(obj) -> bool:
@@ -44,11 +62,88 @@ def path_kind(path: Path) -> str:
     raise ValueError(f"out path {str(path)!r} must end in one of {OUT_SUFFIXES}")
 
 
+def incomplete_marker(path: Path) -> Path:
+    """The marker file of an output path: ``NAME.incomplete`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + INCOMPLETE_SUFFIX)
+
+
+def _identity(path: Path) -> str:
+    """Device and inode of what is at ``path`` (not following a symlink)."""
+    info = os.lstat(path)
+    return f"{info.st_dev}:{info.st_ino}"
+
+
+def _read_marker(marker: Path) -> dict[str, str] | None:
+    """The fields of one of our marker files, or None for anything else."""
+    try:
+        if marker.is_symlink() or not marker.is_file() or marker.stat().st_size > 4096:
+            return None
+        lines = marker.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not lines or lines[0] != _MARKER_HEADER:
+        return None
+    return dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+
+
+def mark_incomplete(path: Path) -> Path:
+    """Write the marker saying that the output just created at ``path`` is incomplete."""
+    path = Path(path)
+    marker = incomplete_marker(path)
+    text = (
+        f"{_MARKER_HEADER}\n"
+        f"This file marks {path.name!r} beside it as incomplete: cupatch's predict_tiled created it and has not\n"
+        "finished writing it (still running, or stopped by an error, an interruption or a killed process).\n"
+        "The next run writing to the same path replaces it without overwrite=True / --overwrite;\n"
+        "delete both files to discard it.\n"
+        f"output: {path.name}\n"
+        f"identity: {_identity(path)}\n"
+        f"pid: {os.getpid()}\n"
+    )
+    with open(marker, "x", encoding="utf-8") as file:  # "x": never over someone else's file
+        file.write(text)
+    return marker
+
+
+def mark_complete(path: Path) -> None:
+    """Remove the marker of an output that is now completely written."""
+    marker = incomplete_marker(path)
+    if _read_marker(marker) is not None:
+        marker.unlink(missing_ok=True)
+
+
+def is_own_incomplete(path: Path) -> bool:
+    """True when ``path`` is an output that predict_tiled created and did not finish.
+
+    That is: our marker is beside it, names it, and records its current file identity
+    (so a file that replaced the partial output is not taken for it).
+    """
+    path = Path(path)
+    fields = _read_marker(incomplete_marker(path))
+    if fields is None or fields.get("output") != path.name:
+        return False
+    try:
+        return fields.get("identity") == _identity(path)
+    except OSError:
+        return False
+
+
 def _check_out_path(path: Path, overwrite: bool) -> None:
-    """Refuse existing or unwritable output paths before any work is done."""
+    """Refuse existing or unwritable output paths before any work is done.
+
+    An incomplete output left by an earlier run (:func:`is_own_incomplete`) is replaced
+    without ``overwrite``.
+    """
     path_kind(path)
-    if path.exists() and not overwrite:
+    if path.exists() and not overwrite and not is_own_incomplete(path):
         raise FileExistsError(f"out {str(path)!r} already exists; pass overwrite=True (--overwrite) to replace it")
+    marker = incomplete_marker(path)
+    if (marker.exists() or marker.is_symlink()) and _read_marker(marker) is None:
+        raise FileExistsError(
+            f"out {str(path)!r}: {str(marker)!r} exists and is not a cupatch marker file; predict_tiled marks an "
+            f"output as incomplete there while writing it, so move or rename that file first"
+        )
     parent = path.absolute().parent
     if not parent.is_dir():
         raise FileNotFoundError(f"out {str(path)!r}: directory {str(parent)!r} does not exist")
@@ -281,12 +376,17 @@ def normalise_out(out, n_images: int, is_list: bool) -> list:
 
 
 def clear_path(path: Path, overwrite: bool) -> None:
-    """Make way for a new output file: refuse (without ``overwrite``) or remove what is there."""
+    """Make way for a new output file: refuse (without ``overwrite``) or remove what is there.
+
+    An incomplete output of an earlier run is removed without ``overwrite``; so is a marker
+    of ours left without its output.
+    """
     path_kind(path)
     if path.exists():
-        if not overwrite:
+        if not overwrite and not is_own_incomplete(path):
             raise FileExistsError(f"out {str(path)!r} already exists; pass overwrite=True (--overwrite) to replace it")
         _remove_path(path)
+    mark_complete(path)  # a stale marker of ours would otherwise describe the new file
 
 
 def _remove_path(path: Path) -> None:

@@ -7,7 +7,9 @@ and how it is best written, which is all a slab sink needs to know (the :class:`
 protocol): a NumPy array is filled in place, a ``.zarr`` path becomes a Zarr array chunked
 along the tile step, ``.npy`` and ``.tif`` paths become memory-mapped files. Writes to
 anything backed by storage run in a :class:`BackgroundWriter` thread, overlapping the next
-batches.
+batches. A file a writer creates is marked incomplete from its creation until
+:meth:`~ArrayWriter.close` (:func:`~cupatch.inference.destinations.mark_incomplete`), so
+an interrupted run leaves a partial output that says what it is.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from .destinations import clear_path, is_zarr_array, path_kind
+from .destinations import clear_path, is_zarr_array, mark_complete, mark_incomplete, path_kind
 
 __all__ = [
     "FILE_WRITERS",
@@ -53,7 +55,7 @@ class Writer(Protocol):
         """Store the finished rows ``[a, b)`` of one sample, ``block`` C(Z)YX on the host."""
 
     def close(self) -> None:
-        """Make everything written durable (flush)."""
+        """Make everything written durable (flush); a created file is then complete."""
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,11 @@ class ArrayWriter:
         self.target[tuple(key)] = block.transpose(self.perm)
 
     def close(self) -> None:
+        """Flush; a file this writer created is complete from now on (its marker goes)."""
         if hasattr(self.target, "flush"):  # memory-mapped files
             self.target.flush()
+        if self.path is not None:
+            mark_complete(self.path)
 
 
 class ZarrWriter(ArrayWriter):
@@ -193,7 +198,9 @@ def open_writer(out, shape: tuple[int, ...], dtype, layout: Layout, *, step: int
         return ArrayWriter(np.empty(shape, dtype=dtype), layout, label="host")
     if isinstance(out, Path):
         clear_path(out, overwrite)
-        return FILE_WRITERS[path_kind(out)].create(out, shape, dtype, layout, step)
+        writer = FILE_WRITERS[path_kind(out)].create(out, shape, dtype, layout, step)
+        mark_incomplete(out)  # until close(): a run stopped before then leaves it marked
+        return writer
     if tuple(out.shape) != tuple(shape):
         raise ValueError(
             f"out has shape {tuple(out.shape)} but the prediction restored to axes {layout.target_axes!r} has shape "
