@@ -154,7 +154,8 @@ def as_float(value: Any, name: str, *, low: float | None = None, high: float | N
         bounds = f" <= {high:g}"
     else:
         bounds = ""
-    raise ValueError(f"{name} must be {what}{bounds}, got {value!r}")
+    kind = "" if ok else f" ({type(value).__name__})"  # a string "0.1" reads like a number otherwise
+    raise ValueError(f"{name} must be {what}{bounds}, got {value!r}{kind}")
 
 
 def as_float_array(values: Any, name: str) -> np.ndarray:
