@@ -15,7 +15,17 @@ import numpy as np
 
 from ._validation import as_int
 
-__all__ = ["Stream", "hash4", "resolve_seed", "splitmix64", "uniform01", "uniform_int"]
+__all__ = [
+    "UNIFORM_INT_MAX",
+    "Stream",
+    "draw_uniform_int",
+    "hash4",
+    "resolve_seed",
+    "splitmix64",
+    "uniform01",
+    "uniform_int",
+    "uniform_int_scalar",
+]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MUL1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -63,12 +73,50 @@ def hash4(seed, epoch, index, stream) -> np.ndarray:
     return splitmix64(h ^ _as_u64(stream))
 
 
+#: The largest range :func:`uniform_int` draws from (far above any image extent, 2**60).
+UNIFORM_INT_MAX = 2**62
+_SMALL = np.uint64(2**32)
+_LOW32 = np.uint64(0xFFFFFFFF)
+
+
+def _mulhi64(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``floor(a * b / 2**64)`` for uint64 arrays: the high word of the 128-bit product, from
+    32-bit halves (no product or sum below can exceed 2**64)."""
+    ah, al, bh, bl = a >> _U32, a & _LOW32, b >> _U32, b & _LOW32
+    hl, lh, ll = ah * bl, al * bh, al * bl
+    carry = ((hl & _LOW32) + (lh & _LOW32) + (ll >> _U32)) >> _U32
+    return ah * bh + (hl >> _U32) + (lh >> _U32) + carry
+
+
+def draw_uniform_int(h: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """:func:`uniform_int` on uint64 arrays without its argument checks (callers guarantee
+    ``1 <= n <= 2**62``), as uint64."""
+    h, n = np.broadcast_arrays(_as_u64(h), _as_u64(n))
+    small = ((h >> _U32) * n) >> _U32  # wraps where n >= 2**32; replaced there below
+    large = n >= _SMALL
+    if large.any():
+        return np.where(large, _mulhi64(h, n), small)
+    return small
+
+
+def uniform_int_scalar(h: int, n: int) -> int:
+    """:func:`uniform_int` on Python ints (no checks): the scalar twin, exact in big ints."""
+    return ((h >> 32) * n) >> 32 if n < 2**32 else (h * n) >> 64
+
+
 def uniform_int(h, n) -> np.ndarray:
-    """Map hashes to integers in ``[0, n)`` (``n`` broadcasts; ``1 <= n < 2**32``)."""
+    """Map hashes to integers in ``[0, n)`` (``n`` broadcasts; ``1 <= n <= 2**62``).
+
+    ``((h >> 32) * n) >> 32`` for ``n < 2**32`` (the top 32 bits of the hash, as always), and
+    ``floor(h * n / 2**64)`` (all 64 bits, a 128-bit product) for larger ``n``, so every value
+    of a range beyond 2**32 can be drawn. ``cpp/include/cupatch/random.h`` computes the same.
+    """
     n_arr = np.asarray(n)
-    if np.any(n_arr < 1) or np.any(n_arr >= 2**32):
-        raise ValueError("uniform_int needs 1 <= n < 2**32")
-    return (((_as_u64(h) >> _U32) * _as_u64(n_arr)) >> _U32).astype(np.int64)
+    if n_arr.dtype.kind not in "iu":
+        raise TypeError(f"uniform_int needs integer n, got dtype {n_arr.dtype}")
+    if np.any(n_arr < 1) or np.any(n_arr > UNIFORM_INT_MAX):
+        raise ValueError(f"uniform_int needs 1 <= n <= 2**62, got n in [{n_arr.min()}, {n_arr.max()}]")
+    return draw_uniform_int(h, n_arr).astype(np.int64)
 
 
 def uniform01(h) -> np.ndarray:

@@ -84,6 +84,26 @@ def test_draw_int_equals_uniform_int():
     np.testing.assert_array_equal(draw_int(h, n), uniform_int(h, n))
 
 
+def test_corners_beyond_2_32_are_drawn_on_long_axes():
+    # On an axis longer than 2**32 the 64-bit product wrapped and no corner beyond 2**32 was
+    # ever drawn; now the whole range is, on the table and the single-spec paths alike.
+    n = 3 * 2**33
+    p = RandomPatching([(1, 1, 1, n)], (1, 8), seed=9)
+    idx = np.arange(0, p.n_patches, p.n_patches // 4000, dtype=np.int64)
+    x = p.spec_table(idx)[:, 3]
+    assert x.min() >= 0 and x.max() <= n - 8
+    assert (x >= 2**32).mean() > 0.6  # two thirds of the range lies beyond 2**32
+    assert x.max() > 0.99 * n
+    np.testing.assert_array_equal(x, uniform_int(hash4(9, 0, idx, Stream.COORD + 1), n - 8 + 1))
+    assert [p.get_patch_spec(int(i))["coords"][1] for i in idx[:20]] == x[:20].tolist()
+
+
+def test_draw_int_equals_uniform_int_on_large_ranges():
+    h = hash4(3, 1, np.arange(1000), 0)
+    n = np.arange(1, 1001, dtype=np.int64) * 2**50
+    np.testing.assert_array_equal(draw_int(h, n), uniform_int(h, n))
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 8, 8), (1, 1, 8, 8, 8)])
 def test_random_coords_shape_equal_patch(shape):
     """CAREamics test_random_coords: in bounds, including image == patch."""

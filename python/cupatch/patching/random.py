@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .._layouts import patch_columns
-from .._random import Stream, splitmix64
+from .._random import Stream, draw_uniform_int, splitmix64, uniform_int_scalar
 from ._base import SeededPatching, new_table
 from ._bins import SampleBins
 from .specs import PatchSpecs
@@ -52,8 +52,9 @@ def stream_hashes(seed: int, epoch: int, indices: np.ndarray, streams: Sequence[
 
 
 def draw_int(h: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """``uniform_int(h, n)`` without its argument checks (callers guarantee ``1 <= n < 2**32``)."""
-    return ((h >> np.uint64(32)) * n.astype(np.uint64)) >> np.uint64(32)
+    """``uniform_int(h, n)`` without its argument checks (callers guarantee ``1 <= n <= 2**62``:
+    every extent is below 2**60)."""
+    return draw_uniform_int(h, n)
 
 
 def _n_patches_per_sample(spatial: Sequence[int], patch_size: Sequence[int]) -> int:
@@ -113,7 +114,7 @@ class RandomPatching(SeededPatching):
         prefix = _splitmix64_int(_splitmix64_int(_splitmix64_int(seed) ^ epoch) ^ index)
         n_corners = self._n_corners_list[data_idx]
         coords = tuple(
-            ((_splitmix64_int(prefix ^ (Stream.COORD + a)) >> 32) * n_corners[a]) >> 32 for a in range(self._ndim)
+            uniform_int_scalar(_splitmix64_int(prefix ^ (Stream.COORD + a)), n_corners[a]) for a in range(self._ndim)
         )
         return {"data_idx": data_idx, "sample_idx": sample_idx, "coords": coords, "patch_size": self._patch_size}
 
