@@ -64,7 +64,19 @@ def test_predict_default_model_with_blend_reports_a_difference(capsys):
     assert main(["predict", "--no-progress", "--blend", "linear", "--tile", "512", "--overlap", "64"]) == 0
     out = capsys.readouterr().out
     assert "blend linear" in out
-    assert re.search(r"max \|tiled - whole image\|: \S+", out)
+    assert float(re.search(r"max \|tiled - whole image\|: (\S+)", out).group(1)) > 0
+    # what the number is, and why blending is not whole-image processing
+    text = " ".join(out.split())
+    assert "largest absolute difference, in the output's units" in text and "whole image at once" in text
+    assert "pads with zeros" in text and "averages the overlapping predictions" in text
+    assert "--blend crop is exact" in text
+
+
+def test_crop_self_check_says_why_it_is_exact(capsys):
+    assert main(["predict", "--no-progress"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "largest absolute difference, in the output's units" in text
+    assert "keeps only the centre of each tile" in text and "receptive field fits in half the overlap" in text
 
 
 def test_tiff_in_tiff_out(tmp_path, capsys):
@@ -156,8 +168,6 @@ def test_model_from_module_name(tmp_path, monkeypatch):
         (["--model", "no_such_module_xyz:f"], "no_such_module_xyz"),
         (["--model", "numpy:no_such_function"], "no_such_function"),
         (["--model", "numpy:pi"], "not a callable"),
-        (["--tile", "16", "--overlap", "16"], "overlap"),
-        (["--tile", "16", "--overlap", "3"], "even"),
         (["--axes", "ZYX"], "sample image is 2-D"),
         (["--out", "/nonexistent-dir/x.zarr"], "does not exist"),
         (["--out", "x.png"], "must end in"),
@@ -167,15 +177,94 @@ def test_predict_errors(args, message, capsys):
     assert main(["predict", "--no-progress", *args]) == 1
     err = capsys.readouterr().err
     assert "error" in err and message in err
+    # raised by cupatch itself: one line, no traceback
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_missing_input_and_bad_axes(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "missing.tif"), "--no-progress"]) == 1
-    assert "does not exist" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "--axes" not in err
     image = np.zeros((4, 20, 20), np.uint16)
     np.save(tmp_path / "vol.npy", image)
     assert main(["predict", str(tmp_path / "vol.npy"), "--no-progress"]) == 1
-    assert "--axes" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "3 dimensions" in err and "--axes" in err  # here the axes really are the problem
+    assert main(["predict", str(tmp_path / "vol.npy"), "--axes", "ZYX", "--tile", "2", "8", "8", "--overlap", "0", "2", "2",
+                 "--no-progress"]) == 0  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "empty"), (b"\x00garbage that is not a .npy file" * 3, "not in the .npy format")],
+    ids=["empty", "corrupt"],
+)
+def test_unreadable_npy_input_is_one_line_naming_the_file(tmp_path, capsys, content, message):
+    path = tmp_path / "broken.npy"
+    path.write_bytes(content)
+    assert main(["predict", str(path), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "broken.npy" in err and message in err
+    assert "--axes" not in err  # no axes can help an unreadable file
+
+
+def test_unsupported_or_unreadable_input_lists_the_kinds_without_an_axes_hint(tmp_path, capsys):
+    (tmp_path / "image.png").write_bytes(b"\x89PNG")
+    assert main(["predict", str(tmp_path / "image.png"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "image.png" in err and "--axes" not in err
+    for kind in (".tif", ".zarr", ".npy"):
+        assert kind in err
+    pytest.importorskip("tifffile")
+    (tmp_path / "fake.tif").write_bytes(b"not a tiff")
+    assert main(["predict", str(tmp_path / "fake.tif"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "fake.tif" in err and "--axes" not in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------------------
+# numeric options: usage errors (exit status 2) before anything is loaded or warmed up
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "allowed"),
+    [
+        (["--tile", "-5"], "--tile", "positive integer"),
+        (["--tile", "0"], "--tile", "positive integer"),
+        (["--tile", "2.5"], "--tile", "positive integer"),
+        (["--tile", "64", "x"], "--tile", "positive integer"),
+        (["--overlap", "-2"], "--overlap", "non-negative integer"),
+        (["--batch-size", "0"], "--batch-size", "positive integer"),
+        (["--batch-size", "-3"], "--batch-size", "positive integer"),
+        (["--channels", "-1"], "--channels", "non-negative integer"),
+        (["--tile", "64", "64", "64"], "--tile", "one per spatial axis"),
+        (["--overlap", "8", "8", "8"], "--overlap", "one per spatial axis"),
+        (["--tile", "16", "--overlap", "16"], "--overlap", "smaller than --tile"),
+        (["--tile", "64", "32", "--overlap", "40"], "--overlap", "smaller than --tile"),
+        (["--tile", "16", "--overlap", "3"], "--overlap", "even"),
+        (["--channels", "1"], "--channels", "0 to 0"),
+    ],
+)
+def test_bad_numeric_options_are_usage_errors_before_any_work(args, option, allowed, capsys, monkeypatch):
+    from cupatch import cli
+
+    def must_not_run(*_args, **_kwargs):
+        raise AssertionError("the model was built or warmed up before the options were checked")
+
+    monkeypatch.setattr(cli, "_warm_up", must_not_run)
+    monkeypatch.setattr(cli, "default_model", must_not_run)
+    with pytest.raises(SystemExit) as info:
+        main(["predict", "--no-progress", *args])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: " in err and allowed in err
+    assert "Traceback" not in err and "negative dimensions" not in err
+
+
+def test_odd_overlap_is_fine_with_a_blend_window(capsys):
+    assert main(["predict", "--no-progress", "--tile", "512", "--overlap", "3", "--blend", "hann"]) == 0
 
 
 def test_unknown_blend_is_a_usage_error(capsys):

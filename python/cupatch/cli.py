@@ -3,30 +3,47 @@
 ``cupatch predict`` runs tiled inference on a TIFF, Zarr or ``.npy`` image (or, with no
 input, on a built-in sample image with a built-in Gaussian-denoiser model, checked against
 filtering the whole image at once); ``cupatch info`` prints what the build supports.
+
+Exit statuses: 0 done, 1 an error (a bad input, model or output; the message says which),
+2 a usage error (a bad option, as argparse reports them), 130 interrupted (Ctrl-C). An
+error raised by cupatch itself is one ``cupatch predict: error: ...`` line; one raised in
+the user's code (the model, its module) shows a short traceback of that code, cupatch's
+own frames folded; ``--debug`` shows every frame.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import importlib
 import importlib.util
+import inspect
 import json
+import os
 import sys
+import textwrap
 import time
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
-from ._backend import build_info
+from ._backend import build_info, gpu_available, gpu_unavailable_reason
 from ._sample import default_model, sample_image
 from ._windows import WINDOWS
-from .inference import open_image, output_axes, resolve_device, run_prediction
+from .inference import Plan, execute, open_image, output_axes, predict_tiled
+from .inference.destinations import incomplete_marker, is_own_incomplete
 from .stacks.axes import restore_array
 
-__all__ = ["build_parser", "load_model", "main"]
+__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "load_model", "main"]
 
-#: Errors reported as one ``cupatch: error: ...`` line (exit status 1) instead of a traceback.
+#: Exit statuses of the command.
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+#: Errors that cupatch raises about its inputs: reported as one ``cupatch COMMAND: error:
+#: ...`` line when raised by cupatch itself (anything else gets a short traceback).
 _USER_ERRORS = (
     ValueError,
     TypeError,
@@ -41,17 +58,46 @@ _USER_ERRORS = (
 )
 
 
+def _int_option(minimum: int, allowed: str):
+    """An argparse type: an integer of at least ``minimum`` (``allowed`` says so in words)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {value}")
+        return value
+
+    return parse
+
+
+_POSITIVE = _int_option(1, "a positive integer (1, 2, 3, ...)")
+_NON_NEGATIVE = _int_option(0, "a non-negative integer (0, 1, 2, ...)")
+
+
+class UsageError(Exception):
+    """A bad option found after parsing (it needs the image): exit status 2, like argparse."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``cupatch`` command."""
     parser = argparse.ArgumentParser(
         prog="cupatch",
         description="GPU patch gathering and tiled inference for 2D/3D multi-channel images.",
+        epilog="Exit status: 0 done, 1 error, 2 bad option, 130 interrupted (Ctrl-C).",
     )
     parser.add_argument("--version", action="version", version=f"cupatch {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", help="on an error, print the full traceback (cupatch's own frames included)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     predict = sub.add_parser(
         "predict",
+        parents=[common],
         help="tiled inference on an image file (or on the built-in sample)",
         description=(
             "Cut an image into overlapping tiles, run a model on batches of tiles and stitch the "
@@ -59,28 +105,40 @@ def build_parser() -> argparse.ArgumentParser:
             "Gaussian-denoiser model are used, and the result is compared with filtering the whole "
             "image at once. Uses the GPU when one is usable, else the CPU."
         ),
+        epilog=(
+            "Exit status: 0 done, 1 error, 2 bad option, 130 interrupted (Ctrl-C). An interrupted or "
+            "failed run leaves its output file marked incomplete (OUT.incomplete beside it); the next "
+            "run replaces such an output without --overwrite."
+        ),
     )
     predict.add_argument("input", nargs="?", metavar="INPUT", help="image: .tif/.tiff, .zarr or .npy (default: built-in sample)")
     predict.add_argument("--axes", help="axes of INPUT, e.g. YX, ZYX, SYXC, TZYX (default YX)")
-    predict.add_argument("--tile", type=int, nargs="+", default=[256], metavar="T", help="tile size per spatial axis, (Z)YX, or one value for all (default 256)")
-    predict.add_argument("--overlap", type=int, nargs="+", default=[32], metavar="O", help="tile overlap per spatial axis, or one value for all (default 32)")
+    predict.add_argument("--tile", type=_POSITIVE, nargs="+", default=[256], metavar="T", help="tile size per spatial axis, (Z)YX, or one value for all; positive (default 256)")
+    predict.add_argument("--overlap", type=_NON_NEGATIVE, nargs="+", default=[32], metavar="O", help="tile overlap per spatial axis, or one value for all; 0 to T-1, even with --blend crop (default 32)")
     predict.add_argument("--blend", choices=("crop", *WINDOWS), default="crop", help="overlap cropping (exact, default) or a blend window")
-    predict.add_argument("--batch-size", type=int, default=8, metavar="N", help="tiles per model call (default 8)")
+    predict.add_argument("--batch-size", type=_POSITIVE, default=8, metavar="N", help="tiles per model call, positive (default 8)")
     predict.add_argument(
         "--model",
         metavar="MODULE:CALLABLE",
         help="model to run: module:name or path/to/file.py:name; a class is instantiated without arguments "
         "(default: built-in Gaussian denoiser with sigma = overlap/8)",
     )
-    predict.add_argument("--channels", type=int, nargs="+", metavar="C", help="input channels to use (default all)")
+    predict.add_argument("--channels", type=_NON_NEGATIVE, nargs="+", metavar="C", help="input channels to use, 0 to (channels of INPUT) - 1 (default all)")
     predict.add_argument("--target-axes", metavar="AXES", help="axes order of the output (default: the input axes)")
     predict.add_argument("--out", metavar="PATH", help="output file: .tif/.tiff, .zarr or .npy (default: do not write)")
-    predict.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    predict.add_argument("--overwrite", action="store_true", help="replace an existing output (an incomplete one left by an interrupted run is replaced without it)")
     predict.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="where to run (default auto)")
     predict.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     predict.add_argument("--no-check", action="store_true", help="skip the whole-image comparison of the built-in model")
+    predict.set_defaults(parser=predict)
 
-    sub.add_parser("info", help="print the build and device information", description="Print build_info() as JSON.")
+    info = sub.add_parser(
+        "info",
+        parents=[common],
+        help="print the build and device information",
+        description="Print build_info() as JSON, with whether a GPU is usable and, if not, why.",
+    )
+    info.set_defaults(parser=info)
     return parser
 
 
@@ -153,14 +211,21 @@ def _whole_image_difference(model, stack, result, axes, target_axes, channels, d
 def _warm_up(model, stack, tile, channels, device) -> None:
     n_in = stack.data_shape[1] if channels is None else len(channels)
     batch = np.zeros((1, n_in, *tile), dtype=np.float32)
-    if resolve_device(device) == "gpu":
+    if device == "gpu":
         import cupy  # optional dependency, only on the GPU
 
         batch = cupy.asarray(batch)
     model(batch)
 
 
-def _predict(args) -> int:
+def _raised_in(exc: BaseException, module_file: str) -> bool:
+    """True when the innermost frame of ``exc`` is in ``cupatch/<module_file>``."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and Path(frames[-1].filename).as_posix().endswith(f"cupatch/{module_file}")
+
+
+def _open_input(args):
+    """The input as an ImageStack, and a description of it."""
     if args.input is None:
         axes = (args.axes or "YX").upper()
         if axes != "YX":
@@ -176,10 +241,119 @@ def _predict(args) -> int:
     try:
         stack = open_image(data, axes)
     except ValueError as exc:
-        if args.axes is None:
-            raise ValueError(f"{exc} (give the axes of INPUT with --axes)") from exc
+        # Only a mismatch between the axes and the data's dimensions is helped by --axes;
+        # an unreadable or unsupported file is not.
+        if args.axes is None and _raised_in(exc, "stacks/axes.py"):
+            raise ValueError(
+                f"{exc}: INPUT's axes default to YX; give them with --axes, one letter per dimension from "
+                f"STCZYX (e.g. --axes ZYX, SYX or YXC)"
+            ) from exc
         raise
     what += f" (axes {stack.original_axes}, shape {_fmt_shape(stack.original_data_shape)}, {stack.dtype})"
+    return stack, what
+
+
+def _per_axis(option: str, values: list[int], ndim: int, axes: str) -> tuple[int, ...]:
+    if len(values) not in (1, ndim):
+        raise UsageError(
+            f"argument {option}: give one value, or one per spatial axis ({ndim}: {'ZYX'[3 - ndim:]} of INPUT's axes "
+            f"{axes!r}), got {len(values)}"
+        )
+    return tuple(values) * ndim if len(values) == 1 else tuple(values)
+
+
+def _check_options(args, stack) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The checks of the numeric options that need the image; ``(tile, overlap)`` per axis.
+
+    Run before the model is loaded or warmed up, so a bad option costs nothing and is named
+    in the command's own terms (the per-value ranges are checked by argparse already).
+    """
+    ndim = len(stack.data_shape) - 2
+    axes = stack.original_axes
+    tiles = _per_axis("--tile", args.tile, ndim, axes)
+    overlaps = _per_axis("--overlap", args.overlap, ndim, axes)
+    if any(o >= t for o, t in zip(overlaps, tiles)):
+        raise UsageError(
+            f"argument --overlap: must be smaller than --tile on every axis (0 to T-1), got overlap "
+            f"{_fmt_shape(overlaps)} with tile {_fmt_shape(tiles)}"
+        )
+    if args.blend == "crop" and any(o % 2 for o in overlaps):
+        raise UsageError(
+            f"argument --overlap: must be even with --blend crop (half of it is cropped from each side), got "
+            f"{_fmt_shape(overlaps)}; use an even overlap or a blend window (--blend hann)"
+        )
+    if args.channels is not None:
+        n_channels = int(stack.data_shape[1])
+        bad = [c for c in args.channels if c >= n_channels]
+        if bad:
+            raise UsageError(
+                f"argument --channels: INPUT has {n_channels} channel{'s' if n_channels != 1 else ''}, so channels are "
+                f"0 to {n_channels - 1}; got {', '.join(map(str, bad))}"
+            )
+    return tiles, overlaps
+
+
+def _check_explanation(blend: str, diff: float) -> str:
+    """What the self-check number means, and why it is (not) zero, as indented lines."""
+    text = (
+        "the largest absolute difference, in the output's units, from running the built-in model on the "
+        "whole image at once; "
+    )
+    if blend == "crop":
+        text += (
+            "crop mode keeps only the centre of each tile, so it is exact for a model whose receptive field "
+            "fits in half the overlap, as the built-in one does"
+        )
+        if diff != 0:
+            text += " (what is left is floating-point rounding)"
+    else:
+        text += (
+            "blending differs from it by design: the model sees each tile alone (near a tile's borders the "
+            f"built-in one pads with zeros instead of seeing the neighbouring pixels) and {blend} blending "
+            "averages the overlapping predictions; --blend crop is exact for this model"
+        )
+    return textwrap.fill(text, width=96, initial_indent="  ", subsequent_indent="  ")
+
+
+@dataclass
+class _Output:
+    """What the command knows about its output file, to say what a stop left behind."""
+
+    path: Path | None = None
+    existed: bool = False  # the path existed when the command started
+    finished: bool = False  # predict_tiled returned: the output is complete
+
+    def state(self) -> tuple[str, bool]:
+        """A sentence on the output after an error or an interruption ('' without --out),
+        and whether it is news: the run changed or left something at the output path."""
+        if self.path is None:
+            return "", False
+        name = str(self.path)
+        exists = self.path.exists()
+        if self.finished:
+            return f"the output {name!r} was complete and is kept", True
+        if exists and is_own_incomplete(self.path):
+            marker = str(incomplete_marker(self.path))
+            return (
+                f"the output {name!r} is incomplete and marked so by {marker!r}; the next run replaces it without "
+                f"--overwrite",
+                True,
+            )
+        if self.existed and not exists:
+            return f"the earlier {name!r} was already removed (--overwrite) and no new output was written", True
+        if self.existed:
+            return f"the existing {name!r} was not changed", False
+        if exists:
+            return f"{name!r} was created but may be incomplete", True
+        return "no output was written", False
+
+
+def _predict(args, output: _Output) -> int:
+    if args.out is not None:
+        output.path = Path(args.out)
+        output.existed = output.path.exists()
+    stack, what = _open_input(args)
+    tiles, overlaps = _check_options(args, stack)
 
     if args.model is None:
         model = default_model(args.overlap)
@@ -189,21 +363,12 @@ def _predict(args) -> int:
         model_label = args.model
     check = args.model is None and not args.no_check
 
-    tile = _one_or_many(args.tile)
-    overlap = _one_or_many(args.overlap)
-    ndim = len(stack.data_shape) - 2
-    tiles = tuple(args.tile) * ndim if len(args.tile) == 1 else tuple(args.tile)
-    overlaps = tuple(args.overlap) * ndim if len(args.overlap) == 1 else tuple(args.overlap)
-    if args.model is None and len(tiles) == ndim:
-        # Warm the built-in model up (SciPy import, CuPy kernel compilation) so that the
-        # reported throughput is that of tiled inference, not of one-time set-up.
-        _warm_up(model, stack, tiles, args.channels, args.device)
-    result, stats = run_prediction(
+    bound = inspect.signature(predict_tiled).bind(
         model,
         stack,
         axes=stack.original_axes,
-        tile_size=tile,
-        overlap=overlap,
+        tile_size=tiles,
+        overlap=overlaps,
         batch_size=args.batch_size,
         blend=args.blend,
         channels=args.channels,
@@ -213,6 +378,14 @@ def _predict(args) -> int:
         progress=not args.no_progress,
         overwrite=args.overwrite,
     )
+    bound.apply_defaults()
+    plan = Plan.build(**bound.arguments)  # every argument checked before any work
+    if args.model is None:
+        # Warm the built-in model up (SciPy import, CuPy kernel compilation) so that the
+        # reported throughput is that of tiled inference, not of one-time set-up.
+        _warm_up(model, stack, plan.tile, plan.channels, plan.device)
+    result, stats = execute(plan)
+    output.finished = True
     print(f"input:      {what}")
     print(f"model:      {model_label}")
     print(
@@ -225,31 +398,201 @@ def _predict(args) -> int:
         t0 = time.perf_counter()
         diff = _whole_image_difference(model, stack, result, stack.original_axes, args.target_axes, args.channels, stats.device)
         print(f"max |tiled - whole image|: {diff:.3g} (whole image in {time.perf_counter() - t0:.3f} s)")
+        print(_check_explanation(args.blend, diff))
     if args.out is not None:
         print(f"output:     {args.out} (shape {_fmt_shape(result.shape)}, {np.dtype(result.dtype)})")
     else:
         print(f"output:     not written (shape {_fmt_shape(result.shape)}, {np.dtype(result.dtype)}; use --out PATH)")
-    return 0
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------
+# cupatch info: and why there is no GPU
+# --------------------------------------------------------------------------------------
+
+#: CUDA driver API results named in the reasons (cuda.h).
+_CUDA_ERROR_NO_DEVICE = 100
+_CUDA_ERROR_INSUFFICIENT_DRIVER = 35
+
+
+def _load_cuda_driver():
+    """The CUDA driver library (ctypes), or None when no NVIDIA driver is installed."""
+    name = "nvcuda.dll" if os.name == "nt" else "libcuda.so.1"
+    try:
+        return ctypes.CDLL(name)
+    except OSError:
+        return None
+
+
+def _cuda_version(value: int) -> str:
+    return f"{value // 1000}.{value % 1000 // 10}"
+
+
+def _no_device_reason(runtime_version: int | None) -> str:
+    """Why a CUDA build sees no device: hidden devices, no driver, an old driver, no GPU."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU"
+    driver = _load_cuda_driver()
+    if driver is None:
+        return "no NVIDIA driver: the CUDA driver library (libcuda.so.1) cannot be loaded"
+    version = ctypes.c_int(0)
+    if driver.cuDriverGetVersion(ctypes.byref(version)) == 0 and runtime_version and 0 < version.value < runtime_version:
+        return (
+            f"the NVIDIA driver supports CUDA up to {_cuda_version(version.value)}, older than the CUDA runtime "
+            f"cupatch was built with ({_cuda_version(runtime_version)}); update the driver"
+        )
+    status = driver.cuInit(0)
+    if status == _CUDA_ERROR_NO_DEVICE:
+        return "the NVIDIA driver is installed but finds no GPU (CUDA_ERROR_NO_DEVICE)"
+    if status == _CUDA_ERROR_INSUFFICIENT_DRIVER:
+        return "the NVIDIA driver is too old for this CUDA runtime (CUDA_ERROR_INSUFFICIENT_DRIVER); update it"
+    if status != 0:
+        return f"the NVIDIA driver cannot initialise CUDA (driver API error {status})"
+    count = ctypes.c_int(0)
+    driver.cuDeviceGetCount(ctypes.byref(count))
+    if count.value == 0:
+        return "the NVIDIA driver is installed but finds no GPU"
+    return (
+        f"the NVIDIA driver sees {count.value} GPU(s) but the CUDA runtime can use none (check "
+        f"CUDA_VISIBLE_DEVICES and the GPUs' compute mode)"
+    )
+
+
+def _gpu_reasons(info: dict) -> list[str]:
+    """Every reason the GPU is not usable (none when it is)."""
+    if gpu_available():
+        return []
+    if not info["cuda_compiled"]:
+        return [gpu_unavailable_reason() or "cupatch was built without CUDA"]
+    reasons = []
+    if info["cuda_devices"] == 0:
+        reasons.append(_no_device_reason(info["cuda_runtime_version"]))
+    if info["cupy_version"] is None:
+        major = (info["cuda_runtime_version"] or 13000) // 1000
+        reasons.append(f"CuPy is not installed or fails to import (pip install cupy-cuda{major}x)")
+    if not reasons:
+        reasons.append(gpu_unavailable_reason() or "unknown")
+    return reasons
 
 
 def _info() -> int:
-    print(json.dumps(build_info(), indent=2, sort_keys=True, default=str))
-    return 0
+    info = build_info()
+    reasons = _gpu_reasons(info)
+    info["gpu_usable"] = not reasons
+    info["gpu_unavailable_reason"] = "; ".join(reasons) if reasons else None
+    print(json.dumps(info, indent=2, sort_keys=True, default=str))
+    if reasons:
+        print(f"cupatch info: no usable GPU ({info['gpu_unavailable_reason']}); cupatch runs on the CPU", file=sys.stderr)
+    if info.get("cuda_emulated"):
+        print(
+            "cupatch info: this build emulates CUDA on the CPU (CUPATCH_CUDA=EMULATE): its one CUDA device is the "
+            "emulation, not a GPU",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------
+# errors
+# --------------------------------------------------------------------------------------
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_IMPORTLIB_DIR = Path(importlib.__file__).resolve().parent
+
+
+def _frame_owner(filename: str) -> str | None:
+    """The library a frame belongs to in a short traceback: ``"cupatch"`` or ``"importlib"``
+    (folded), or None for the user's code and everything else (shown)."""
+    if filename.startswith("<frozen importlib"):
+        return "importlib"
+    if filename.startswith("<"):
+        return None
+    try:
+        path = Path(filename).resolve()
+    except (OSError, ValueError):
+        return None
+    if path.is_relative_to(_PACKAGE_DIR):
+        return "cupatch"
+    if path.is_relative_to(_IMPORTLIB_DIR):
+        return "importlib"
+    return None
+
+
+def _outside_cupatch(exc: BaseException) -> bool:
+    """True when the error was raised in code that is not cupatch's (the model, its module)."""
+    return isinstance(exc, SyntaxError) or any(
+        _frame_owner(frame.filename) is None for frame in traceback.extract_tb(exc.__traceback__)
+    )
+
+
+def short_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` with cupatch's (and importlib's) frames folded into
+    ``... N frames in cupatch ...`` lines, then ``ErrorType: message`` and its notes."""
+    summary = traceback.TracebackException.from_exception(exc)
+    lines = ["Traceback (most recent call last):\n"]
+    folded: list = [None, 0]  # owner, count
+
+    def fold() -> None:
+        owner, count = folded
+        if count:
+            lines.append(f"  ... {count} frame{'s' if count > 1 else ''} in {owner} ...\n")
+        folded[:] = [None, 0]
+
+    for frame in summary.stack:
+        owner = _frame_owner(frame.filename)
+        if owner is None:
+            fold()
+            lines.append(summary.stack.format_frame_summary(frame))
+        else:
+            if owner != folded[0]:
+                fold()
+                folded[0] = owner
+            folded[1] += 1
+    fold()
+    lines.extend(summary.format_exception_only())
+    return "".join(lines)
+
+
+def _report(command: str, exc: BaseException, debug: bool) -> None:
+    """Print an error that stopped the command (exit status 1)."""
+    prefix = f"cupatch {command}"
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    elif _outside_cupatch(exc):
+        print(f"{prefix}: error in code outside cupatch (cupatch's frames folded; --debug shows them):", file=sys.stderr)
+        print(short_traceback(exc), end="", file=sys.stderr)
+    elif isinstance(exc, _USER_ERRORS):
+        print(f"{prefix}: error: {exc}", file=sys.stderr)
+        for note in getattr(exc, "__notes__", ()):
+            print(f"{prefix}: {note}", file=sys.stderr)
+    else:
+        print(f"{prefix}: unexpected error inside cupatch (please report it with the output of --debug):", file=sys.stderr)
+        print(short_traceback(exc), end="", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``cupatch`` command; returns the exit status."""
+    """Entry point of the ``cupatch`` command; returns the exit status (0, 1, 2 or 130)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return 0
+        return EXIT_OK
+    output = _Output()
+    prefix = f"cupatch {args.command}"
     try:
         if args.command == "info":
             return _info()
-        return _predict(args)
-    except _USER_ERRORS as exc:
-        print(f"cupatch {args.command}: error: {exc}", file=sys.stderr)
-        for note in getattr(exc, "__notes__", ()):
-            print(f"cupatch {args.command}: {note}", file=sys.stderr)
-        return 1
+        return _predict(args, output)
+    except UsageError as exc:
+        args.parser.error(str(exc))  # usage and message on stderr, SystemExit(2)
+    except KeyboardInterrupt:
+        state, _ = output.state()
+        print(f"{prefix}: interrupted (Ctrl-C){'; ' + state if state else ''}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        _report(args.command, exc, args.debug)
+        state, news = output.state()
+        if news:
+            print(f"{prefix}: {state}", file=sys.stderr)
+        return EXIT_ERROR
