@@ -13,7 +13,10 @@ from .._validation import as_index, as_indices, as_int, as_overlaps, as_patch_si
 from ._bins import SampleBins
 from .specs import PatchSpecs
 
-__all__ = ["BasePatching", "OverlapPatching", "SeededPatching", "new_table", "specs_from_rows"]
+__all__ = ["INDEX_LIMIT", "BasePatching", "OverlapPatching", "SeededPatching", "new_table", "specs_from_rows"]
+
+#: Patch indices are int64: a strategy numbers fewer patches than this.
+INDEX_LIMIT = 2**63
 
 
 def new_table(data_idx: np.ndarray, sample_idx: np.ndarray, columns: dict[str, slice]) -> np.ndarray:
@@ -150,6 +153,18 @@ class BasePatching:
             If ``data_idx`` is not a valid stack index.
         """
         return list(self._bins.stack_range(self._check_data_idx(data_idx)))
+
+    def _uniform_bins(self, per_sample: Sequence[int]) -> SampleBins:
+        """Bins with ``per_sample[k]`` patches in every sample of stack ``k``, the total checked
+        (in Python ints, before any int64 sum can wrap) to be numberable by int64 indices."""
+        counts = [int(n) for n in per_sample]
+        total = sum(s[0] * n for s, n in zip(self._data_shapes, counts))
+        if total >= INDEX_LIMIT:
+            raise ValueError(
+                f"data_shapes {list(self._data_shapes)} with patch_size {self._patch_size} give {total} patches, "
+                f"more than int64 indices can number (< 2**63)"
+            )
+        return SampleBins([np.full(s[0], n, dtype=np.int64) for s, n in zip(self._data_shapes, counts)])
 
     def _check_data_idx(self, data_idx) -> int:
         """``data_idx`` as an int naming one of the image stacks (IndexError otherwise)."""

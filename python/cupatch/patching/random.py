@@ -19,7 +19,6 @@ import numpy as np
 from .._layouts import patch_columns
 from .._random import Stream, draw_uniform_int, splitmix64, uniform_int_scalar
 from ._base import SeededPatching, new_table
-from ._bins import SampleBins
 from .specs import PatchSpecs
 
 __all__ = ["FixedRandomPatching", "RandomPatching", "draw_int", "stream_hashes"]
@@ -89,9 +88,7 @@ class RandomPatching(SeededPatching):
         # number of valid top-left corners per stack and axis
         self._n_corners = np.maximum(0, spatial - np.array(self._patch_size)) + 1
         self._n_corners_list = self._n_corners.tolist()
-        self._bins = SampleBins(
-            [np.full(s[0], _n_patches_per_sample(s[2:], self._patch_size)) for s in self._data_shapes]
-        )
+        self._bins = self._uniform_bins([_n_patches_per_sample(s[2:], self._patch_size) for s in self._data_shapes])
 
     def _coords_epoch(self) -> int:
         return self._epoch

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from .._layouts import patch_columns
 from ._base import OverlapPatching, new_table
-from ._bins import SampleBins, unravel_c_order
+from ._bins import unravel_c_order
 from .specs import PatchSpecs
 
 __all__ = ["SequentialPatching", "sequential_starts"]
@@ -75,8 +76,7 @@ class SequentialPatching(OverlapPatching):
         self._offsets[1:] = np.cumsum(self._counts, axis=0)[:-1]
         self._counts_list = self._counts.tolist()
         self._starts_list = [[a.tolist() for a in axes] for axes in per_axis]
-        per_sample = self._counts.prod(axis=1)
-        self._bins = SampleBins([np.full(s[0], n) for s, n in zip(self._data_shapes, per_sample)])
+        self._bins = self._uniform_bins([math.prod(counts) for counts in self._counts_list])  # Python ints: no wrap
 
     def _spec_one(self, index: int) -> PatchSpecs:
         data_idx, sample_idx, local = self._bins.locate_one(index)

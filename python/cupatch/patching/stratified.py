@@ -36,7 +36,7 @@ import numpy as np
 from .._layouts import patch_columns
 from .._random import Stream, uniform01
 from .._validation import as_index
-from ._base import SeededPatching, new_table
+from ._base import INDEX_LIMIT, SeededPatching, new_table
 from ._bins import SampleBins
 from .random import draw_int, stream_hashes
 
@@ -92,13 +92,20 @@ def region_bin_packing(areas: Sequence[float] | np.ndarray, n_bins: int) -> tupl
 class _StackGeometry:
     """Grid and sub-box lengths of one stack (shared by its samples)."""
 
-    def __init__(self, spatial: tuple[int, ...], patch_size: tuple[int, ...]):
+    def __init__(self, spatial: tuple[int, ...], patch_size: tuple[int, ...], name: str = "data_shapes"):
         n = np.array(spatial, dtype=np.int64)
         p = np.array(patch_size, dtype=np.int64)
         self.grid_shape = tuple(int(v) for v in (n + 1) // p)
         self.n_regions = math.prod(self.grid_shape)
-        grid = np.array(list(np.ndindex(*self.grid_shape)) if self.n_regions else [], dtype=np.int64)
-        self.grid = grid.reshape(self.n_regions, len(spatial))
+        if self.n_regions >= INDEX_LIMIT:
+            raise ValueError(
+                f"{name} (spatial shape {tuple(spatial)}) with patch_size {tuple(patch_size)} has "
+                f"{self.n_regions} sampling regions, more than int64 can number (< 2**63)"
+            )
+        # C order, as np.ndindex; vectorised, so a grid too large for memory fails in NumPy's
+        # allocation (a MemoryError giving the size) instead of building a list of tuples
+        cells = np.unravel_index(np.arange(self.n_regions, dtype=np.int64), self.grid_shape)
+        self.grid = np.stack(cells, axis=1).astype(np.int64, copy=False).reshape(self.n_regions, len(spatial))
         self.origin = self.grid * p
         last = n - p  # largest valid corner per axis (negative: none)
         # sub-box lengths per axis: lower part [0, 1) and upper part [1, P), clipped to <= last
@@ -140,7 +147,7 @@ class StratifiedPatching(SeededPatching):
 
     def __init__(self, data_shapes: Sequence[Sequence[int]], patch_size: Sequence[int], seed: int | None = None):
         super().__init__(data_shapes, patch_size, seed)
-        self._geom = [_StackGeometry(s[2:], self._patch_size) for s in self._data_shapes]
+        self._geom = [_StackGeometry(s[2:], self._patch_size, f"data_shapes[{k}]") for k, s in enumerate(self._data_shapes)]
         n_samples = np.array([s[0] for s in self._data_shapes], dtype=np.int64)
         regions_per_sample = np.repeat([g.n_regions for g in self._geom], n_samples)
         #: first region of every global sample (length n_samples + 1)

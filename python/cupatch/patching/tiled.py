@@ -6,13 +6,14 @@ a tile's spec is computed on demand from its index (so 10^6 tiles cost a few kil
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from .._layouts import TILE_AXIS_FIELDS, tile_columns
 from ._base import OverlapPatching, new_table
-from ._bins import SampleBins, unravel_c_order
+from ._bins import unravel_c_order
 from .specs import TileSpecs
 
 __all__ = ["AXIS_COLUMNS", "TiledPatching", "tile_axis"]
@@ -104,11 +105,11 @@ class TiledPatching(OverlapPatching):
         self._flat = [np.concatenate([axes[a] for axes in self._axis_tiles]) for a in range(self._ndim)]
         self._offsets = np.zeros_like(self._counts)
         self._offsets[1:] = np.cumsum(self._counts, axis=0)[:-1]
-        self._tiles_per_sample = self._counts.prod(axis=1)
         self._counts_list = self._counts.tolist()
+        self._bins = self._uniform_bins([math.prod(counts) for counts in self._counts_list])  # Python ints: no wrap
+        self._tiles_per_sample = self._counts.prod(axis=1)
         self._tiles_list = [[t.tolist() for t in axes] for axes in self._axis_tiles]
         self._totals = [int(s[0] * n) for s, n in zip(self._data_shapes, self._tiles_per_sample)]
-        self._bins = SampleBins([np.full(s[0], n) for s, n in zip(self._data_shapes, self._tiles_per_sample)])
 
     def axis_tiles(self, data_idx: int) -> list[np.ndarray]:
         """The 1-D tilings of one stack.

@@ -8,7 +8,6 @@ import numpy as np
 
 from .._layouts import patch_columns
 from ._base import BasePatching, new_table, specs_from_rows
-from ._bins import SampleBins
 from .specs import PatchSpecs
 
 __all__ = ["WholeSamplePatching"]
@@ -33,7 +32,7 @@ class WholeSamplePatching(BasePatching):
 
     def __init__(self, data_shapes: Sequence[Sequence[int]]):
         super().__init__(data_shapes)
-        self._bins = SampleBins([np.ones(s[0], dtype=np.int64) for s in self._data_shapes])
+        self._bins = self._uniform_bins([1] * len(self._data_shapes))
 
     def patch_size_of(self, data_idx: int) -> tuple[int, ...]:
         """Spatial shape of stack ``data_idx`` (the patch size of its specs).
