@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -278,3 +280,279 @@ def test_info_prints_build_information(capsys):
     assert main(["info"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert isinstance(info, dict) and info
+
+
+# --------------------------------------------------------------------------------------
+# errors in the user's code: their frames, cupatch's folded
+# --------------------------------------------------------------------------------------
+
+_FAILING_MODEL = """\
+import numpy as np
+
+
+def _normalise(x):
+    return x / np.zeros(3)[7]
+
+
+def model(x):
+    return _normalise(x)
+
+
+def interrupted(x):
+    raise KeyboardInterrupt
+
+
+def double(x):
+    return 2 * x
+
+
+class FailsLater:
+    calls = 0
+
+    def __call__(self, x):
+        type(self).calls += 1
+        if type(self).calls == 4:
+            raise RuntimeError("the model gave up at batch 4")
+        return 2 * x
+"""
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    path = tmp_path / "failing_model.py"
+    path.write_text(_FAILING_MODEL)
+    return path
+
+
+def test_error_in_the_model_shows_its_frames_and_folds_cupatchs(model_file, capsys):
+    assert main(["predict", "--no-progress", "--model", f"{model_file}:model"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last):" in err
+    assert re.search(r"\.\.\. \d+ frames? in cupatch \.\.\.", err)
+    assert f'File "{model_file}", line 9, in model' in err
+    assert f'File "{model_file}", line 5, in _normalise' in err
+    assert "return x / np.zeros(3)[7]" in err
+    assert err.rstrip().endswith("IndexError: index 7 is out of bounds for axis 0 with size 3")
+    assert "cupatch/inference" not in err and "cli.py" not in err  # cupatch's own frames are folded
+
+
+def test_debug_shows_the_full_traceback(model_file, capsys):
+    assert main(["predict", "--no-progress", "--debug", "--model", f"{model_file}:model"]) == 1
+    err = capsys.readouterr().err
+    assert "cli.py" in err and "driver.py" in err and "frames in cupatch" not in err
+    assert "in _normalise" in err and "IndexError" in err
+
+
+def test_syntax_error_in_the_model_file_names_file_and_line(tmp_path, capsys):
+    path = tmp_path / "broken_model.py"
+    path.write_text("import numpy as np\n\ndef model(x:\n    return x\n")
+    assert main(["predict", "--no-progress", "--model", f"{path}:model"]) == 1
+    err = capsys.readouterr().err
+    assert f'File "{path}", line 3' in err and "def model(x:" in err
+    assert "SyntaxError:" in err and "frames in importlib" in err
+    assert "importlib/__init__.py" not in err and "cli.py" not in err
+
+
+def test_import_error_inside_the_model_module_shows_the_import(tmp_path, capsys):
+    path = tmp_path / "needs_more.py"
+    path.write_text("import no_such_dependency_of_the_model\n\ndef model(x):\n    return x\n")
+    assert main(["predict", "--no-progress", "--model", f"{path}:model"]) == 1
+    err = capsys.readouterr().err
+    assert f'File "{path}", line 1, in <module>' in err
+    assert "ModuleNotFoundError: No module named 'no_such_dependency_of_the_model'" in err
+
+
+def test_error_raised_by_cupatch_stays_one_line(capsys):
+    assert main(["predict", "--no-progress", "--model", "numpy:pi"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("cupatch predict: error: ") and "not a callable" in err
+
+
+def test_error_mid_run_says_the_output_is_marked_and_a_rerun_replaces_it(model_file, tmp_path, capsys):
+    image = np.ones((200, 40), np.float32)
+    np.save(tmp_path / "in.npy", image)
+    out = tmp_path / "out.npy"
+    args = ["predict", str(tmp_path / "in.npy"), "--tile", "16", "--overlap", "4", "--batch-size", "2", "--no-progress"]
+    assert main([*args, "--model", f"{model_file}:FailsLater", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "RuntimeError: the model gave up at batch 4" in err
+    assert f"the output {str(out)!r} is incomplete and marked so by {str(out) + '.incomplete'!r}" in err
+    assert "without --overwrite" in err
+    assert out.exists() and (tmp_path / "out.npy.incomplete").exists()
+    # the next run replaces it without --overwrite
+    assert main([*args, "--model", f"{model_file}:double", "--out", str(out)]) == 0
+    assert not (tmp_path / "out.npy.incomplete").exists()
+    np.testing.assert_array_equal(np.load(out), 2 * image)
+
+
+def test_interrupt_inside_the_process_returns_130_with_one_line(model_file, tmp_path, capsys):
+    out = tmp_path / "out.npy"
+    assert main(["predict", "--no-progress", "--model", f"{model_file}:interrupted", "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted" in err and "Traceback" not in err
+    assert "no output was written" in err and not out.exists()
+
+
+# --------------------------------------------------------------------------------------
+# Ctrl-C in a real process: exit status 130, one line, a marked output, a clean rerun
+# --------------------------------------------------------------------------------------
+
+_SLOW_MODEL = """\
+import os
+import time
+
+
+def model(x):
+    time.sleep(float(os.environ.get("SLOW_MODEL_SECONDS", "0")))
+    return 2 * x
+"""
+
+
+def _start(args, slow_seconds):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_PARENT, env.get("PYTHONPATH")]))
+    env["SLOW_MODEL_SECONDS"] = str(slow_seconds)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cupatch", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        # as in a terminal: SIGINT raises KeyboardInterrupt (a parent may have ignored it)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX")
+@pytest.mark.parametrize("suffix", [".npy", ".zarr"])
+def test_ctrl_c_stops_cleanly_and_the_rerun_replaces_the_partial_output(tmp_path, suffix):
+    if suffix == ".zarr":
+        pytest.importorskip("zarr")
+    (tmp_path / "slow_model.py").write_text(_SLOW_MODEL)
+    image = np.arange(400 * 64, dtype=np.float32).reshape(400, 64)
+    np.save(tmp_path / "in.npy", image)
+    out = tmp_path / f"out{suffix}"
+    marker = tmp_path / f"out{suffix}.incomplete"
+    args = ["predict", str(tmp_path / "in.npy"), "--tile", "16", "--overlap", "4", "--batch-size", "2"]
+    args += ["--model", f"{tmp_path / 'slow_model.py'}:model", "--out", str(out), "--no-progress"]
+
+    child = _start(args, slow_seconds=0.2)  # 165 tiles, 83 batches: about 17 s if left alone
+    deadline = time.monotonic() + 60
+    while not marker.exists():  # the output exists and is being written
+        assert child.poll() is None, child.communicate()
+        assert time.monotonic() < deadline, "the output was never created"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    child.send_signal(signal.SIGINT)
+    stdout, stderr = child.communicate(timeout=60)
+
+    assert child.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert stderr.count("\n") == 1, stderr
+    assert stderr.startswith("cupatch predict: interrupted (Ctrl-C)")
+    assert f"the output {str(out)!r} is incomplete and marked so by {str(marker)!r}" in stderr
+    assert out.exists() and marker.exists()
+    assert "incomplete" in marker.read_text()
+
+    # The rerun, without --overwrite, replaces the partial output and completes it.
+    rerun = _start(args, slow_seconds=0)
+    stdout, stderr = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, stderr
+    assert not marker.exists()
+    if suffix == ".npy":
+        stored = np.load(out)
+    else:
+        import zarr
+
+        stored = zarr.open_array(str(out), mode="r")[...]
+    np.testing.assert_array_equal(stored, 2 * image)
+    # Complete now: a third run refuses to replace it without --overwrite.
+    third = _start(args, slow_seconds=0)
+    stdout, stderr = third.communicate(timeout=120)
+    assert third.returncode == 1 and "already exists" in stderr
+
+
+# --------------------------------------------------------------------------------------
+# cupatch info: why there is no GPU
+# --------------------------------------------------------------------------------------
+
+
+def test_info_says_whether_the_gpu_is_usable_and_why_not(capsys):
+    from cupatch._backend import gpu_available
+
+    assert main(["info"]) == 0
+    captured = capsys.readouterr()
+    info = json.loads(captured.out)
+    assert info["gpu_usable"] is gpu_available()
+    if gpu_available():
+        assert info["gpu_unavailable_reason"] is None
+    else:
+        assert info["gpu_unavailable_reason"]
+        assert "no usable GPU" in captured.err and info["gpu_unavailable_reason"] in captured.err
+
+
+class _FakeDriver:
+    """Stands in for libcuda: driver version, cuInit result and device count."""
+
+    def __init__(self, version=13000, init=0, count=0):
+        self.version, self.init, self.count = version, init, count
+
+    def cuDriverGetVersion(self, ref):  # noqa: N802 (the CUDA name)
+        ref._obj.value = self.version
+        return 0
+
+    def cuInit(self, flags):  # noqa: N802
+        return self.init
+
+    def cuDeviceGetCount(self, ref):  # noqa: N802
+        ref._obj.value = self.count
+        return 0
+
+
+@pytest.mark.parametrize(
+    ("info", "driver", "env", "reason"),
+    [
+        ({"cuda_compiled": False}, None, None, "without CUDA"),
+        ({}, None, None, "no NVIDIA driver"),
+        ({}, _FakeDriver(init=100), None, "finds no GPU"),
+        ({}, _FakeDriver(version=12020), None, "supports CUDA up to 12.2, older than the CUDA runtime"),
+        ({}, _FakeDriver(init=0, count=0), None, "finds no GPU"),
+        ({}, _FakeDriver(init=999), None, "cannot initialise CUDA"),
+        ({}, _FakeDriver(), "", "CUDA_VISIBLE_DEVICES='' hides every GPU"),
+        ({"cuda_devices": 1, "cupy_version": None}, None, None, "CuPy is not installed"),
+        ({"cupy_version": None}, None, None, "no NVIDIA driver: "),
+    ],
+)
+def test_info_names_the_reason_for_no_gpu(info, driver, env, reason, capsys, monkeypatch):
+    from cupatch import cli
+
+    base = {
+        "version": "0", "cuda_compiled": True, "cuda_emulated": False, "cuda_devices": 0,
+        "cuda_runtime_version": 13000, "cupy_version": "14.0.0", "cuda_architectures": "90", "cpu_threads": 1,
+    }  # fmt: skip
+    base.update(info)
+    monkeypatch.setattr(cli, "build_info", lambda: dict(base))
+    monkeypatch.setattr(cli, "gpu_available", lambda: False)
+    monkeypatch.setattr(cli, "gpu_unavailable_reason", lambda: "cupatch was built without CUDA (CUPATCH_CUDA=OFF)")
+    monkeypatch.setattr(cli, "_load_cuda_driver", lambda: driver)
+    if env is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", env)
+    assert main(["info"]) == 0
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
+    assert printed["gpu_usable"] is False and reason in printed["gpu_unavailable_reason"]
+    assert printed["cuda_devices"] == base["cuda_devices"]
+    assert reason in captured.err
+
+
+def test_info_says_an_emulated_device_is_not_a_gpu(capsys, monkeypatch):
+    from cupatch import cli
+
+    monkeypatch.setattr(cli, "build_info", lambda: {"cuda_compiled": True, "cuda_emulated": True, "cuda_devices": 1})
+    monkeypatch.setattr(cli, "gpu_available", lambda: True)
+    assert main(["info"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["gpu_usable"] is True
+    assert "emulates CUDA on the CPU" in captured.err and "not a GPU" in captured.err
