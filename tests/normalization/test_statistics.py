@@ -89,14 +89,98 @@ def test_exact_float_quantiles_of_resident_stacks_equal_numpy(xp, dtype, levels)
 
 
 
-def test_exact_float_quantiles_propagate_nan():
-    a = np.arange(2 * 2 * 8 * 8, dtype=np.float32).reshape(2, 2, 8, 8)
-    a[1, 0, 3, 3] = np.nan
-    norm = QuantileNormalization(0.1, 0.9).fit([as_stack(a, "SCYX")], progress=False)
-    assert np.isnan(norm.lower_values[0]) and np.isnan(norm.upper_values[0])
-    values = a[:, 1].ravel().astype(np.float64)
-    np.testing.assert_array_equal([norm.lower_values[1], norm.upper_values[1]], np.quantile(values, [0.1, 0.9]))
+NORMALIZATIONS = [MeanStdNormalization, MinMaxNormalization, QuantileNormalization]
 
+
+def _with_nan(xp, dtype=np.float32):
+    rng = np.random.default_rng(4)
+    a = rng.random((2, 2, 8, 8)).astype(dtype)
+    b = rng.random((3, 2, 6, 10)).astype(dtype)
+    b[1, 1, 2, 3] = np.nan
+    b[2, 1, 0, :4] = np.nan
+    return a, b
+
+
+@pytest.mark.parametrize("norm_cls", NORMALIZATIONS)
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("placement", ["auto", "disk"])
+def test_nan_in_the_data_is_refused_naming_the_stack_sample_and_channel(xp, norm_cls, dtype, placement):
+    # NaN used to give NaN statistics, silently, and so NaN batches
+    a, b = _with_nan(xp, dtype)
+    stacks = [as_stack(xp.asarray(a) if placement == "auto" else a, "SCYX", placement=placement) for a in (a, b)]
+    message = r"stacks\[1\], sample 1, channel 1 contains NaN.*nan_policy='omit'"
+    with pytest.raises(ValueError, match=message):
+        norm_cls().fit(stacks, progress=False)
+    with pytest.raises(ValueError, match=message):
+        norm_cls(per_channel=False).fit(stacks, progress=False)
+    with pytest.raises(ValueError, match=message):
+        norm_cls().fit(stacks, channels=[1], progress=False)  # channel 1 of the data, not row 0
+    norm_cls().fit(stacks, channels=[0], progress=False)  # the clean channel alone is fine
+    clean = [as_stack(xp.asarray(a), "SCYX")]
+    with pytest.raises(ValueError, match=r"targets\[1\], sample 1, channel 1 contains NaN"):
+        norm_cls().fit(clean, targets=stacks, progress=False)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("placement", ["auto", "disk"])
+def test_nan_policy_omit_computes_the_statistics_of_the_other_values(xp, dtype, placement):
+    a, b = _with_nan(xp, dtype)
+    stacks = [as_stack(xp.asarray(a) if placement == "auto" else a, "SCYX", placement=placement) for a in (a, b)]
+    values = values_per_channel(a, b)
+    mean_std = MeanStdNormalization().fit(stacks, progress=False, nan_policy="omit")
+    np.testing.assert_allclose(mean_std.means, np.nanmean(values, axis=1), rtol=1e-12)
+    np.testing.assert_allclose(mean_std.stds, np.nanstd(values, axis=1), rtol=1e-10)
+    min_max = MinMaxNormalization().fit(stacks, progress=False, nan_policy="omit")
+    np.testing.assert_array_equal(min_max.mins, np.nanmin(values, axis=1))
+    np.testing.assert_array_equal(min_max.maxes, np.nanmax(values, axis=1))
+    quantile = QuantileNormalization(0.1, 0.9).fit(stacks, progress=False, nan_policy="omit")
+    np.testing.assert_array_equal(quantile.lower_values, np.nanquantile(values, 0.1, axis=1))
+    np.testing.assert_array_equal(quantile.upper_values, np.nanquantile(values, 0.9, axis=1))
+    pooled = MeanStdNormalization(per_channel=False).fit(stacks, progress=False, nan_policy="omit")
+    np.testing.assert_allclose(pooled.means, [np.nanmean(values)], rtol=1e-12)
+    assert np.isfinite(mean_std.input_scale_shift(2)[0]).all()
+    # without NaN, "omit" changes nothing (bit for bit)
+    clean = [as_stack(xp.asarray(a), "SCYX")]
+    fitted = MeanStdNormalization().fit(clean, progress=False, nan_policy="omit")
+    reference = MeanStdNormalization().fit(clean, progress=False)
+    np.testing.assert_array_equal(fitted.means, reference.means)
+    np.testing.assert_array_equal(fitted.stds, reference.stds)
+
+
+@pytest.mark.parametrize("norm_cls", NORMALIZATIONS)
+def test_a_channel_of_only_nan_is_refused_even_when_omitting(xp, norm_cls):
+    a = np.ones((2, 2, 4, 4), np.float32)
+    a[:, 1] = np.nan
+    with pytest.raises(ValueError, match="channel 1 holds only NaN values"):
+        norm_cls().fit([as_stack(xp.asarray(a), "SCYX")], progress=False, nan_policy="omit")
+
+
+@pytest.mark.parametrize("norm_cls", [MeanStdNormalization, MinMaxNormalization])
+def test_infinite_values_that_make_a_statistic_infinite_are_refused(xp, norm_cls):
+    a = np.ones((2, 2, 4, 4), np.float32)
+    a[1, 1, 2, 2] = np.inf
+    for policy in ("raise", "omit"):
+        with pytest.raises(ValueError, match=r"stacks\[0\], sample 1, channel 1 contains infinite values"):
+            norm_cls().fit([as_stack(xp.asarray(a), "SCYX")], progress=False, nan_policy=policy)
+    # a quantile that an infinity does not reach stays finite, and is accepted; one it reaches is refused
+    norm = QuantileNormalization(0.1, 0.9).fit([as_stack(xp.asarray(a), "SCYX")], progress=False)
+    np.testing.assert_array_equal(norm.upper_values, [1.0, 1.0])
+    with pytest.raises(ValueError, match=r"stacks\[0\], sample 1, channel 1 contains infinite values"):
+        QuantileNormalization(0.1, 1.0).fit([as_stack(xp.asarray(a), "SCYX")], progress=False)
+
+
+def test_nan_policy_is_checked():
+    stacks = [as_stack(np.ones((1, 1, 4, 4), np.float32), "SCYX")]
+    for bad in ("ignore", None, True):
+        with pytest.raises(ValueError, match='nan_policy must be "raise" or "omit"'):
+            MeanStdNormalization().fit(stacks, progress=False, nan_policy=bad)
+
+
+def test_given_nan_statistics_are_refused():
+    for kwargs in (dict(means=[0.0, np.nan], stds=[1.0, 1.0]), dict(mins=[np.nan], maxes=[1.0])):
+        cls = MeanStdNormalization if "means" in kwargs else MinMaxNormalization
+        with pytest.raises(ValueError, match="finite"):
+            cls(**kwargs)
 
 
 def test_exact_float_quantiles_do_not_copy_the_data_in_float64():

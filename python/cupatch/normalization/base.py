@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from .._backend import array_module, is_gpu_array
-from .._validation import as_float_array
+from .._validation import as_float_array, look_up_option
 from ..stacks.base import check_channels
-from .statistics import stats_pass
+from .statistics import NAN_POLICIES, stats_pass
 
 __all__ = ["RANGE_EPS", "STD_EPS", "NoNormalization", "Normalization", "RangeNormalization", "check_normalization"]
 
@@ -98,7 +98,8 @@ class Normalization:
         """True when the input statistics are known."""
         return self._input_affine() is not None
 
-    def fit(self, stacks, *, targets=None, channels: Sequence[int] | None = None, progress: bool = True):
+    def fit(self, stacks, *, targets=None, channels: Sequence[int] | None = None, progress: bool = True,
+            nan_policy: str = "raise"):
         """Compute the missing statistics in one pass over ``stacks`` (and ``targets``).
 
         Parameters
@@ -111,11 +112,26 @@ class Normalization:
             Input channel subset the statistics are for.
         progress : bool
             Show a tqdm progress bar.
+        nan_policy : {"raise", "omit"}
+            What NaN values in float data do. ``"raise"`` (default): a ValueError naming the
+            stack (``stacks[k]`` / ``targets[k]`` and its source), the sample and the channel,
+            since NaN statistics would make every normalised batch NaN. ``"omit"``: the
+            statistics are computed from the other values (a channel with no other value is
+            still refused). To fit this way for :class:`~cupatch.PatchDataset` or
+            :func:`~cupatch.predict_tiled`, call ``fit`` first and pass the fitted object.
 
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            NaN values (with ``nan_policy="raise"``), a channel of only NaN values, or
+            infinite values that make a statistic infinite or NaN (the message names the
+            stack, sample and channel); empty data.
         """
+        nan_policy = look_up_option(nan_policy, NAN_POLICIES, "nan_policy")
         stacks = _as_stack_list(stacks, "stacks")
         if not stacks:
             raise ValueError("fit needs at least one stack")
@@ -125,10 +141,10 @@ class Normalization:
         input_stats = target_stats = None
         if self._input_affine() is None:
             input_stats = stats_pass(stacks, channels, per_channel=self.per_channel, progress=progress,
-                                      desc="input statistics", **self._wanted)
+                                      desc="input statistics", name="stacks", nan_policy=nan_policy, **self._wanted)
         if targets is not None and not self.skip_target and self._target_affine() is None:
             target_stats = stats_pass(list(targets), None, per_channel=self.per_channel, progress=progress,
-                                       desc="target statistics", **self._wanted)
+                                       desc="target statistics", name="targets", nan_policy=nan_policy, **self._wanted)
         self._fit_from(input_stats, target_stats)
         return self
 

@@ -20,7 +20,10 @@ try:
 except ImportError:  # tqdm is a dependency, but the statistics do not need it
     tqdm = None
 
-__all__ = ["MAX_QUANTILE_SAMPLES", "stats_pass"]
+__all__ = ["MAX_QUANTILE_SAMPLES", "NAN_POLICIES", "stats_pass"]
+
+#: What ``fit`` does with NaN values in the data: refuse them (default) or leave them out.
+NAN_POLICIES = ("raise", "omit")
 
 #: Largest number of values per channel kept for estimated (subsampled) quantiles.
 MAX_QUANTILE_SAMPLES = 2**24
@@ -40,7 +43,8 @@ class _StatsPass:
     ``MAX_QUANTILE_SAMPLES`` values per channel is kept and its quantiles are an estimate.
     """
 
-    def __init__(self, *, moments: bool, extremes: bool, quantiles: Sequence[float] | None, exact_floats: bool, total_per_channel: int):
+    def __init__(self, *, moments: bool, extremes: bool, quantiles: Sequence[float] | None, exact_floats: bool,
+                 total_per_channel: int, nan_policy: str = "raise", desc: str = "statistics", rows: Sequence[str] = ()):
         self.moments, self.extremes, self.levels = moments, extremes, quantiles
         self.exact_floats = exact_floats
         self.stride = max(1, math.ceil(total_per_channel / MAX_QUANTILE_SAMPLES))
@@ -49,6 +53,35 @@ class _StatsPass:
         self.hist = None  # integer data: per-channel counts of (value - offset)
         self.hist_offset = 0
         self.values: list = []  # other data: exact values or a subsample
+        self.nan_policy, self.desc, self.rows = nan_policy, desc, list(rows)
+        self.valid = None  # per-row counts of non-NaN values, once a NaN was left out ("omit")
+        self.first_inf: dict[int, tuple] = {}  # row -> (stack label, sample, channel) of its first infinity
+
+    def check_finite(self, block, label: str, sample: int, channels: Sequence[int], pooled: bool) -> None:
+        """Look at a ``(C, N)`` float block before it is added, raising a ValueError that names
+        the stack, sample and channel for NaN (with ``"raise"``) and for infinities when a mean,
+        std, min or max is wanted. For quantiles the first infinity of every row is remembered
+        instead: :meth:`result` refuses a quantile it reaches and names where it is."""
+        xp = array_module(block)
+        if block.dtype.kind != "f" or bool(xp.isfinite(block).all()):
+            return
+        nan_rows = np.asarray(_host(xp.isnan(block).any(axis=1)), dtype=bool)
+        if self.nan_policy == "raise" and nan_rows.any():
+            c = channels[int(np.flatnonzero(nan_rows)[0])]
+            raise ValueError(
+                f"{label}, sample {sample}, channel {c} contains NaN: its normalisation statistics would be NaN, "
+                f"and so would every batch; remove the NaN values, give the statistics, or fit with "
+                f"nan_policy='omit' to compute them from the other values"
+            )
+        inf_rows = np.asarray(_host(xp.isinf(block).any(axis=1)), dtype=bool)
+        if inf_rows.any() and (self.moments or self.extremes):  # a mean, std, min or max it cannot survive
+            c = channels[int(np.flatnonzero(inf_rows)[0])]
+            raise ValueError(
+                f"{label}, sample {sample}, channel {c} contains infinite values: its normalisation statistics "
+                f"would not be finite, and every normalised batch would be wrong; remove them or give the statistics"
+            )
+        for r in np.flatnonzero(inf_rows).tolist():  # quantiles may not reach them: checked in result()
+            self.first_inf.setdefault(0 if pooled else r, (label, sample, channels[r]))
 
     def update(self, block) -> None:
         """Add a ``(C, N)`` block (any dtype, NumPy or CuPy)."""
@@ -56,21 +89,48 @@ class _StatsPass:
         n = block.shape[1]
         if n == 0:
             return
+        nan = None  # the NaN mask of a float block, when NaN values are left out
+        if self.nan_policy == "omit" and block.dtype.kind == "f":
+            mask = xp.isnan(block)
+            if bool(mask.any()):
+                nan = mask
+                if self.valid is None:
+                    self.valid = xp.full(block.shape[0], float(self.count))
+        if self.valid is not None:
+            n_rows = xp.full(block.shape[0], float(n)) if nan is None else (~nan).sum(axis=1).astype(xp.float64)
         if self.moments:
             x = block.astype(xp.float64)
-            mean = x.mean(axis=1)
-            m2 = ((x - mean[:, None]) ** 2).sum(axis=1)
-            if self.mean is None:
-                self.mean, self.m2 = mean, m2
-            else:  # Chan et al. parallel merge
-                total = self.count + n
-                delta = mean - self.mean
-                self.mean = self.mean + delta * (n / total)
-                self.m2 = self.m2 + m2 + delta * delta * (self.count * n / total)
+            if self.valid is None:  # every row has every value: the scalar counts
+                mean = x.mean(axis=1)
+                m2 = ((x - mean[:, None]) ** 2).sum(axis=1)
+                if self.mean is None:
+                    self.mean, self.m2 = mean, m2
+                else:  # Chan et al. parallel merge
+                    total = self.count + n
+                    delta = mean - self.mean
+                    self.mean = self.mean + delta * (n / total)
+                    self.m2 = self.m2 + m2 + delta * delta * (self.count * n / total)
+            else:  # per-row counts of the values kept (NaN left out)
+                kept = xp.ones(x.shape, dtype=bool) if nan is None else ~nan
+                mean = xp.where(kept, x, 0.0).sum(axis=1) / xp.maximum(n_rows, 1.0)
+                m2 = (xp.where(kept, x - mean[:, None], 0.0) ** 2).sum(axis=1)
+                if self.mean is None:
+                    self.mean, self.m2 = mean, m2
+                else:
+                    total = self.valid + n_rows
+                    delta = mean - self.mean
+                    weight = n_rows / xp.maximum(total, 1.0)
+                    self.mean = self.mean + delta * weight
+                    self.m2 = self.m2 + m2 + delta * delta * (self.valid * weight)
         if self.extremes:
-            low, high = block.min(axis=1), block.max(axis=1)
+            if nan is None:
+                low, high = block.min(axis=1), block.max(axis=1)
+            else:  # a row of NaN only gives (inf, -inf) here and is refused in result()
+                low, high = xp.where(nan, xp.inf, block).min(axis=1), xp.where(nan, -xp.inf, block).max(axis=1)
             self.low = low if self.low is None else xp.minimum(self.low, low)
             self.high = high if self.high is None else xp.maximum(self.high, high)
+        if self.valid is not None:
+            self.valid = self.valid + n_rows
         if self.levels is not None:
             if block.dtype.kind in "iu" and block.dtype.itemsize <= 2:
                 info = np.iinfo(block.dtype)
@@ -91,11 +151,18 @@ class _StatsPass:
             raise ValueError("cannot compute normalisation statistics of empty data")
 
         def host(a):
-            return np.asarray(a.get() if hasattr(a, "get") else a, dtype=np.float64)
+            return np.asarray(_host(a), dtype=np.float64)
 
+        if self.valid is not None:
+            empty = np.flatnonzero(host(self.valid) == 0)
+            if empty.size:
+                raise ValueError(
+                    f"{self.desc}: {self._row_name(int(empty[0]))} holds only NaN values; there is nothing to compute "
+                    f"its normalisation statistics from"
+                )
         if self.moments:
             out["mean"] = host(self.mean)
-            out["std"] = np.sqrt(host(self.m2) / self.count)
+            out["std"] = np.sqrt(host(self.m2) / (self.count if self.valid is None else host(self.valid)))
         if self.extremes:
             out["min"], out["max"] = host(self.low), host(self.high)
         if self.levels is not None:
@@ -105,12 +172,44 @@ class _StatsPass:
             else:
                 n_rows = self.values[0].shape[0]
                 out["quantiles"] = np.stack([self._row_quantiles(row, levels) for row in range(n_rows)])
+        self._check_result(out)
         return out
+
+    def _row_name(self, row: int) -> str:
+        return self.rows[row] if row < len(self.rows) else f"channel {row}"
+
+    def _check_result(self, out: dict[str, np.ndarray]) -> None:
+        """Refuse statistics that are not finite (from infinite values in the data), naming
+        where the first infinity of that channel is."""
+        for key, values in out.items():
+            rows = np.flatnonzero(~np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1))
+            if not rows.size:
+                continue
+            r = int(rows[0])
+            if r in self.first_inf:
+                label, sample, channel = self.first_inf[r]
+                where = f"{label}, sample {sample}, channel {channel} contains infinite values"
+            else:
+                where = f"the data of {self._row_name(r)} are not finite"
+            raise ValueError(
+                f"{self.desc}: {where}, which make its {key} {values.reshape(values.shape[0], -1)[r].tolist()}; "
+                f"every normalised batch would be wrong; remove them or give the statistics"
+            )
 
     def _row_quantiles(self, row: int, levels: np.ndarray) -> np.ndarray:
         """NumPy-"linear" quantiles of one channel of the kept values, in bounded memory."""
         xp = array_module(self.values[0])
         values = xp.concatenate([block[row] for block in self.values])  # one channel, stored dtype
+        if self.nan_policy == "omit" and values.dtype.kind == "f":
+            nan = xp.isnan(values)
+            if bool(nan.any()):  # left out: the quantiles of the other values
+                values = values[~nan]
+            del nan
+            if values.size == 0:  # a subsample that met only NaN values
+                raise ValueError(
+                    f"{self.desc}: the values of {self._row_name(row)} kept for its quantiles are all NaN; "
+                    f"give the quantile values"
+                )
         n = values.size
         position = (n - 1) * levels
         below = np.floor(position).astype(np.int64)
@@ -133,11 +232,18 @@ class _StatsPass:
         a = np.array([lookup[k] for k in below.tolist()], dtype=np.float64)
         b = np.array([lookup[k] for k in above.tolist()], dtype=np.float64)
         t = position - below
-        # numpy's _lerp, so results equal numpy.quantile of the float64 values exactly
-        diff = b - a
-        result = a + diff * t
-        np.subtract(b, diff * (1 - t), out=result, where=t >= 0.5)
+        # numpy's _lerp, so results equal numpy.quantile of the float64 values exactly (an
+        # infinite order statistic gives inf or NaN here, refused in result())
+        with np.errstate(invalid="ignore"):
+            diff = b - a
+            result = a + diff * t
+            np.subtract(b, diff * (1 - t), out=result, where=t >= 0.5)
         return result
+
+
+def _host(a):
+    """A NumPy view of a NumPy or CuPy array (CuPy arrays are copied to the host)."""
+    return a.get() if hasattr(a, "get") else a
 
 
 def _histogram_quantiles(hist: np.ndarray, levels: np.ndarray) -> np.ndarray:
@@ -155,8 +261,14 @@ def _histogram_quantiles(hist: np.ndarray, levels: np.ndarray) -> np.ndarray:
     return out
 
 
-def stats_pass(stacks, channels, *, per_channel, moments, extremes, quantiles, progress, desc) -> dict:
-    """Run one pass over every sample of ``stacks`` (channel subset ``channels``)."""
+def stats_pass(stacks, channels, *, per_channel, moments, extremes, quantiles, progress, desc, name="stacks",
+               nan_policy="raise") -> dict:
+    """Run one pass over every sample of ``stacks`` (channel subset ``channels``).
+
+    ``nan_policy="raise"`` refuses NaN values in float data (ValueError naming the stack,
+    ``name[k]``, the sample and the channel); ``"omit"`` leaves them out of every statistic.
+    Statistics that infinite values make non-finite are refused either way.
+    """
     # exact float quantiles need every value in memory: only for stacks already held there
     resident = all(getattr(s, "array", None) is not None and not isinstance(s.array, np.memmap) for s in stacks)
     # The statistics are accumulated on the GPU only when every stack is there: CuPy refuses
@@ -167,12 +279,16 @@ def stats_pass(stacks, channels, *, per_channel, moments, extremes, quantiles, p
     total = sum(int(np.prod(s.data_shape[2:])) * s.data_shape[0] for s in stacks)
     if not per_channel:
         total *= n_channels
+    channel_ids = list(channels) if channels is not None else list(range(n_channels))
+    rows = [f"channel {c}" for c in channel_ids] if per_channel else ["the pooled channels"]
     acc = _StatsPass(moments=moments, extremes=extremes, quantiles=quantiles, exact_floats=resident,
-                     total_per_channel=total)
+                     total_per_channel=total, nan_policy=nan_policy, desc=desc, rows=rows)
     n_samples = sum(s.data_shape[0] for s in stacks)
     bar = tqdm(total=n_samples, desc=desc, unit="sample", disable=not progress, leave=False) if tqdm else None
     try:
-        for stack in stacks:
+        for k, stack in enumerate(stacks):
+            source = getattr(stack, "source", "array")
+            label = f"{name}[{k}]" + ("" if source == "array" else f" ({source})")
             for s in range(stack.data_shape[0]):
                 if stack.array is not None:
                     sample = stack.array[s]
@@ -183,6 +299,7 @@ def stats_pass(stacks, channels, *, per_channel, moments, extremes, quantiles, p
                 if to_host and not isinstance(sample, np.ndarray):
                     sample = sample.get()
                 block = sample.reshape(sample.shape[0], -1)
+                acc.check_finite(block, label, s, channel_ids, pooled=not per_channel)
                 if not per_channel:
                     block = block.reshape(1, -1)
                 acc.update(block)
