@@ -44,6 +44,12 @@ def test_given_statistics_and_broadcasting():
         MinMaxNormalization().input_scale_shift(1)
     with pytest.raises(ValueError, match="stds must be non-negative"):
         MeanStdNormalization(means=[0], stds=[-1])
+    # lengths that disagree are refused at construction (they used to fail only on first use)
+    with pytest.raises(ValueError, match=r"means \(2\) and stds \(3\) have different lengths"):
+        MeanStdNormalization(means=[0.0, 1.0], stds=[1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match=r"target_means \(3\) and target_stds \(2\) have different lengths"):
+        MeanStdNormalization(target_means=[0.0, 1.0, 2.0], target_stds=[1.0, 1.0])
+    assert MeanStdNormalization(means=[0.0, 1.0, 2.0], stds=2.0).input_scale_shift(3)[0].shape == (3,)
     with pytest.raises(ValueError, match="lower < upper"):
         QuantileNormalization(0.9, 0.1)
     # fit keeps given statistics and computes only the missing ones

@@ -17,7 +17,16 @@ from .._validation import as_float_array, look_up_option
 from ..stacks.base import check_channels
 from .statistics import NAN_POLICIES, stats_pass
 
-__all__ = ["RANGE_EPS", "STD_EPS", "NoNormalization", "Normalization", "RangeNormalization", "check_normalization"]
+__all__ = [
+    "RANGE_EPS",
+    "STD_EPS",
+    "NoNormalization",
+    "Normalization",
+    "RangeNormalization",
+    "check_lengths",
+    "check_normalization",
+    "check_range",
+]
 
 STD_EPS = 1e-6
 RANGE_EPS = 1e-8
@@ -55,12 +64,19 @@ def _as_stack_list(stacks, name: str) -> list:
     return items
 
 
+def check_lengths(first, second, first_name: str, second_name: str) -> None:
+    """Refuse two given statistics of different lengths (one value broadcasts to any length)."""
+    if first is None or second is None:
+        return
+    if first.size != second.size and 1 not in (first.size, second.size):
+        raise ValueError(f"{first_name} ({first.size}) and {second_name} ({second.size}) have different lengths")
+
+
 def check_range(lows, highs, low_name: str, high_name: str) -> None:
     """Refuse given ranges whose lengths disagree or whose low end lies above the high end."""
     if lows is None or highs is None:
         return
-    if lows.size != highs.size and 1 not in (lows.size, highs.size):
-        raise ValueError(f"{low_name} ({lows.size}) and {high_name} ({highs.size}) have different lengths")
+    check_lengths(lows, highs, low_name, high_name)
     if np.any(lows > highs):
         raise ValueError(f"{low_name} must not exceed {high_name}, got {lows.tolist()} and {highs.tolist()}")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import STD_EPS, Normalization, as_stat, fmt
+from .base import STD_EPS, Normalization, as_stat, check_lengths, fmt
 
 __all__ = ["MeanStdNormalization"]
 
@@ -16,6 +16,7 @@ class MeanStdNormalization(Normalization):
     ----------
     means, stds : float or sequence of float, optional
         Input statistics (one value broadcasts to every channel); computed by ``fit`` when None.
+        Given together, they need the same length (or one of them a single value).
     target_means, target_stds : optional
         Target statistics; computed by ``fit`` from the targets when None.
     per_channel : bool
@@ -34,6 +35,8 @@ class MeanStdNormalization(Normalization):
             value = getattr(self, name)
             if value is not None and np.any(value < 0):
                 raise ValueError(f"{name} must be non-negative, got {value.tolist()}")
+        check_lengths(self.means, self.stds, "means", "stds")  # at construction, not at first use
+        check_lengths(self.target_means, self.target_stds, "target_means", "target_stds")
         self.per_channel, self.skip_target = bool(per_channel), bool(skip_target)
 
     @staticmethod
