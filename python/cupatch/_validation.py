@@ -18,6 +18,9 @@ import numpy as np
 
 __all__ = [
     "EXTENT_LIMIT",
+    "ROW_LIMIT",
+    "as_bool",
+    "as_list",
     "as_channels",
     "as_float",
     "as_float_array",
@@ -38,11 +41,37 @@ __all__ = [
 #: Array extents, origins and image shapes must stay below the native coordinate limit
 #: (``docs/contracts.md``, *Spec tables*).
 EXTENT_LIMIT = 1 << 60
+#: Row lengths (the X extent of patches and tiles) are at most this (``docs/contracts.md``).
+ROW_LIMIT = 1 << 30
 
 
 def is_int(value: Any) -> bool:
     """True for Python and NumPy integers; bools (which are ints to Python) are not."""
     return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def as_bool(value: Any, name: str) -> bool:
+    """A flag as a Python bool: ``True``/``False`` (NumPy bools and the ints 0 and 1 too).
+
+    Raises
+    ------
+    TypeError
+        For anything else (``"False"``, ``None``, ``2``, lists, arrays), which Python's
+        truthiness would otherwise read as a flag without a word.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if is_int(value) and int(value) in (0, 1):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+
+
+def as_list(values: Any, name: str, *, what: str = "values") -> list:
+    """A list or tuple as a list (TypeError naming ``name`` for strings, mappings, arrays,
+    scalars and other objects)."""
+    if not isinstance(values, (list, tuple)):
+        raise TypeError(f"{name} must be a list of {what}, got {values!r} ({type(values).__name__})")
+    return list(values)
 
 
 def _range_text(minimum: int | None, below: Any) -> str:
@@ -261,8 +290,15 @@ def validate_data_shapes(data_shapes: Any) -> tuple[tuple[int, ...], ...]:
 
 
 def as_patch_size(patch_size: Any, ndim: int, name: str = "patch_size") -> tuple[int, ...]:
-    """A patch/tile size: ``ndim`` positive integers."""
-    return as_int_tuple(patch_size, name, length=ndim, minimum=1)
+    """A patch/tile size: ``ndim`` positive integers, below 2**60, the last (X) at most 2**30
+    (the limits of ``docs/contracts.md``)."""
+    size = as_int_tuple(patch_size, name, length=ndim, minimum=1)
+    for i, s in enumerate(size):
+        if s >= EXTENT_LIMIT:
+            raise ValueError(f"{name}[{i}] must be below 2**60, got {size}")
+    if size and size[-1] > ROW_LIMIT:
+        raise ValueError(f"{name}[{len(size) - 1}] (the X extent) must be at most 2**30, got {size}")
+    return size
 
 
 def as_overlaps(overlaps: Any, patch_size: tuple[int, ...], name: str = "overlaps") -> tuple[int, ...]:
