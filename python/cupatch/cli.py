@@ -526,7 +526,7 @@ def _outside_cupatch(exc: BaseException) -> bool:
     )
 
 
-def short_traceback(exc: BaseException) -> str:
+def _short_traceback(exc: BaseException) -> str:
     """The traceback of ``exc`` with cupatch's (and importlib's) frames folded into
     ``... N frames in cupatch ...`` lines, then ``ErrorType: message`` and its notes."""
     summary = traceback.TracebackException.from_exception(exc)
@@ -561,14 +561,14 @@ def _report(command: str, exc: BaseException, debug: bool) -> None:
         traceback.print_exception(exc, file=sys.stderr)
     elif _outside_cupatch(exc):
         print(f"{prefix}: error in code outside cupatch (cupatch's frames folded; --debug shows them):", file=sys.stderr)
-        print(short_traceback(exc), end="", file=sys.stderr)
+        print(_short_traceback(exc), end="", file=sys.stderr)
     elif isinstance(exc, _USER_ERRORS):
         print(f"{prefix}: error: {exc}", file=sys.stderr)
         for note in getattr(exc, "__notes__", ()):
             print(f"{prefix}: {note}", file=sys.stderr)
     else:
         print(f"{prefix}: unexpected error inside cupatch (please report it with the output of --debug):", file=sys.stderr)
-        print(short_traceback(exc), end="", file=sys.stderr)
+        print(_short_traceback(exc), end="", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -586,6 +586,11 @@ def main(argv: list[str] | None = None) -> int:
         return _predict(args, output)
     except UsageError as exc:
         args.parser.error(str(exc))  # usage and message on stderr, SystemExit(2)
+    except BrokenPipeError:
+        # stdout was closed early (``cupatch predict | head``): nothing left to tell anyone
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_ERROR
     except KeyboardInterrupt:
         state, _ = output.state()
         print(f"{prefix}: interrupted (Ctrl-C){'; ' + state if state else ''}", file=sys.stderr)
