@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import gpu_available, gpu_unavailable_reason, is_cupy_array
-from .._validation import as_channels, as_int, ensure_tuple_rep, look_up_option
+from .._validation import as_channels, as_int, as_patch_size, ensure_tuple_rep, look_up_option
 from .._windows import WINDOWS, window_table
 from ..normalization import check_normalization
 from ..patching import TiledPatching
@@ -95,6 +95,7 @@ def output_axes(axes: str, target_axes: str | None, c_out: int) -> str:
 def _check_tiling(tile: tuple[int, ...], overlap: tuple[int, ...], mode: str) -> None:
     if any(t < 1 for t in tile):
         raise ValueError(f"tile_size must be positive, got {tile}")
+    as_patch_size(tile, len(tile), "tile_size")  # the documented 2**60 / 2**30 (X) limits
     if any(o < 0 for o in overlap):
         raise ValueError(f"overlap must be non-negative, got {overlap}")
     if any(o >= t for o, t in zip(overlap, tile)):

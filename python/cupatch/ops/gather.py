@@ -14,7 +14,7 @@ import numpy as np
 from .. import _backend, _core
 from .._dtypes import DTYPE_CODES, OUTPUT_DTYPES
 from .._layouts import n_patch_columns, patch_columns
-from .._validation import as_channels, as_int_tuple, look_up_option
+from .._validation import as_channels, as_patch_size, look_up_option
 from ._arrays import as_backend_array, device_argument, memory_overlaps, ptr, spatial3, spec_table
 from .sources import SourceTable
 
@@ -196,7 +196,7 @@ def gather_patches(
     """
     table = sources if isinstance(sources, SourceTable) else SourceTable(sources)
     xp, ndim = table.xp, table.ndim
-    patch = as_int_tuple(patch_size, "patch_size", length=ndim, minimum=1)
+    patch = as_patch_size(patch_size, ndim)
     n_cols = n_patch_columns(ndim)
     specs_dev, specs_host = spec_table(specs, n_cols, xp, "specs", what="patch table")
     n_patches = int(specs_dev.shape[0])

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import _backend, _core
 from .._layouts import OUTPUT_COLUMNS, n_tile_columns, tile_columns
-from .._validation import as_int_tuple, look_up_option
+from .._validation import as_int_tuple, as_patch_size, look_up_option
 from .._windows import window_table as make_window_table
 from ._arrays import EXTENT_LIMIT, FLOAT32, as_backend_array, is_array_list, memory_overlaps, ptr, spatial3, spec_table
 
@@ -331,6 +331,7 @@ class BlendAccumulator:
         tile = as_int_tuple(tile_size, "tile_size", minimum=1)
         if len(tile) not in (2, 3):
             raise ValueError(f"tile_size must have 2 or 3 entries, got {tile}")
+        as_patch_size(tile, len(tile), "tile_size")  # the documented 2**60 / 2**30 (X) limits
         shapes = [as_int_tuple(s, f"output_shapes[{i}]", length=2 + len(tile), minimum=0) for i, s in enumerate(output_shapes)]
         if not shapes:
             raise ValueError("output_shapes must contain at least one shape")
