@@ -40,6 +40,32 @@ def test_model_returning_non_array():
         predict_tiled("not a model", IMAGE, axes="YX", tile_size=16, overlap=4, progress=False)
 
 
+def test_complex_model_output_is_refused_naming_the_model_and_dtype(tmp_path):
+    # the imaginary part used to be dropped while the result claimed complex64
+    def spectral(x):
+        return (x + 1j * x).astype(np.complex64)
+
+    def spectral128(x):
+        return x.astype(np.float64) + 1j * x
+
+    for model, dtype in ((spectral, "complex64"), (spectral128, "complex128")):
+        with pytest.raises(TypeError, match=rf"model .*{model.__name__} returned complex values \(dtype {dtype}\)"):
+            predict_tiled(model, IMAGE, axes="YX", tile_size=16, overlap=4, progress=False)
+    with pytest.raises(TypeError, match="spectral.*complex"):
+        predict_tiled(spectral, IMAGE, axes="YX", tile_size=16, overlap=4, out=tmp_path / "x.npy", progress=False)
+    assert not (tmp_path / "x.npy").exists()
+    calls = []
+
+    def later_complex(x):  # a later batch turning complex is refused too
+        calls.append(1)
+        return x if len(calls) == 1 else x.astype(np.complex64)
+
+    with pytest.raises(TypeError, match="later_complex.*complex"):
+        predict_tiled(later_complex, IMAGE, axes="YX", tile_size=16, overlap=4, batch_size=1, progress=False)
+    with pytest.raises(TypeError, match=r"returned dtype <U1"):
+        predict_tiled(lambda x: np.full(x.shape, "a"), IMAGE, axes="YX", tile_size=16, overlap=4, progress=False)
+
+
 # --------------------------------------------------------------------------------------
 # torch
 # --------------------------------------------------------------------------------------

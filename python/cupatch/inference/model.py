@@ -135,6 +135,14 @@ def check_prediction(
     batch itself): every batch of a run must keep it. ``batch`` numbers the batch in the run
     of one image (0 for the first).
     """
+    dtype = np.dtype(pred.dtype)
+    if dtype.kind == "c":
+        raise TypeError(
+            f"model {runner.name} returned complex values (dtype {dtype}); predict_tiled stitches real values "
+            f"only and would drop the imaginary part: return the real and imaginary parts as channels, or abs()"
+        )
+    if dtype.kind not in "biuf":
+        raise TypeError(f"model {runner.name} returned dtype {dtype}; expected a real numeric dtype (bool, int or float)")
     shape = tuple(pred.shape)
     if len(shape) != 2 + len(tile):
         raise ValueError(
