@@ -74,7 +74,9 @@ def predict_tiled(
         are gathered and stitched (put it in ``eval()`` mode and on the working device
         first). ``C_out`` and the output dtype may differ from the input's;
         they are taken from the first batch. Stitching accumulates in float32 and the result
-        is cast to the model's dtype (integers are rounded).
+        is cast to the model's dtype: integers are rounded and saturate at their type's range
+        (float32 holds integers exactly up to 2**24; larger ones keep float32 precision).
+        Complex and other non-real outputs are refused (TypeError naming the model).
     data : array, ImageStack, path, or list of them
         NumPy or CuPy array, ``ImageStack``, or a ``.tif/.tiff``, ``.zarr`` or ``.npy``
         path. A list predicts several images and returns a list.

@@ -19,13 +19,36 @@ from .writers import BackgroundWriter, Writer
 __all__ = ["HostCopier", "MemorySink", "SlabSink", "cast"]
 
 
+def _float_bounds(float_dtype: np.dtype, int_dtype: np.dtype):
+    """The largest and smallest values of ``float_dtype`` inside ``int_dtype``'s range.
+
+    ``float32(2**31 - 1)`` rounds up to ``2**31``, which no int32 holds (the cast wrapped to
+    INT32_MIN); the bound is then the next float below. Returns ``(low, high, top)``: clip
+    to ``[low, high]``, and every value ``>= top`` (None when the maximum is exact) is above
+    the range and saturates to its maximum.
+    """
+    info, ftype = np.iinfo(int_dtype), np.dtype(float_dtype).type
+    low, high = ftype(info.min), ftype(info.max)
+    top = None
+    if int(high) > info.max:
+        top, high = high, np.nextafter(high, ftype(0))
+    if int(low) < info.min:  # never for two's complement minima (powers of two), kept for safety
+        low = np.nextafter(low, ftype(0))
+    return low, high, top
+
+
 def cast(block, dtype, xp):
-    """``block`` in ``dtype``; integer outputs are rounded and clipped to their range."""
+    """``block`` in ``dtype``; integer outputs are rounded and saturate at their range (a
+    value above the maximum gives the maximum, below the minimum the minimum)."""
+    dtype = np.dtype(dtype)
     if block.dtype == dtype:
         return block
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        block = xp.clip(xp.rint(block), info.min, info.max)
+    if np.issubdtype(dtype, np.integer) and block.dtype.kind == "f":
+        low, high, top = _float_bounds(block.dtype, dtype)
+        out = xp.clip(xp.rint(block), low, high).astype(dtype)
+        if top is not None:
+            out = xp.where(block >= top, dtype.type(np.iinfo(dtype).max), out)
+        return out
     return block.astype(dtype)
 
 
