@@ -22,7 +22,7 @@ import numpy as np
 
 from ._backend import array_module
 from ._random import Stream, hash4, resolve_seed, uniform01, uniform_int
-from ._validation import as_probability, look_up_option
+from ._validation import as_bool, as_probability, look_up_option
 
 __all__ = ["Augmentations", "apply_augmentations"]
 
@@ -57,7 +57,7 @@ class Augmentations:
     ) -> None:
         self.p_flip, self.p_rot90 = as_probability(p_flip, "p_flip"), as_probability(p_rot90, "p_rot90")
         look_up_option(flip_axes, ("YX", "XY", "Y", "X"), "flip_axes")
-        self.flip, self.rot90 = bool(flip), bool(rot90)
+        self.flip, self.rot90 = as_bool(flip, "flip"), as_bool(rot90, "rot90")
         self.flip_axes = "YX" if flip_axes == "XY" else flip_axes
         self.seed = resolve_seed(seed)
 

@@ -25,7 +25,7 @@ from ._backend import gpu_available, is_cupy_array, require_gpu
 from ._dtypes import OUTPUT_DTYPES, STACK_DTYPES
 from ._layouts import patch_columns
 from ._staging import Staging
-from ._validation import as_indices, as_int, look_up_option
+from ._validation import as_bool, as_indices, as_int, look_up_option
 from .augmentation import Augmentations
 from .normalization import NoNormalization, Normalization, check_normalization
 from .ops import SourceTable, gather_patches
@@ -148,6 +148,7 @@ class PatchDataset:
         dtype=np.float32,
         progress: bool = True,
     ) -> None:
+        progress = as_bool(progress, "progress")
         self.device = _resolve_device(device)
         check_placement(placement)
         self.axes = validate_axes(axes)

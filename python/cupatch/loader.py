@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from ._random import Stream, hash4, resolve_seed
-from ._validation import as_int
+from ._validation import as_bool, as_int
 
 __all__ = ["BatchLoader", "epoch_permutation", "shard_indices"]
 
@@ -138,6 +138,8 @@ class BatchLoader:
         world_size = as_int(world_size, "world_size", minimum=1)
         rank = as_int(rank, "rank", minimum=0, below=world_size, below_text=f"world_size={world_size}")
         prefetch = as_int(prefetch, "prefetch", minimum=0)
+        shuffle, drop_last = as_bool(shuffle, "shuffle"), as_bool(drop_last, "drop_last")
+        as_torch, return_regions = as_bool(as_torch, "as_torch"), as_bool(return_regions, "return_regions")
         if seed is None and shuffle and world_size > 1:
             raise ValueError("seed is required when world_size > 1, so that every rank shuffles the same way")
         if as_torch:

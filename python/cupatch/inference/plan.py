@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import gpu_available, gpu_unavailable_reason, is_cupy_array
-from .._validation import as_channels, as_int, as_patch_size, ensure_tuple_rep, look_up_option
+from .._validation import as_bool, as_channels, as_int, as_patch_size, ensure_tuple_rep, look_up_option
 from .._windows import WINDOWS, window_table
 from ..normalization import check_normalization
 from ..patching import TiledPatching
@@ -231,6 +231,7 @@ class Plan:
         mode, window_name = resolve_blend(blend, window)
         batch_size = as_int(batch_size, "batch_size", minimum=1)
         check_normalization(normalization)
+        progress, overwrite = as_bool(progress, "progress"), as_bool(overwrite, "overwrite")
         axes = axes_mod.validate_axes(axes)
         if target_axes is not None:
             target_axes = axes_mod.validate_axes(target_axes)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import array_module, is_gpu_array
-from .._validation import as_float_array, look_up_option
+from .._validation import as_bool, as_float_array, look_up_option
 from ..stacks.base import check_channels
 from .statistics import NAN_POLICIES, stats_pass
 
@@ -148,6 +148,7 @@ class Normalization:
             stack, sample and channel); empty data.
         """
         nan_policy = look_up_option(nan_policy, NAN_POLICIES, "nan_policy")
+        progress = as_bool(progress, "progress")
         stacks = _as_stack_list(stacks, "stacks")
         if not stacks:
             raise ValueError("fit needs at least one stack")

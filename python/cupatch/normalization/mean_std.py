@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import as_bool
 from .base import STD_EPS, Normalization, as_stat, check_lengths, fmt
 
 __all__ = ["MeanStdNormalization"]
@@ -37,7 +38,7 @@ class MeanStdNormalization(Normalization):
                 raise ValueError(f"{name} must be non-negative, got {value.tolist()}")
         check_lengths(self.means, self.stds, "means", "stds")  # at construction, not at first use
         check_lengths(self.target_means, self.target_stds, "target_means", "target_stds")
-        self.per_channel, self.skip_target = bool(per_channel), bool(skip_target)
+        self.per_channel, self.skip_target = as_bool(per_channel, "per_channel"), as_bool(skip_target, "skip_target")
 
     @staticmethod
     def _affine_of(means, stds):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .._validation import as_bool
 from .base import RangeNormalization, as_stat, check_range, fmt
 
 __all__ = ["MinMaxNormalization"]
@@ -28,7 +29,7 @@ class MinMaxNormalization(RangeNormalization):
         self.target_mins, self.target_maxes = as_stat(target_mins, "target_mins"), as_stat(target_maxes, "target_maxes")
         check_range(self.mins, self.maxes, "mins", "maxes")
         check_range(self.target_mins, self.target_maxes, "target_mins", "target_maxes")
-        self.per_channel, self.skip_target = bool(per_channel), bool(skip_target)
+        self.per_channel, self.skip_target = as_bool(per_channel, "per_channel"), as_bool(skip_target, "skip_target")
 
     def _range(self, target):
         return (self.target_mins, self.target_maxes) if target else (self.mins, self.maxes)

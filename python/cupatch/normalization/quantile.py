@@ -6,7 +6,7 @@ The quantile values come from ``fit`` (exact or estimated, see
 
 from __future__ import annotations
 
-from .._validation import as_probability
+from .._validation import as_bool, as_probability
 from .base import RangeNormalization, as_stat, check_range, fmt
 
 __all__ = ["QuantileNormalization"]
@@ -38,7 +38,7 @@ class QuantileNormalization(RangeNormalization):
         self.target_upper_values = as_stat(target_upper_values, "target_upper_values")
         check_range(self.lower_values, self.upper_values, "lower_values", "upper_values")
         check_range(self.target_lower_values, self.target_upper_values, "target_lower_values", "target_upper_values")
-        self.per_channel, self.skip_target = bool(per_channel), bool(skip_target)
+        self.per_channel, self.skip_target = as_bool(per_channel, "per_channel"), as_bool(skip_target, "skip_target")
         self._wanted = {"moments": False, "extremes": False, "quantiles": (self.lower, self.upper)}
 
     def _range(self, target):
