@@ -7,13 +7,13 @@ or computed by :meth:`Normalization.fit`; :meth:`Normalization.denormalize` inve
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from .._backend import array_module, is_gpu_array
-from .._validation import as_bool, as_float_array, look_up_option
+from .._validation import as_bool, as_float_array, as_int, look_up_option
 from ..stacks.base import check_channels
 from .statistics import NAN_POLICIES, stats_pass
 
@@ -49,7 +49,11 @@ def broadcast(values: np.ndarray, n_channels: int, name: str) -> np.ndarray:
 
 def _as_stack_list(stacks, name: str) -> list:
     """``stacks`` as a list, refusing anything that is not a list of image stacks."""
-    if isinstance(stacks, np.ndarray) or is_gpu_array(stacks) or isinstance(stacks, (str, bytes)):
+    if (
+        isinstance(stacks, (np.ndarray, str, bytes, Mapping))
+        or is_gpu_array(stacks)
+        or not isinstance(stacks, Iterable)
+    ):
         raise TypeError(
             f"{name} must be a list of image stacks, got {type(stacks).__name__}; wrap data with "
             f"cupatch.stacks.as_stacks(data, axes)"
@@ -151,9 +155,11 @@ class Normalization:
         progress = as_bool(progress, "progress")
         stacks = _as_stack_list(stacks, "stacks")
         if not stacks:
-            raise ValueError("fit needs at least one stack")
+            raise ValueError("fit needs at least one stack: stacks is empty")
         if targets is not None:
             targets = _as_stack_list(targets, "targets")
+            if not targets:
+                raise ValueError("targets is empty: give one target stack per input stack, or targets=None")
         channels = check_channels(channels, stacks[0].data_shape[1])
         input_stats = target_stats = None
         if self._input_affine() is None:
@@ -182,14 +188,20 @@ class Normalization:
 
     def input_scale_shift(self, n_channels: int) -> tuple[np.ndarray, np.ndarray]:
         """Float32 ``(scale, shift)`` of length ``n_channels`` so that ``x*scale+shift`` normalises inputs."""
-        return self._affine(False, n_channels)
+        return self._affine(False, as_int(n_channels, "n_channels", minimum=1))
 
     def target_scale_shift(self, n_channels: int) -> tuple[np.ndarray, np.ndarray]:
         """Float32 ``(scale, shift)`` for targets (identity with ``skip_target``)."""
-        return self._affine(True, n_channels)
+        return self._affine(True, as_int(n_channels, "n_channels", minimum=1))
 
     def normalize(self, x, *, target: bool = False):
         """Normalise a NumPy/CuPy array with channels on axis 1, exactly like the gather kernel."""
+        target = as_bool(target, "target")
+        if not (isinstance(x, np.ndarray) or is_gpu_array(x)) or x.ndim < 2:
+            raise TypeError(
+                f"x must be a NumPy or CuPy array with the channel axis at position 1, got "
+                f"{type(x).__name__}{f' of shape {x.shape}' if hasattr(x, 'shape') else ''}"
+            )
         xp = array_module(x)
         scale, shift = self._affine(target, x.shape[1])
         shape = (1, -1) + (1,) * (x.ndim - 2)
