@@ -22,7 +22,7 @@ import numpy as np
 
 from ._backend import array_module
 from ._random import Stream, hash4, resolve_seed, uniform01, uniform_int
-from ._validation import as_bool, as_probability, look_up_option
+from ._validation import as_bool, as_int, as_int_tuple, as_probability, look_up_option
 
 __all__ = ["Augmentations", "apply_augmentations"]
 
@@ -68,8 +68,13 @@ class Augmentations:
 
     def check_patch_size(self, patch_size: Sequence[int] | None) -> None:
         """Raise ValueError if rotations are enabled and the YX patch size is not square."""
-        if self.rot90 and self.p_rot90 > 0 and patch_size is not None:
-            if int(patch_size[-1]) != int(patch_size[-2]):
+        if patch_size is None:
+            return
+        patch_size = as_int_tuple(patch_size, "patch_size", minimum=1)
+        if len(patch_size) not in (2, 3):
+            raise ValueError(f"patch_size must have 2 or 3 entries ((Z)YX), got {patch_size}")
+        if self.rot90 and self.p_rot90 > 0:
+            if patch_size[-1] != patch_size[-2]:
                 raise ValueError(
                     f"rot90 augmentation needs a square YX patch size (Y == X), got patch_size "
                     f"{tuple(patch_size)}; use Augmentations(rot90=False) for non-square patches"
@@ -83,7 +88,11 @@ class Augmentations:
         flip_y, flip_x : numpy.ndarray of bool, shape (B,)
         rot90 : numpy.ndarray of int32, shape (B,), values 0..3
         """
-        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        indices = np.asarray(indices)
+        if indices.size and indices.dtype.kind not in "iu":
+            raise TypeError(f"indices must be integers, got dtype {indices.dtype}")
+        indices = indices.astype(np.int64).reshape(-1)
+        epoch = as_int(epoch, "epoch")  # taken modulo 2**64, like every counter
         n = indices.size
         flip_y = np.zeros(n, dtype=bool)
         flip_x = np.zeros(n, dtype=bool)
