@@ -15,11 +15,19 @@ import numpy as np
 
 from .. import _backend, _core
 from .._layouts import OUTPUT_COLUMNS, n_tile_columns, tile_columns
-from .._validation import as_int_tuple, as_patch_size, look_up_option
+from .._validation import as_int_tuple, as_list, as_patch_size, look_up_option
 from .._windows import window_table as make_window_table
 from ._arrays import EXTENT_LIMIT, FLOAT32, as_backend_array, is_array_list, memory_overlaps, ptr, spatial3, spec_table
 
 __all__ = ["BlendAccumulator", "stitch_tiles"]
+
+
+def _per_output(values, n: int, ndim: int, name: str, *, minimum: int) -> list[tuple[int, ...]]:
+    """``origins`` / ``image_shapes``: a list of one (Z)YX int tuple per output."""
+    items = as_list(values, name, what="(Z)YX int tuples, one per output")
+    if len(items) != n:
+        raise ValueError(f"{name} must have one entry per output ({n}), got {len(items)}")
+    return [as_int_tuple(v, f"{name}[{i}]", length=ndim, minimum=minimum) for i, v in enumerate(items)]
 
 
 def _output_table(outputs, weights, origins, image_shapes, ndim: int, n_channels: int, xp, blend: bool):
@@ -41,15 +49,11 @@ def _output_table(outputs, weights, origins, image_shapes, ndim: int, n_channels
     if origins is None:
         orig = [(0,) * ndim] * n
     else:
-        if len(origins) != n:
-            raise ValueError(f"origins must have one entry per output ({n}), got {len(origins)}")
-        orig = [as_int_tuple(o, f"origins[{i}]", length=ndim, minimum=0) for i, o in enumerate(origins)]
+        orig = _per_output(origins, n, ndim, "origins", minimum=0)
     if image_shapes is None:
         shapes = [tuple(int(s) + o for s, o in zip(out.shape[2:], og)) for out, og in zip(outs, orig)]
     else:
-        if len(image_shapes) != n:
-            raise ValueError(f"image_shapes must have one entry per output ({n}), got {len(image_shapes)}")
-        shapes = [as_int_tuple(s, f"image_shapes[{i}]", length=ndim, minimum=1) for i, s in enumerate(image_shapes)]
+        shapes = _per_output(image_shapes, n, ndim, "image_shapes", minimum=1)
         for i, (out, og, s) in enumerate(zip(outs, orig, shapes)):
             if any(o + e > full for o, e, full in zip(og, out.shape[2:], s)):
                 raise ValueError(f"outputs[{i}] (origin {og}, shape {out.shape[2:]}) does not fit in image_shapes[{i}] = {s}")
@@ -75,7 +79,7 @@ def _weights(weights, outs, xp) -> list:
     n = len(outs)
     if weights is None:
         raise ValueError('mode="blend" needs weights (one float32 (S, 1, *spatial) array per output)')
-    if isinstance(weights, np.ndarray) or _backend.is_gpu_array(weights) or len(weights) != n:
+    if not isinstance(weights, (list, tuple)) or len(weights) != n:
         raise ValueError(f"weights must be a list with one array per output ({n})")
     wts = [as_backend_array(w, xp, f"weights[{i}]", writable=True) for i, w in enumerate(weights)]
     for i, (w, o) in enumerate(zip(wts, outs)):
@@ -184,6 +188,10 @@ def stitch_tiles(
         For GPU inputs when no GPU is usable; ``cupatch._core.CudaError`` for CUDA failures.
     """
     blend = look_up_option(mode, ("crop", "blend"), "mode") == "blend"
+    if not blend:
+        for name, value in (("weights", weights), ("window_table", window_table)):
+            if value is not None:
+                raise ValueError(f'{name} is used only with mode="blend"; mode="crop" copies the kept regions without weights')
     is_gpu = _backend.is_gpu_array(tiles)
     xp = _backend.require_gpu("stitch_tiles") if is_gpu else np
     if not is_gpu and not isinstance(tiles, np.ndarray):
@@ -332,6 +340,7 @@ class BlendAccumulator:
         if len(tile) not in (2, 3):
             raise ValueError(f"tile_size must have 2 or 3 entries, got {tile}")
         as_patch_size(tile, len(tile), "tile_size")  # the documented 2**60 / 2**30 (X) limits
+        output_shapes = as_list(output_shapes, "output_shapes", what="SC(Z)YX shapes")
         shapes = [as_int_tuple(s, f"output_shapes[{i}]", length=2 + len(tile), minimum=0) for i, s in enumerate(output_shapes)]
         if not shapes:
             raise ValueError("output_shapes must contain at least one shape")
@@ -341,8 +350,12 @@ class BlendAccumulator:
         self.table = xp.asarray(make_window_table(tile, overlaps, window))
         self.outputs = [xp.zeros(s, dtype=np.float32) for s in shapes]
         self.weights = [xp.zeros((s[0], 1, *s[2:]), dtype=np.float32) for s in shapes]
-        self.origins = None if origins is None else [tuple(o) for o in origins]
-        self.image_shapes = None if image_shapes is None else [tuple(s) for s in image_shapes]
+        # checked now, not at the first add()
+        ndim = len(tile)
+        self.origins = None if origins is None else _per_output(origins, len(shapes), ndim, "origins", minimum=0)
+        self.image_shapes = (
+            None if image_shapes is None else _per_output(image_shapes, len(shapes), ndim, "image_shapes", minimum=1)
+        )
         self._finalized = False
         # The zero fills above are queued on the current stream: later calls on another
         # stream must wait for them (and for earlier batches).
