@@ -265,6 +265,20 @@ def test_bad_numeric_options_are_usage_errors_before_any_work(args, option, allo
     assert "Traceback" not in err and "negative dimensions" not in err
 
 
+def test_tile_too_large_for_memory_names_the_option(capsys, monkeypatch):
+    zeros = np.zeros
+
+    def refusing_zeros(shape, *args, **kwargs):  # as NumPy does where memory is not overcommitted
+        if int(np.prod(shape)) >= 10**10:
+            raise MemoryError(f"Unable to allocate an array with shape {tuple(shape)}")
+        return zeros(shape, *args, **kwargs)
+
+    monkeypatch.setattr(np, "zeros", refusing_zeros)
+    assert main(["predict", "--no-progress", "--tile", "100000"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--tile 100000x100000" in err and "smaller --tile" in err
+
+
 def test_odd_overlap_is_fine_with_a_blend_window(capsys):
     assert main(["predict", "--no-progress", "--tile", "512", "--overlap", "3", "--blend", "hann"]) == 0
 

@@ -210,7 +210,13 @@ def _whole_image_difference(model, stack, result, axes, target_axes, channels, d
 
 def _warm_up(model, stack, tile, channels, device) -> None:
     n_in = stack.data_shape[1] if channels is None else len(channels)
-    batch = np.zeros((1, n_in, *tile), dtype=np.float32)
+    try:
+        batch = np.zeros((1, n_in, *tile), dtype=np.float32)
+    except MemoryError as exc:
+        raise MemoryError(
+            f"one tile of --tile {_fmt_shape(tile)} ({n_in} channel{'s' if n_in != 1 else ''}, float32) does not fit in "
+            f"memory ({exc}); give a smaller --tile"
+        ) from None
     if device == "gpu":
         import cupy  # optional dependency, only on the GPU
 
