@@ -44,7 +44,7 @@ class FixedPatching(BasePatching):
             missing = {"data_idx", "sample_idx", "coords", "patch_size"} - set(s)
             if missing:
                 raise ValueError(f"specs[{i}] lacks the field(s) {sorted(missing)}")
-        ndim = len(specs[0]["coords"])
+        ndim = len(as_int_tuple(specs[0]["coords"], "specs[0]['coords']"))
         if ndim not in (2, 3):
             raise ValueError(f"specs[0]['coords'] must have 2 or 3 entries, got {ndim}")
         patch_size = as_int_tuple(specs[0]["patch_size"], "specs[0]['patch_size']", length=ndim, minimum=1)

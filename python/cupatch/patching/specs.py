@@ -68,6 +68,8 @@ def is_tile_specs(spec: Mapping[str, Any]) -> bool:
     -------
     bool
     """
+    if not isinstance(spec, Mapping):
+        raise TypeError(f"spec must be a PatchSpecs or TileSpecs dict, got {type(spec).__name__}")
     return "crop_coords" in spec and "crop_size" in spec and "stitch_coords" in spec
 
 

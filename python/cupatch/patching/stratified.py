@@ -272,16 +272,36 @@ class StratifiedPatching(SeededPatching):
     # ----------------------------------------------------------------- CAREamics API
     def _as_grid_coords(self, grid_coords, data_idx: int, name: str) -> np.ndarray:
         shape = self._geom[data_idx].grid_shape
-        arr = np.asarray(grid_coords if len(grid_coords) else np.zeros((0, self._ndim), np.int64))
-        if arr.dtype.kind not in "iu" or arr.dtype == np.bool_:
+        what = f"{name} must be a sequence of {self._ndim}-tuples of ints (grid coordinates)"
+        if isinstance(grid_coords, (str, bytes, Mapping)) or not hasattr(grid_coords, "__len__"):
+            raise TypeError(f"{what}, got {type(grid_coords).__name__}")
+        try:
+            arr = np.asarray(grid_coords)
+        except ValueError:  # ragged
+            raise ValueError(f"{what}, got {grid_coords!r}") from None
+        if arr.size == 0:
+            arr = np.zeros((0, self._ndim), np.int64)
+        if arr.dtype.kind not in "iu":
             raise TypeError(f"{name} must be integer grid coordinates, got dtype {arr.dtype}")
-        arr = arr.reshape(-1, self._ndim) if arr.ndim == 2 or arr.size == 0 else None
-        if arr is None:
-            raise ValueError(f"{name} must be a sequence of {self._ndim}-tuples")
+        if arr.ndim != 2 or arr.shape[1] != self._ndim:  # never reshaped: (2, 3) is not (3, 2)
+            raise ValueError(f"{what}, got shape {arr.shape}")
         bad = (arr < 0) | (arr >= np.array(shape))
         if bad.any():
             raise ValueError(f"{name} contains {tuple(arr[bad.any(axis=1)][0].tolist())}, outside the grid {shape}")
         return arr.astype(np.int64)
+
+    @staticmethod
+    def _as_probs(values) -> np.ndarray:
+        """Probability values as float64 (ValueError naming probs for non-numbers)."""
+        if isinstance(values, (str, bytes)):
+            raise ValueError(f"probs values must be numbers in [0, 1], got {values!r}")
+        try:
+            arr = np.asarray(values)
+        except ValueError:  # ragged
+            raise ValueError(f"probs values must be numbers in [0, 1], got {values!r}") from None
+        if arr.size and arr.dtype.kind not in "iuf":
+            raise ValueError(f"probs values must be numbers in [0, 1], got {values!r}")
+        return arr.astype(np.float64)
 
     def exclude_patches(self, data_idx: int, sample_idx: int, grid_coords: Sequence[tuple[int, ...]]) -> None:
         """Make grid cells of one sample unselectable.
@@ -334,10 +354,10 @@ class StratifiedPatching(SeededPatching):
         sl = self._region_slice(g)
         if isinstance(probs, Mapping):
             coords = self._as_grid_coords(list(probs.keys()), k, "probs keys")
-            values = np.asarray(list(probs.values()), dtype=np.float64)
+            values = self._as_probs(list(probs.values()))
             rows = np.ravel_multi_index(coords.T, shape) if len(coords) else np.zeros(0, np.int64)
         else:
-            values = np.asarray(probs, dtype=np.float64)
+            values = self._as_probs(probs)
             if values.shape != shape:
                 raise ValueError(f"probs must be a dict or an array of the grid shape {shape}, got shape {values.shape}")
             values = values.reshape(-1)
