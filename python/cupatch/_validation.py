@@ -22,6 +22,7 @@ __all__ = [
     "as_bool",
     "as_list",
     "as_channels",
+    "as_dtype",
     "as_float",
     "as_float_array",
     "as_index",
@@ -160,6 +161,25 @@ def look_up_option(value: Any, options: Iterable[Any], name: str, *, error: type
             allowed = "one of " + ", ".join(_shown(o) for o in options)
         raise error(f"{name} must be {allowed}, got {_shown(value)}")
     return value
+
+
+def as_dtype(value: Any, options: Iterable[Any], name: str = "dtype") -> np.dtype:
+    """``value`` as a NumPy dtype that is one of ``options``.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a dtype at all (``"abc"``, ``True``, ``2.5``).
+    ValueError
+        If it is a dtype outside ``options`` (as :func:`look_up_option`).
+    """
+    if isinstance(value, (bool, np.bool_, numbers.Number)):  # np.dtype(0) is not an answer
+        raise TypeError(f"{name} {value!r} is not a valid dtype")
+    try:
+        dtype = np.dtype(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} {value!r} is not a valid dtype") from None
+    return look_up_option(dtype, options, name)
 
 
 def as_float(value: Any, name: str, *, low: float | None = None, high: float | None = None, what: str = "a finite number") -> float:
