@@ -281,7 +281,7 @@ def test_errors(tmp_path):
         PatchDataset(a, make, axes="SYX", device="tpu", progress=False)
     with pytest.raises(ValueError, match="patching was built for shapes"):
         PatchDataset(a, RandomPatching([(1, 1, 16, 16)], (8, 8)), axes="SYX", device="cpu", progress=False)
-    with pytest.raises(TypeError, match="dtype must be one of"):
+    with pytest.raises(ValueError, match="dtype must be one of"):
         PatchDataset(a, make, axes="SYX", dtype=np.int32, device="cpu", progress=False)
     ds = PatchDataset([a, _image((1, 12, 12))], WholeSamplePatching, axes="SYX", device="cpu", progress=False)
     with pytest.raises(ValueError, match="equal sample shapes"):

@@ -25,7 +25,7 @@ from ._backend import gpu_available, is_cupy_array, require_gpu
 from ._dtypes import OUTPUT_DTYPES, STACK_DTYPES
 from ._layouts import patch_columns
 from ._staging import Staging
-from ._validation import as_bool, as_indices, as_int, look_up_option
+from ._validation import as_bool, as_dtype, as_indices, as_int, look_up_option
 from .augmentation import Augmentations
 from .normalization import NoNormalization, Normalization, check_normalization
 from .ops import SourceTable, gather_patches
@@ -152,8 +152,8 @@ class PatchDataset:
         self.device = _resolve_device(device)
         check_placement(placement)
         self.axes = validate_axes(axes)
-        self.target_axes = validate_axes(target_axes) if target_axes is not None else self.axes
-        self.dtype = look_up_option(np.dtype(dtype), OUTPUT_DTYPES, "dtype", error=TypeError)
+        self.target_axes = validate_axes(target_axes, "target_axes") if target_axes is not None else self.axes
+        self.dtype = as_dtype(dtype, OUTPUT_DTYPES)
 
         for name, value in (("inputs", inputs), ("targets", targets)):
             if isinstance(value, (list, tuple)) and not value:

@@ -14,7 +14,7 @@ import numpy as np
 from .. import _backend, _core
 from .._dtypes import DTYPE_CODES, OUTPUT_DTYPES
 from .._layouts import n_patch_columns, patch_columns
-from .._validation import as_channels, as_patch_size, look_up_option
+from .._validation import as_channels, as_dtype, as_patch_size
 from ._arrays import as_backend_array, device_argument, memory_overlaps, ptr, spatial3, spec_table
 from .sources import SourceTable
 
@@ -204,11 +204,7 @@ def gather_patches(
         _check_rows(specs_host, table)
     chan = _channels(channels, table.n_channels)
     n_out = int(chan.size)
-    try:
-        out_dtype = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype {dtype!r} is not a valid dtype") from None
-    look_up_option(out_dtype, OUTPUT_DTYPES, "dtype")
+    out_dtype = as_dtype(dtype, OUTPUT_DTYPES)
     affine = _affine(scale, shift, n_out, xp)
     aug = _augmentation_flags(flip_y, flip_x, rot90, n_patches, patch, xp)
     out = _output(out, (n_patches, n_out, *patch), out_dtype, xp, table)
