@@ -85,7 +85,7 @@ def resolve_device(device: str) -> str:
 def output_axes(axes: str, target_axes: str | None, c_out: int) -> str:
     """Axes of the restored output; C is added when the model makes channels and ``axes`` has none."""
     if target_axes is not None:
-        return axes_mod.validate_axes(target_axes)
+        return axes_mod.validate_axes(target_axes, "target_axes")
     if "C" in axes or c_out == 1:
         return axes
     first_spatial = min(axes.index(a) for a in "ZYX" if a in axes)
@@ -234,7 +234,7 @@ class Plan:
         progress, overwrite = as_bool(progress, "progress"), as_bool(overwrite, "overwrite")
         axes = axes_mod.validate_axes(axes)
         if target_axes is not None:
-            target_axes = axes_mod.validate_axes(target_axes)
+            target_axes = axes_mod.validate_axes(target_axes, "target_axes")
         working = resolve_device(device)
         stacks, is_list = open_images(data, axes)
         outs = normalise_out(out, len(stacks), is_list)

@@ -35,13 +35,15 @@ __all__ = [
 REFERENCE_ORDER = "STCZYX"
 
 
-def validate_axes(axes: str) -> str:
+def validate_axes(axes: str, name: str = "axes") -> str:
     """Check an axes string and return it upper-cased.
 
     Parameters
     ----------
     axes : str
         Axis letters drawn from ``STCZYX`` in any order, e.g. ``"YX"``, ``"SYXC"``, ``"TZYX"``.
+    name : str
+        The argument's name in the messages (``"target_axes"``, ...).
 
     Returns
     -------
@@ -57,17 +59,17 @@ def validate_axes(axes: str) -> str:
         letter, or lacks Y or X.
     """
     if not isinstance(axes, str):
-        raise TypeError(f"axes must be a string such as 'SYX', got {type(axes).__name__}")
+        raise TypeError(f"{name} must be a string such as 'SYX', got {type(axes).__name__}")
     upper = axes.upper()
     if not 2 <= len(upper) <= 6:
-        raise ValueError(f"axes must have 2 to 6 letters from 'STCZYX', got {axes!r}")
+        raise ValueError(f"{name} must have 2 to 6 letters from 'STCZYX', got {axes!r}")
     bad = sorted(set(upper) - set(REFERENCE_ORDER))
     if bad:
-        raise ValueError(f"axes {axes!r} contains unknown axis letter(s) {bad}; allowed: 'STCZYX'")
+        raise ValueError(f"{name} {axes!r} contains unknown axis letter(s) {bad}; allowed: 'STCZYX'")
     if len(set(upper)) != len(upper):
-        raise ValueError(f"axes {axes!r} repeats an axis letter")
+        raise ValueError(f"{name} {axes!r} repeats an axis letter")
     if "Y" not in upper or "X" not in upper:
-        raise ValueError(f"axes {axes!r} must contain both 'Y' and 'X'")
+        raise ValueError(f"{name} {axes!r} must contain both 'Y' and 'X'")
     return upper
 
 
