@@ -10,6 +10,7 @@ arguments again, so none of them re-checks or relays an argument.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,6 +114,11 @@ def _check_channels(channels, n_channels: int) -> tuple[int, ...] | None:
 def _gpu_budget(max_gpu_bytes, device: str) -> float:
     if max_gpu_bytes is not None:
         # not as_float: an infinite budget (never stream) is allowed
+        if isinstance(max_gpu_bytes, (bool, np.bool_)) or not isinstance(max_gpu_bytes, (numbers.Real, np.number)):
+            raise TypeError(
+                f"max_gpu_bytes must be a number of bytes (or inf: never stream), got {max_gpu_bytes!r} "
+                f"({type(max_gpu_bytes).__name__})"
+            )
         value = float(max_gpu_bytes)
         if not value > 0:
             raise ValueError(f"max_gpu_bytes must be positive, got {max_gpu_bytes!r}")
