@@ -14,7 +14,7 @@ per-stack metadata (:func:`stack_metadata`), without one dict per region: what
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
@@ -81,7 +81,14 @@ class ImageRegionData(*_BASES):  # type: ignore[misc]
 
         As in CAREamics, ``data_shape`` keeps the input's channel count.
         """
+        if not _is_region(input_region):
+            raise TypeError(f"input_region must be an ImageRegionData, got {type(input_region).__name__}")
         return cls(output_data, *input_region[1:])
+
+
+def _is_region(value: Any) -> bool:
+    """An ImageRegionData (ours, or another NamedTuple with the same fields, e.g. CAREamics')."""
+    return isinstance(value, tuple) and all(hasattr(value, f) for f in ImageRegionData._fields)
 
 
 def _stack(arrays: Sequence[Any]) -> Any:
@@ -158,6 +165,8 @@ def collate_regions(regions: Sequence[ImageRegionData]) -> ImageRegionData:
     ValueError
         If ``regions`` is empty, data shapes differ, or metadata keys/lengths differ.
     """
+    if isinstance(regions, (str, bytes, Mapping)) or not isinstance(regions, Iterable) or _is_region(regions):
+        raise TypeError(f"regions must be a sequence of ImageRegionData, got {type(regions).__name__}")
     regions = list(regions)
     if not regions:
         raise ValueError("regions must not be empty")
@@ -224,7 +233,7 @@ def _field_length(value: Any, name: str) -> int:
 
 def _check_collated(batch: Any) -> int:
     """The batch size of a collated ImageRegionData, every field checked to describe it."""
-    if not isinstance(batch, tuple) or not all(hasattr(batch, f) for f in ImageRegionData._fields):
+    if not _is_region(batch):
         raise TypeError(
             f"batch must be a collated ImageRegionData (from collate_regions or PatchDataset.get_batch), "
             f"got {type(batch).__name__}"
