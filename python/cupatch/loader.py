@@ -125,6 +125,7 @@ class BatchLoader:
         prefetch: int = 1,
         return_regions: bool = False,
     ) -> None:
+        return_regions = as_bool(return_regions, "return_regions")
         needed = ("__len__", "gather_arrays", "get_batch") if return_regions else ("__len__", "gather_arrays")
         missing = [attr for attr in needed if not hasattr(dataset, attr)]
         if missing:
@@ -139,7 +140,7 @@ class BatchLoader:
         rank = as_int(rank, "rank", minimum=0, below=world_size, below_text=f"world_size={world_size}")
         prefetch = as_int(prefetch, "prefetch", minimum=0)
         shuffle, drop_last = as_bool(shuffle, "shuffle"), as_bool(drop_last, "drop_last")
-        as_torch, return_regions = as_bool(as_torch, "as_torch"), as_bool(return_regions, "return_regions")
+        as_torch = as_bool(as_torch, "as_torch")
         if seed is None and shuffle and world_size > 1:
             raise ValueError("seed is required when world_size > 1, so that every rank shuffles the same way")
         if as_torch:
