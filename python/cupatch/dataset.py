@@ -212,6 +212,10 @@ class PatchDataset:
     def _check_stacks(stacks, name: str) -> None:
         first = stacks[0]
         for k, s in enumerate(stacks):
+            if 0 in tuple(s.data_shape):
+                raise ValueError(
+                    f"{name}[{k}] is empty: its SC(Z)YX shape {tuple(s.data_shape)} has an axis of length 0"
+                )
             if len(s.data_shape) != len(first.data_shape):
                 raise ValueError(
                     f"{name}[{k}] has {len(s.data_shape) - 2} spatial dimensions, {name}[0] has "

@@ -259,6 +259,11 @@ class Plan:
             shape = tuple(int(s) for s in stack.data_shape)
             if len(shape) - 2 != ndim:
                 raise ValueError(f"all images must have the same number of spatial axes; image {k} has shape {shape}")
+            if 0 in shape:
+                raise ValueError(
+                    f"data image {k} is empty: its SC(Z)YX shape {shape} (original shape "
+                    f"{tuple(stack.original_data_shape)}) has an axis of length 0"
+                )
             tilings.append(Tiling(TiledPatching([shape], tile, ovl), shape, tile, ovl))
 
         n_in = stacks[0].data_shape[1]
