@@ -79,6 +79,8 @@ class SourceTable:
         self.n_channels = int(first.shape[1])
         self.dtype = dtype
         self.dtype_code = DTYPE_CODES[dtype]
+        if first.shape[1] < 1:
+            raise ValueError(f"sources must have at least one channel, sources[0] has shape {first.shape}")
         self.shapes = [tuple(int(s) for s in a.shape) for a in arrays]
         for i, shape in enumerate(self.shapes):
             if max(shape) >= EXTENT_LIMIT:
