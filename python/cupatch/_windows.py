@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._validation import as_int_tuple, look_up_option
+from ._validation import as_int_tuple, as_patch_size, look_up_option
 
 __all__ = ["WINDOWS", "window_table"]
 
@@ -96,6 +96,7 @@ def window_table(
     tile = as_int_tuple(tile_size, "tile_size")  # floats and bools are refused, never truncated
     if len(tile) not in (2, 3) or any(t < 1 for t in tile):
         raise ValueError(f"tile_size must be 2 or 3 positive ints, got {tile}")
+    as_patch_size(tile, len(tile), "tile_size")  # the documented 2**60 / 2**30 (X) limits
     if overlaps is None:
         if window in ("linear", "hann"):
             raise ValueError(f"overlaps is required for window={window!r}")
