@@ -15,7 +15,7 @@ from .. import _backend, _core
 from .._dtypes import DTYPE_CODES, OUTPUT_DTYPES
 from .._layouts import n_patch_columns, patch_columns
 from .._validation import as_channels, as_dtype, as_patch_size
-from ._arrays import as_backend_array, device_argument, memory_overlaps, ptr, spatial3, spec_table
+from ._arrays import as_backend_array, device_argument, host_array, memory_overlaps, ptr, spatial3, spec_table
 from .sources import SourceTable
 
 __all__ = ["gather_patches"]
@@ -49,13 +49,18 @@ def _per_patch(value: Any, n: int, name: str, *, kind: str, xp=np):
 def _per_channel(value: Any, n: int, name: str, xp=np):
     if value is None:
         return None
-    arr = device_argument(value, xp, name) if _backend.is_gpu_array(value) else np.asarray(value)
+    on_device = _backend.is_gpu_array(value)
+    arr = device_argument(value, xp, name) if on_device else host_array(value, name)
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"{name} must be numbers, got dtype {arr.dtype}")
     arr = arr.reshape(-1) if arr.ndim == 0 else arr
     if arr.ndim != 1 or arr.shape[0] != n:
         raise ValueError(f"{name} must have one value per output channel ({n}), got shape {tuple(arr.shape)}")
-    return arr.astype(np.float32)
+    with np.errstate(over="ignore"):  # a float64 beyond float32 becomes inf, refused below
+        arr = arr.astype(np.float32)
+    if not on_device and not np.isfinite(arr).all():  # host values only: no device synchronisation
+        raise ValueError(f"{name} must be finite in float32, got {value!r}")
+    return arr
 
 
 def _check_rows(specs: np.ndarray, table: SourceTable) -> None:
