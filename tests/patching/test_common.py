@@ -449,3 +449,12 @@ def test_random_spec_table_matches_specs_hypothesis(shapes, patch, seed, epoch):
         coords = table[:, 2:]
         assert (coords >= 0).all()
         assert (np.where(fits, coords + np.array(patch) <= n, coords == 0)).all()
+
+
+def test_fixed_patching_has_no_data_shapes_and_says_why():
+    from cupatch import FixedPatching
+
+    fixed = FixedPatching([{"data_idx": 0, "sample_idx": 0, "coords": (0, 0), "patch_size": (4, 4)}])
+    with pytest.raises(AttributeError, match="FixedPatching has no data_shapes: its patches are given explicitly"):
+        fixed.data_shapes  # noqa: B018
+    assert not hasattr(fixed, "data_shapes")

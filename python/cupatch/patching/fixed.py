@@ -75,6 +75,13 @@ class FixedPatching(BasePatching):
         self._n_stacks = int(table[:, columns["data_idx"]].max()) + 1
 
     @property
+    def data_shapes(self):
+        """Not defined: the patches are given as specs, not laid out over image shapes."""
+        raise AttributeError(
+            "FixedPatching has no data_shapes: its patches are given explicitly as specs, not laid out over images"
+        )
+
+    @property
     def n_patches(self) -> int:
         """Number of specs."""
         return len(self._table_all)
