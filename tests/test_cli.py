@@ -538,7 +538,7 @@ class _FakeDriver:
     ],
 )
 def test_info_names_the_reason_for_no_gpu(info, driver, env, reason, capsys, monkeypatch):
-    from cupatch import cli
+    from cupatch import _backend, cli
 
     base = {
         "version": "0", "cuda_compiled": True, "cuda_emulated": False, "cuda_devices": 0,
@@ -546,9 +546,9 @@ def test_info_names_the_reason_for_no_gpu(info, driver, env, reason, capsys, mon
     }  # fmt: skip
     base.update(info)
     monkeypatch.setattr(cli, "build_info", lambda: dict(base))
-    monkeypatch.setattr(cli, "gpu_available", lambda: False)
-    monkeypatch.setattr(cli, "gpu_unavailable_reason", lambda: "cupatch was built without CUDA (CUPATCH_CUDA=OFF)")
-    monkeypatch.setattr(cli, "_load_cuda_driver", lambda: driver)
+    monkeypatch.setattr(_backend, "gpu_available", lambda: False)
+    monkeypatch.setattr(_backend, "gpu_unavailable_reason", lambda: "cupatch was built without CUDA (CUPATCH_CUDA=OFF)")
+    monkeypatch.setattr(_backend, "_load_cuda_driver", lambda: driver)
     if env is None:
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     else:
@@ -562,10 +562,10 @@ def test_info_names_the_reason_for_no_gpu(info, driver, env, reason, capsys, mon
 
 
 def test_info_says_an_emulated_device_is_not_a_gpu(capsys, monkeypatch):
-    from cupatch import cli
+    from cupatch import _backend, cli
 
     monkeypatch.setattr(cli, "build_info", lambda: {"cuda_compiled": True, "cuda_emulated": True, "cuda_devices": 1})
-    monkeypatch.setattr(cli, "gpu_available", lambda: True)
+    monkeypatch.setattr(_backend, "gpu_available", lambda: True)
     assert main(["info"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["gpu_usable"] is True

@@ -11,7 +11,9 @@ stream.
 
 from __future__ import annotations
 
+import ctypes
 import functools
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +29,7 @@ __all__ = [
     "current_stream_ptr",
     "gpu_available",
     "gpu_unavailable_reason",
+    "gpu_unavailable_reasons",
     "import_cupy",
     "is_cupy_array",
     "is_gpu_array",
@@ -278,3 +281,75 @@ def as_cupy(x: Any, name: str = "array", *, writable: bool = False):
     if arr.device.id != device:
         raise ValueError(f"{name} is on GPU {arr.device.id}, but the current device is GPU {device}")
     return arr
+
+
+# ---------------------------------------------------------------------------------------
+# Why there is no GPU, in detail (for ``cupatch info``)
+
+#: CUDA driver API results named in the reasons (cuda.h).
+_CUDA_ERROR_NO_DEVICE = 100
+_CUDA_ERROR_INSUFFICIENT_DRIVER = 35
+
+
+def _load_cuda_driver():
+    """The CUDA driver library (ctypes), or None when no NVIDIA driver is installed."""
+    name = "nvcuda.dll" if os.name == "nt" else "libcuda.so.1"
+    try:
+        return ctypes.CDLL(name)
+    except OSError:
+        return None
+
+
+def _cuda_version(value: int) -> str:
+    return f"{value // 1000}.{value % 1000 // 10}"
+
+
+def _no_device_reason(runtime_version: int | None) -> str:
+    """Why a CUDA build sees no device: hidden devices, no driver, an old driver, no GPU."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU"
+    driver = _load_cuda_driver()
+    if driver is None:
+        return "no NVIDIA driver: the CUDA driver library (libcuda.so.1) cannot be loaded"
+    version = ctypes.c_int(0)
+    if driver.cuDriverGetVersion(ctypes.byref(version)) == 0 and runtime_version and 0 < version.value < runtime_version:
+        return (
+            f"the NVIDIA driver supports CUDA up to {_cuda_version(version.value)}, older than the CUDA runtime "
+            f"cupatch was built with ({_cuda_version(runtime_version)}); update the driver"
+        )
+    status = driver.cuInit(0)
+    if status == _CUDA_ERROR_NO_DEVICE:
+        return "the NVIDIA driver is installed but finds no GPU (CUDA_ERROR_NO_DEVICE)"
+    if status == _CUDA_ERROR_INSUFFICIENT_DRIVER:
+        return "the NVIDIA driver is too old for this CUDA runtime (CUDA_ERROR_INSUFFICIENT_DRIVER); update it"
+    if status != 0:
+        return f"the NVIDIA driver cannot initialise CUDA (driver API error {status})"
+    count = ctypes.c_int(0)
+    driver.cuDeviceGetCount(ctypes.byref(count))
+    if count.value == 0:
+        return "the NVIDIA driver is installed but finds no GPU"
+    return (
+        f"the NVIDIA driver sees {count.value} GPU(s) but the CUDA runtime can use none (check "
+        f"CUDA_VISIBLE_DEVICES and the GPUs' compute mode)"
+    )
+
+
+def gpu_unavailable_reasons(info: dict | None = None) -> list[str]:
+    """Every reason the GPU is not usable, finer than :func:`gpu_unavailable_reason` (an
+    empty list when it is usable): not compiled in, hidden devices, no driver, an old
+    driver, no device, no CuPy. ``info`` is :func:`build_info`'s result (computed if None)."""
+    info = build_info() if info is None else info
+    if gpu_available():
+        return []
+    if not info["cuda_compiled"]:
+        return [gpu_unavailable_reason() or "cupatch was built without CUDA"]
+    reasons = []
+    if info["cuda_devices"] == 0:
+        reasons.append(_no_device_reason(info["cuda_runtime_version"]))
+    if info["cupy_version"] is None:
+        major = (info["cuda_runtime_version"] or 13000) // 1000
+        reasons.append(f"CuPy is not installed or fails to import (pip install cupy-cuda{major}x)")
+    if not reasons:
+        reasons.append(gpu_unavailable_reason() or "unknown")
+    return reasons

@@ -14,7 +14,6 @@ own frames folded; ``--debug`` shows every frame.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import importlib
 import importlib.util
 import inspect
@@ -30,8 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from ._backend import build_info, gpu_available, gpu_unavailable_reason
+from ._backend import build_info, gpu_unavailable_reasons
 from ._sample import default_model, sample_image
+from ._tracebacks import outside_cupatch, short_traceback
 from ._windows import WINDOWS
 from .inference import Plan, execute, open_image, output_axes, predict_tiled
 from .inference.destinations import incomplete_marker, is_own_incomplete
@@ -416,75 +416,9 @@ def _predict(args, output: _Output) -> int:
 # cupatch info: and why there is no GPU
 # --------------------------------------------------------------------------------------
 
-#: CUDA driver API results named in the reasons (cuda.h).
-_CUDA_ERROR_NO_DEVICE = 100
-_CUDA_ERROR_INSUFFICIENT_DRIVER = 35
-
-
-def _load_cuda_driver():
-    """The CUDA driver library (ctypes), or None when no NVIDIA driver is installed."""
-    name = "nvcuda.dll" if os.name == "nt" else "libcuda.so.1"
-    try:
-        return ctypes.CDLL(name)
-    except OSError:
-        return None
-
-
-def _cuda_version(value: int) -> str:
-    return f"{value // 1000}.{value % 1000 // 10}"
-
-
-def _no_device_reason(runtime_version: int | None) -> str:
-    """Why a CUDA build sees no device: hidden devices, no driver, an old driver, no GPU."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and visible.strip() in ("", "-1"):
-        return f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU"
-    driver = _load_cuda_driver()
-    if driver is None:
-        return "no NVIDIA driver: the CUDA driver library (libcuda.so.1) cannot be loaded"
-    version = ctypes.c_int(0)
-    if driver.cuDriverGetVersion(ctypes.byref(version)) == 0 and runtime_version and 0 < version.value < runtime_version:
-        return (
-            f"the NVIDIA driver supports CUDA up to {_cuda_version(version.value)}, older than the CUDA runtime "
-            f"cupatch was built with ({_cuda_version(runtime_version)}); update the driver"
-        )
-    status = driver.cuInit(0)
-    if status == _CUDA_ERROR_NO_DEVICE:
-        return "the NVIDIA driver is installed but finds no GPU (CUDA_ERROR_NO_DEVICE)"
-    if status == _CUDA_ERROR_INSUFFICIENT_DRIVER:
-        return "the NVIDIA driver is too old for this CUDA runtime (CUDA_ERROR_INSUFFICIENT_DRIVER); update it"
-    if status != 0:
-        return f"the NVIDIA driver cannot initialise CUDA (driver API error {status})"
-    count = ctypes.c_int(0)
-    driver.cuDeviceGetCount(ctypes.byref(count))
-    if count.value == 0:
-        return "the NVIDIA driver is installed but finds no GPU"
-    return (
-        f"the NVIDIA driver sees {count.value} GPU(s) but the CUDA runtime can use none (check "
-        f"CUDA_VISIBLE_DEVICES and the GPUs' compute mode)"
-    )
-
-
-def _gpu_reasons(info: dict) -> list[str]:
-    """Every reason the GPU is not usable (none when it is)."""
-    if gpu_available():
-        return []
-    if not info["cuda_compiled"]:
-        return [gpu_unavailable_reason() or "cupatch was built without CUDA"]
-    reasons = []
-    if info["cuda_devices"] == 0:
-        reasons.append(_no_device_reason(info["cuda_runtime_version"]))
-    if info["cupy_version"] is None:
-        major = (info["cuda_runtime_version"] or 13000) // 1000
-        reasons.append(f"CuPy is not installed or fails to import (pip install cupy-cuda{major}x)")
-    if not reasons:
-        reasons.append(gpu_unavailable_reason() or "unknown")
-    return reasons
-
-
 def _info() -> int:
     info = build_info()
-    reasons = _gpu_reasons(info)
+    reasons = gpu_unavailable_reasons(info)
     info["gpu_usable"] = not reasons
     info["gpu_unavailable_reason"] = "; ".join(reasons) if reasons else None
     print(json.dumps(info, indent=2, sort_keys=True, default=str))
@@ -503,78 +437,21 @@ def _info() -> int:
 # errors
 # --------------------------------------------------------------------------------------
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
-_IMPORTLIB_DIR = Path(importlib.__file__).resolve().parent
-
-
-def _frame_owner(filename: str) -> str | None:
-    """The library a frame belongs to in a short traceback: ``"cupatch"`` or ``"importlib"``
-    (folded), or None for the user's code and everything else (shown)."""
-    if filename.startswith("<frozen importlib"):
-        return "importlib"
-    if filename.startswith("<"):
-        return None
-    try:
-        path = Path(filename).resolve()
-    except (OSError, ValueError):
-        return None
-    if path.is_relative_to(_PACKAGE_DIR):
-        return "cupatch"
-    if path.is_relative_to(_IMPORTLIB_DIR):
-        return "importlib"
-    return None
-
-
-def _outside_cupatch(exc: BaseException) -> bool:
-    """True when the error was raised in code that is not cupatch's (the model, its module)."""
-    return isinstance(exc, SyntaxError) or any(
-        _frame_owner(frame.filename) is None for frame in traceback.extract_tb(exc.__traceback__)
-    )
-
-
-def _short_traceback(exc: BaseException) -> str:
-    """The traceback of ``exc`` with cupatch's (and importlib's) frames folded into
-    ``... N frames in cupatch ...`` lines, then ``ErrorType: message`` and its notes."""
-    summary = traceback.TracebackException.from_exception(exc)
-    lines = ["Traceback (most recent call last):\n"]
-    folded: list = [None, 0]  # owner, count
-
-    def fold() -> None:
-        owner, count = folded
-        if count:
-            lines.append(f"  ... {count} frame{'s' if count > 1 else ''} in {owner} ...\n")
-        folded[:] = [None, 0]
-
-    for frame in summary.stack:
-        owner = _frame_owner(frame.filename)
-        if owner is None:
-            fold()
-            lines.append(summary.stack.format_frame_summary(frame))
-        else:
-            if owner != folded[0]:
-                fold()
-                folded[0] = owner
-            folded[1] += 1
-    fold()
-    lines.extend(summary.format_exception_only())
-    return "".join(lines)
-
-
 def _report(command: str, exc: BaseException, debug: bool) -> None:
     """Print an error that stopped the command (exit status 1)."""
     prefix = f"cupatch {command}"
     if debug:
         traceback.print_exception(exc, file=sys.stderr)
-    elif _outside_cupatch(exc):
+    elif outside_cupatch(exc):
         print(f"{prefix}: error in code outside cupatch (cupatch's frames folded; --debug shows them):", file=sys.stderr)
-        print(_short_traceback(exc), end="", file=sys.stderr)
+        print(short_traceback(exc), end="", file=sys.stderr)
     elif isinstance(exc, _USER_ERRORS):
         print(f"{prefix}: error: {exc}", file=sys.stderr)
         for note in getattr(exc, "__notes__", ()):
             print(f"{prefix}: {note}", file=sys.stderr)
     else:
         print(f"{prefix}: unexpected error inside cupatch (please report it with the output of --debug):", file=sys.stderr)
-        print(_short_traceback(exc), end="", file=sys.stderr)
+        print(short_traceback(exc), end="", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
