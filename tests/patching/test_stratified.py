@@ -11,7 +11,7 @@ from cupatch.patching.stratified import region_bin_packing
 
 
 def test_regions_100x100():
-    """careamics.md §1.6: grid 3x3, areas 1024 / 160 / 25, union 69x69, n_patches 10."""
+    """CAREamics 0.3.5 StratifiedPatching on this case: grid 3x3, areas 1024 / 160 / 25, union 69x69, n_patches 10."""
     sp = StratifiedPatching([(1, 1, 100, 100)], (32, 32), seed=0)
     assert sp.grid_shape(0) == (3, 3)
     np.testing.assert_array_equal(sp.region_areas(0, 0), [[1024, 1024, 160], [1024, 1024, 160], [160, 160, 25]])

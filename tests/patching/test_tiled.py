@@ -14,7 +14,7 @@ from cupatch.patching import SequentialPatching, TiledPatching
 from cupatch.patching.sequential import sequential_starts
 from cupatch.patching.tiled import tile_axis
 
-# (N, coords, stitch, crop, crop_size) for P=32, O=8 — careamics.md §1.7 [verified]
+# (N, coords, stitch, crop, crop_size) for P=32, O=8, as CAREamics 0.3.5 computes them
 CAREAMICS_1D = [
     (100, [0, 24, 48, 68], [0, 28, 52, 76], [0, 4, 4, 8], [28, 24, 24, 24]),
     (96, [0, 24, 48, 64], [0, 28, 52, 76], [0, 4, 4, 12], [28, 24, 24, 20]),
