@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cupatch._backend import is_cupy_array  # noqa: E402
 from cupatch._sample import sample_image  # noqa: E402
 from cupatch._windows import window_table  # noqa: E402
 from cupatch.inference import resolve_device, run_prediction  # noqa: E402
@@ -60,7 +61,7 @@ class SeparableSmooth:
     name = "conv3-separable"
 
     def __call__(self, x):
-        xp = sys.modules["cupy"] if type(x).__module__.startswith("cupy") else np
+        xp = sys.modules["cupy"] if is_cupy_array(x) else np
         out = x.astype(xp.float32, copy=True)
         for axis in range(2, x.ndim):
             padded = xp.pad(out, [(1, 1) if a == axis else (0, 0) for a in range(x.ndim)])

@@ -107,7 +107,7 @@ class ModelRunner:
         if self.device == "gpu":
             import cupy  # optional dependency, only on the GPU
 
-            if isinstance(y, cupy.ndarray):
+            if is_cupy_array(y):
                 return y
             if hasattr(y, "__cuda_array_interface__"):
                 return cupy.asarray(y)

@@ -19,6 +19,7 @@ __all__ = [
     "EXTENT_LIMIT",
     "FLOAT32",
     "as_backend_array",
+    "byte_range",
     "device_argument",
     "element_strides",
     "host_array",
@@ -44,7 +45,7 @@ def ptr(a: Any) -> int:
     return int(a.data.ptr)
 
 
-def _byte_range(a: Any) -> tuple[int, int]:
+def byte_range(a: Any) -> tuple[int, int]:
     """``[low, high)``: the bytes an array's elements occupy, for any strides (negative too)."""
     start = ptr(a)
     low = start + sum((n - 1) * st for n, st in zip(a.shape, a.strides) if st < 0)
@@ -65,7 +66,7 @@ def memory_overlaps(a: Any, b: Any) -> bool:
             return bool(np.shares_memory(a, b, max_work=10**6))
         except getattr(np, "exceptions", np).TooHardError:
             return True
-    (a0, a1), (b0, b1) = _byte_range(a), _byte_range(b)
+    (a0, a1), (b0, b1) = byte_range(a), byte_range(b)
     return a0 < b1 and b0 < a1
 
 

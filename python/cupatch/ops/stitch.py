@@ -17,7 +17,7 @@ from .. import _backend, _core
 from .._layouts import OUTPUT_COLUMNS, n_tile_columns, tile_columns
 from .._validation import as_int_tuple, as_list, as_patch_size, look_up_option
 from .._windows import window_table as make_window_table
-from ._arrays import EXTENT_LIMIT, FLOAT32, as_backend_array, is_array_list, memory_overlaps, ptr, spatial3, spec_table
+from ._arrays import EXTENT_LIMIT, FLOAT32, as_backend_array, byte_range, is_array_list, memory_overlaps, ptr, spatial3, spec_table
 
 __all__ = ["BlendAccumulator", "stitch_tiles"]
 
@@ -97,12 +97,7 @@ def _check_disjoint_memory(arrays) -> None:
     """Blending adds into outputs and weights with one writer per voxel; arrays sharing
     memory (the same output given for two data_idx, a weight array inside an output...)
     would break that rule (lost updates, nondeterministic results), so refuse them."""
-    spans = []
-    for i, a in enumerate(arrays):
-        if a.size:
-            start = ptr(a)
-            spans.append((start, start + a.size * a.itemsize, i))
-    spans.sort()
+    spans = sorted((*byte_range(a), i) for i, a in enumerate(arrays) if a.size)
     n_out = len(arrays) // 2
     name = lambda i: f"outputs[{i}]" if i < n_out else f"weights[{i - n_out}]"  # noqa: E731
     for (s0, e0, i0), (s1, _, i1) in zip(spans, spans[1:]):
