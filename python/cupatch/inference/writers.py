@@ -120,15 +120,19 @@ class ArrayWriter:
         self.perm = [block.index(a) for a in layout.target_axes if a in block]
 
     def write(self, sample_idx: int, a: int, b: int, block: np.ndarray) -> None:
+        self.write_box(sample_idx, (a,), (b,), block)
+
+    def write_box(self, sample_idx: int, lo: tuple[int, ...], hi: tuple[int, ...], block: np.ndarray) -> None:
+        """Store the box ``[lo, hi)`` of one sample (leading spatial axes; the rest whole),
+        ``block`` C(Z)YX on the host; used by distributed tasks that own a box of chunks."""
         index = {"S": sample_idx // self.n_t, "T": sample_idx % self.n_t}
+        box = dict(zip(self.spatial, (slice(a, b) for a, b in zip(lo, hi))))
         key = []
         for letter in self.target_axes:
             if letter in "ST":
                 key.append(index[letter])
-            elif letter == self.spatial[0]:
-                key.append(slice(a, b))
             else:
-                key.append(slice(None))
+                key.append(box.get(letter, slice(None)))
         if self.drop_c:
             block = block[0]
         self.target[tuple(key)] = block.transpose(self.perm)
