@@ -280,7 +280,7 @@ def run(device: str, quick: bool, repeats: int, model_kinds=("identity", "conv")
             # cupatch, input already on the working device (host NumPy on the CPU).
             data = image_gpu[0, 0] if image_gpu is not None else image
             axes = "ZYX"[3 - len(shape) :]
-            kwargs = dict(axes=axes, tile_size=tile, overlap=overlap, batch_size=batch, blend=blend, device=device, progress=False)
+            kwargs = dict(axes=axes, tile_size=tile, overlaps=overlap, batch_size=batch, blend=blend, device=device, progress=False)
             run_prediction(model, data, **kwargs)  # warm-up (kernels, allocator)
             best, result = float("inf"), None
             _gpu_pool_reset(device)

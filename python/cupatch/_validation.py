@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -32,6 +33,7 @@ __all__ = [
     "as_overlaps",
     "as_patch_size",
     "as_probability",
+    "deprecated_alias",
     "ensure_tuple_rep",
     "is_int",
     "look_up_option",
@@ -311,8 +313,8 @@ def validate_data_shapes(data_shapes: Any) -> tuple[tuple[int, ...], ...]:
 
 def as_patch_size(patch_size: Any, ndim: int, name: str = "patch_size") -> tuple[int, ...]:
     """A patch/tile size: ``ndim`` positive integers, below 2**60, the last (X) at most 2**30
-    (the limits of ``docs/contracts.md``)."""
-    size = as_int_tuple(patch_size, name, length=ndim, minimum=1)
+    (the limits of ``docs/contracts.md``). One int means that size on every axis."""
+    size = ensure_tuple_rep(patch_size, ndim, name, minimum=1)
     for i, s in enumerate(size):
         if s >= EXTENT_LIMIT:
             raise ValueError(f"{name}[{i}] must be below 2**60, got {size}")
@@ -322,9 +324,33 @@ def as_patch_size(patch_size: Any, ndim: int, name: str = "patch_size") -> tuple
 
 
 def as_overlaps(overlaps: Any, patch_size: tuple[int, ...], name: str = "overlaps") -> tuple[int, ...]:
-    """Overlaps: one non-negative integer per axis, each smaller than the patch."""
-    out = as_int_tuple(overlaps, name, length=len(patch_size), minimum=0)
+    """Overlaps: one non-negative integer per axis, each smaller than the patch (one int
+    means that overlap on every axis)."""
+    out = ensure_tuple_rep(overlaps, len(patch_size), name, minimum=0)
     for i, (o, p) in enumerate(zip(out, patch_size)):
         if o >= p:
             raise ValueError(f"{name}[{i}] must be smaller than patch_size[{i}] ({p}), got {o}")
     return out
+
+
+def deprecated_alias(
+    value: Any, old_value: Any, name: str, old_name: str, where: str, *, missing: Any = None, stacklevel: int = 3
+) -> Any:
+    """The value of a renamed parameter, also accepted under its old name for one release.
+
+    ``value`` is what was passed as ``name`` (``missing`` when not given), ``old_value`` what
+    was passed as ``old_name`` (``None`` when not given). The old name gives a
+    ``DeprecationWarning``; both at once, or neither, are a ``TypeError`` naming them.
+    """
+    if old_value is None:
+        if value is missing:
+            raise TypeError(f"{where}() missing required argument {name!r}")
+        return value
+    if value is not missing:
+        raise TypeError(f"{where}() got both {name!r} and its deprecated alias {old_name!r}; give {name!r} only")
+    warnings.warn(
+        f"{where}({old_name}=...) is deprecated and will be removed in the next release; use {name}=... instead",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
+    return old_value

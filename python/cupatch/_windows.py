@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._validation import as_int_tuple, as_patch_size, look_up_option
+from ._validation import as_int_tuple, as_patch_size, ensure_tuple_rep, is_int, look_up_option
 
 __all__ = ["WINDOWS", "window_table"]
 
@@ -70,8 +70,8 @@ def window_table(
     ----------
     tile_size : sequence of int
         Tile size per spatial axis, (Z)YX.
-    overlaps : sequence of int or None
-        Width of the taper per axis (normally the tiling overlap); required for
+    overlaps : int, sequence of int or None
+        Width of the taper per axis (one int: the same on every axis) (normally the tiling overlap); required for
         ``"linear"`` and ``"hann"``, ignored by ``"gaussian"`` and ``"uniform"``.
         Each must satisfy ``0 <= overlap < tile``.
     window : {"linear", "hann", "gaussian", "uniform"}
@@ -93,6 +93,11 @@ def window_table(
         For a wrong number of entries or values out of range, or an unknown ``window``.
     """
     look_up_option(window, WINDOWS, "window")
+    if is_int(tile_size):  # not repeated: one int cannot say whether the tile is 2-D or 3-D
+        raise TypeError(
+            f"tile_size must be a sequence of ints, one per spatial axis ((Y, X) or (Z, Y, X)), got {tile_size!r}; "
+            f"window_table cannot tell 2-D from 3-D from one int"
+        )
     tile = as_int_tuple(tile_size, "tile_size")  # floats and bools are refused, never truncated
     if len(tile) not in (2, 3) or any(t < 1 for t in tile):
         raise ValueError(f"tile_size must be 2 or 3 positive ints, got {tile}")
@@ -102,7 +107,7 @@ def window_table(
             raise ValueError(f"overlaps is required for window={window!r}")
         ovl = [0] * len(tile)
     else:
-        ovl = as_int_tuple(overlaps, "overlaps")
+        ovl = ensure_tuple_rep(overlaps, len(tile), "overlaps") if is_int(overlaps) else as_int_tuple(overlaps, "overlaps")
         if len(ovl) != len(tile):
             raise ValueError(f"overlaps must have {len(tile)} entries like tile_size, got {ovl}")
         for o, t in zip(ovl, tile):

@@ -374,7 +374,7 @@ def _predict(args, output: _Output) -> int:
         stack,
         axes=stack.original_axes,
         tile_size=tiles,
-        overlap=overlaps,
+        overlaps=overlaps,
         batch_size=args.batch_size,
         blend=args.blend,
         channels=args.channels,

@@ -35,7 +35,7 @@ def test_identity_crop_is_exact_fixed_cases(case):
     shape, tile, overlap, samples, channels, batch = case
     image = np.random.default_rng(0).integers(0, 60000, size=(samples, channels, *shape)).astype(np.uint16)
     axes = "SC" + "ZYX"[3 - len(shape) :]
-    result = predict_tiled(identity, image, axes=axes, tile_size=tile, overlap=overlap, batch_size=batch, progress=False)
+    result = predict_tiled(identity, image, axes=axes, tile_size=tile, overlaps=overlap, batch_size=batch, progress=False)
     np.testing.assert_array_equal(result, image.astype(np.float32))
 
 
@@ -45,7 +45,7 @@ def test_crop_matches_careamics_stitch_prediction_fixed_cases(case):
     image = np.random.default_rng(1).random((samples, channels, *shape), dtype=np.float32)
     axes = "SC" + "ZYX"[3 - len(shape) :]
     expected = careamics_predict(content_dependent, image, tile, overlap)
-    result = predict_tiled(content_dependent, image, axes=axes, tile_size=tile, overlap=overlap, batch_size=batch, progress=False)
+    result = predict_tiled(content_dependent, image, axes=axes, tile_size=tile, overlaps=overlap, batch_size=batch, progress=False)
     np.testing.assert_array_equal(result, expected)
 
 
@@ -62,14 +62,14 @@ def test_crop_matches_reference_stitcher():
     tiles = content_dependent(gather_patches_reference([image], table[:, :4], (32, 24)))
     expected = np.zeros_like(image)
     stitch_crop_reference(tiles, table, [expected])
-    result = predict_tiled(content_dependent, image, axes="SCYX", tile_size=(32, 24), overlap=(8, 6), progress=False)
+    result = predict_tiled(content_dependent, image, axes="SCYX", tile_size=(32, 24), overlaps=(8, 6), progress=False)
     np.testing.assert_array_equal(to_numpy(result), expected)
 
 
 def test_default_model_tiled_equals_whole_image():
     image = sample_image((300, 260), seed=5)
     model = default_model(16)
-    tiled = predict_tiled(model, image, axes="YX", tile_size=64, overlap=16, progress=False, device="cpu")
+    tiled = predict_tiled(model, image, axes="YX", tile_size=64, overlaps=16, progress=False, device="cpu")
     whole = model(image[None, None].astype(np.float32))[0, 0]
     np.testing.assert_array_equal(tiled, whole)
 
@@ -86,7 +86,7 @@ def test_default_model_without_scipy(monkeypatch):
     whole = model(batch)
     np.testing.assert_array_equal(whole, _sample._gaussian_filter_numpy(batch, (0, 0, 2.0, 2.0)))
     np.testing.assert_allclose(whole, with_scipy, rtol=1e-5, atol=1e-3)
-    tiled = predict_tiled(model, image, axes="YX", tile_size=48, overlap=16, progress=False, device="cpu")
+    tiled = predict_tiled(model, image, axes="YX", tile_size=48, overlaps=16, progress=False, device="cpu")
     np.testing.assert_array_equal(tiled, whole[0, 0])
 
 
@@ -107,13 +107,13 @@ def three_to_one(x):
 def test_channel_changing_one_to_three(blend):
     rng = np.random.default_rng(0)
     image = rng.random((50, 60), dtype=np.float32)
-    result = predict_tiled(one_to_three, image, axes="YX", tile_size=32, overlap=8, blend=blend, progress=False)
+    result = predict_tiled(one_to_three, image, axes="YX", tile_size=32, overlaps=8, blend=blend, progress=False)
     # C is inserted before the spatial axes when the input had none.
     assert result.shape == (3, 50, 60)
     for k in range(3):
         np.testing.assert_allclose(result[k], (k + 1) * image, rtol=1e-5)
     with_target = predict_tiled(
-        one_to_three, image, axes="YX", tile_size=32, overlap=8, target_axes="YXC", progress=False
+        one_to_three, image, axes="YX", tile_size=32, overlaps=8, target_axes="YXC", progress=False
     )
     assert with_target.shape == (50, 60, 3)
     np.testing.assert_allclose(with_target[..., 2], 3 * image, rtol=1e-6)
@@ -122,23 +122,23 @@ def test_channel_changing_one_to_three(blend):
 def test_channel_changing_three_to_one():
     rng = np.random.default_rng(1)
     image = rng.random((40, 30, 3), dtype=np.float32)
-    result = predict_tiled(three_to_one, image, axes="YXC", tile_size=16, overlap=4, progress=False)
+    result = predict_tiled(three_to_one, image, axes="YXC", tile_size=16, overlaps=4, progress=False)
     assert result.shape == (40, 30, 1)
     np.testing.assert_allclose(result[..., 0], image.sum(axis=-1), rtol=1e-6)
-    dropped = predict_tiled(three_to_one, image, axes="YXC", tile_size=16, overlap=4, target_axes="YX", progress=False)
+    dropped = predict_tiled(three_to_one, image, axes="YXC", tile_size=16, overlaps=4, target_axes="YX", progress=False)
     assert dropped.shape == (40, 30)
     with pytest.raises(ValueError, match="Cannot drop C"):
-        predict_tiled(identity, image, axes="YXC", tile_size=16, overlap=4, target_axes="YX", progress=False)
+        predict_tiled(identity, image, axes="YXC", tile_size=16, overlaps=4, target_axes="YX", progress=False)
 
 
 def test_output_dtype_follows_model():
     image = np.arange(40 * 50, dtype=np.uint16).reshape(40, 50) % 1000
     as_int = predict_tiled(
-        lambda x: x.astype(np.int32), image, axes="YX", tile_size=16, overlap=4, progress=False
+        lambda x: x.astype(np.int32), image, axes="YX", tile_size=16, overlaps=4, progress=False
     )
     assert as_int.dtype == np.int32
     np.testing.assert_array_equal(as_int, image.astype(np.int32))
-    as_half = predict_tiled(lambda x: x.astype(np.float16), image, axes="YX", tile_size=16, overlap=4, progress=False)
+    as_half = predict_tiled(lambda x: x.astype(np.float16), image, axes="YX", tile_size=16, overlaps=4, progress=False)
     assert as_half.dtype == np.float16
 
 
@@ -146,7 +146,7 @@ def test_output_dtype_follows_model():
 def test_image_smaller_than_tile(blend):
     rng = np.random.default_rng(2)
     image = rng.random((13, 7), dtype=np.float32)
-    result = predict_tiled(scaled, image, axes="YX", tile_size=(32, 16), overlap=(8, 4), blend=blend, progress=False)
+    result = predict_tiled(scaled, image, axes="YX", tile_size=(32, 16), overlaps=(8, 4), blend=blend, progress=False)
     np.testing.assert_allclose(result, scaled(image), rtol=1e-6)
 
 
@@ -168,7 +168,7 @@ def test_axes_are_restored(axes, shape):
     ndim = 3 if "Z" in axes else 2
     tile = (4, 8, 8)[3 - ndim :]
     overlap = (2, 2, 2)[3 - ndim :]
-    result = predict_tiled(scaled, image, axes=axes, tile_size=tile, overlap=overlap, progress=False, batch_size=5)
+    result = predict_tiled(scaled, image, axes=axes, tile_size=tile, overlaps=overlap, progress=False, batch_size=5)
     assert result.shape == image.shape
     np.testing.assert_allclose(result, scaled(image), rtol=1e-6)
 
@@ -176,7 +176,7 @@ def test_axes_are_restored(axes, shape):
 def test_several_images_return_a_list():
     rng = np.random.default_rng(5)
     images = [rng.random((2, 30, 40), dtype=np.float32), rng.random((1, 17, 55), dtype=np.float32)]
-    results = predict_tiled(scaled, images, axes="SYX", tile_size=16, overlap=4, progress=False)
+    results = predict_tiled(scaled, images, axes="SYX", tile_size=16, overlaps=4, progress=False)
     assert isinstance(results, list) and len(results) == 2
     for image, result in zip(images, results):
         np.testing.assert_allclose(result, scaled(image), rtol=1e-6)
@@ -196,7 +196,7 @@ def test_channel_subset_and_normalization():
 
     norm = MeanStdNormalization(means=[80.0], stds=[20.0])
     result = predict_tiled(
-        spy, image, axes="CYX", tile_size=16, overlap=4, channels=[1], normalization=norm, progress=False
+        spy, image, axes="CYX", tile_size=16, overlaps=4, channels=[1], normalization=norm, progress=False
     )
     assert seen["shape"][1] == 1
     assert abs(seen["mean"]) < 2  # normalised inputs reach the model
@@ -210,23 +210,23 @@ def test_unfitted_normalization_is_fitted_on_the_data():
     rng = np.random.default_rng(7)
     image = (rng.random((40, 30)) * 10 + 5).astype(np.float32)
     norm = MeanStdNormalization()
-    result = predict_tiled(identity, image, axes="YX", tile_size=16, overlap=4, normalization=norm, progress=False)
+    result = predict_tiled(identity, image, axes="YX", tile_size=16, overlaps=4, normalization=norm, progress=False)
     assert norm.fitted
     np.testing.assert_allclose(result, image, rtol=1e-5)
 
 
 def test_progress_bar_reports_tiles(capsys):
     image = np.zeros((40, 40), np.float32)
-    predict_tiled(identity, image, axes="YX", tile_size=16, overlap=4, progress=True)
+    predict_tiled(identity, image, axes="YX", tile_size=16, overlaps=4, progress=True)
     err = capsys.readouterr().err
     assert "tile" in err
-    predict_tiled(identity, image, axes="YX", tile_size=16, overlap=4, progress=False)
+    predict_tiled(identity, image, axes="YX", tile_size=16, overlaps=4, progress=False)
     assert capsys.readouterr().err == ""
 
 
 def test_stats_count_tiles():
     image = np.zeros((2, 100, 100), np.float32)
-    _, stats = run_prediction(identity, image, axes="SYX", tile_size=32, overlap=8, progress=False, timing=True)
+    _, stats = run_prediction(identity, image, axes="SYX", tile_size=32, overlaps=8, progress=False, timing=True)
     assert stats.n_tiles == 2 * 16  # CAREamics worked example: 16 tiles per 100x100 sample
     assert stats.tiles_per_s > 0
     assert stats.device in ("cpu", "gpu")
@@ -236,7 +236,7 @@ def test_list_of_outputs(tmp_path):
     rng = np.random.default_rng(13)
     images = [rng.random((30, 30), dtype=np.float32), rng.random((20, 50), dtype=np.float32)]
     outs = [np.zeros((30, 30), np.float32), tmp_path / "second.npy"]
-    results = predict_tiled(scaled, images, axes="YX", tile_size=16, overlap=4, out=outs, progress=False)
+    results = predict_tiled(scaled, images, axes="YX", tile_size=16, overlaps=4, out=outs, progress=False)
     np.testing.assert_allclose(results[0], scaled(images[0]), rtol=1e-6)
     np.testing.assert_allclose(np.load(tmp_path / "second.npy"), scaled(images[1]), rtol=1e-6)
 
@@ -258,7 +258,7 @@ def test_error_half_way_names_the_partial_output(tmp_path):
     image = np.zeros((200, 40), np.float32)
     path = tmp_path / "partial.zarr"
     with pytest.raises(RuntimeError, match="model crashed") as info:
-        predict_tiled(fails_late, image, axes="YX", tile_size=16, overlap=4, batch_size=2, out=path, progress=False)
+        predict_tiled(fails_late, image, axes="YX", tile_size=16, overlaps=4, batch_size=2, out=path, progress=False)
     notes = " ".join(getattr(info.value, "__notes__", []))
     assert "partial.zarr" in notes and "incomplete" in notes
 
@@ -275,7 +275,7 @@ def test_only_unfinished_outputs_are_reported_incomplete(tmp_path):
     images = [np.zeros((40, 40), np.float32), np.zeros((40, 40), np.float32)]
     outs = [tmp_path / "first.npy", tmp_path / "second.npy"]
     with pytest.raises(RuntimeError, match="model crashed") as info:
-        predict_tiled(fails_on_fourth_batch, images, axes="YX", tile_size=16, overlap=4, out=outs, progress=False)
+        predict_tiled(fails_on_fourth_batch, images, axes="YX", tile_size=16, overlaps=4, out=outs, progress=False)
     notes = " ".join(getattr(info.value, "__notes__", []))
     assert "second.npy" in notes and "incomplete" in notes
     assert "first.npy" not in notes
@@ -289,7 +289,7 @@ def test_out_of_memory_is_reported_with_the_settings_to_change():
         raise OutOfMemoryError("out of memory allocating 1 GiB")
 
     with pytest.raises(MemoryError, match=r"batch_size \(=8\).*tile_size \(=\(16, 16\)\).*max_gpu_bytes"):
-        predict_tiled(oom, IMAGE, axes="YX", tile_size=16, overlap=4, progress=False)
+        predict_tiled(oom, IMAGE, axes="YX", tile_size=16, overlaps=4, progress=False)
 
 
 def test_failed_runtime_allocation_is_reported_as_out_of_memory():
@@ -300,7 +300,7 @@ def test_failed_runtime_allocation_is_reported_as_out_of_memory():
         raise CUDARuntimeError("cudaErrorMemoryAllocation: out of memory")
 
     with pytest.raises(MemoryError, match=r"batch_size \(=8\).*max_gpu_bytes"):
-        predict_tiled(oom, IMAGE, axes="YX", tile_size=16, overlap=4, progress=False)
+        predict_tiled(oom, IMAGE, axes="YX", tile_size=16, overlaps=4, progress=False)
 
 
 def test_other_runtime_errors_are_not_reported_as_out_of_memory():
@@ -308,7 +308,7 @@ def test_other_runtime_errors_are_not_reported_as_out_of_memory():
         raise RuntimeError("cudaErrorIllegalAddress: an illegal memory access was encountered")
 
     with pytest.raises(RuntimeError, match="cudaErrorIllegalAddress"):
-        predict_tiled(broken, IMAGE, axes="YX", tile_size=16, overlap=4, progress=False)
+        predict_tiled(broken, IMAGE, axes="YX", tile_size=16, overlaps=4, progress=False)
 
 
 # --------------------------------------------------------------------------------------
@@ -324,7 +324,7 @@ def test_gpu_matches_cpu(blend):
 
     rng = np.random.default_rng(17)
     image = rng.integers(0, 4000, size=(2, 70, 90), dtype=np.uint16)
-    kwargs = dict(axes="SYX", tile_size=32, overlap=8, blend=blend, batch_size=3, progress=False)
+    kwargs = dict(axes="SYX", tile_size=32, overlaps=8, blend=blend, batch_size=3, progress=False)
     cpu = predict_tiled(content_dependent, image, device="cpu", **kwargs)
     gpu = predict_tiled(content_dependent, image, device="gpu", **kwargs)
     assert isinstance(gpu, np.ndarray)  # NumPy in, NumPy out
@@ -341,6 +341,6 @@ def test_gpu_default_model_tiled_equals_whole_image():
 
     image = sample_image((256, 300), seed=2)
     model = default_model(32)
-    tiled = predict_tiled(model, image, axes="YX", tile_size=96, overlap=32, device="gpu", progress=False)
+    tiled = predict_tiled(model, image, axes="YX", tile_size=96, overlaps=32, device="gpu", progress=False)
     whole = model(cupy.asarray(image[None, None], dtype=cupy.float32))[0, 0].get()
     np.testing.assert_allclose(tiled, whole, rtol=1e-6, atol=1e-4)

@@ -36,7 +36,7 @@ def test_identity_crop_is_exact(case, seed):
     image = rng.integers(0, 60000, size=(samples, channels, *shape)).astype(np.uint16)
     axes = "SC" + "ZYX"[3 - len(shape) :]
     result = predict_tiled(
-        identity, image, axes=axes, tile_size=tile, overlap=overlap, batch_size=batch, progress=False, device="cpu"
+        identity, image, axes=axes, tile_size=tile, overlaps=overlap, batch_size=batch, progress=False, device="cpu"
     )
     assert result.shape == image.shape
     assert result.dtype == np.float32
@@ -51,7 +51,7 @@ def test_identity_blend_within_tolerance(case, window, seed):
     image = rng.random((samples, channels, *shape), dtype=np.float32)
     axes = "SC" + "ZYX"[3 - len(shape) :]
     result = predict_tiled(
-        identity, image, axes=axes, tile_size=tile, overlap=overlap, batch_size=batch, blend=window,
+        identity, image, axes=axes, tile_size=tile, overlaps=overlap, batch_size=batch, blend=window,
         progress=False, device="cpu",
     )  # fmt: skip
     np.testing.assert_allclose(result, image, rtol=1e-5, atol=1e-6)
@@ -66,7 +66,7 @@ def test_crop_matches_careamics_stitch_prediction(case, seed):
     axes = "SC" + "ZYX"[3 - len(shape) :]
     expected = careamics_predict(content_dependent, image, tile, overlap)
     result = predict_tiled(
-        content_dependent, image, axes=axes, tile_size=tile, overlap=overlap, batch_size=batch,
+        content_dependent, image, axes=axes, tile_size=tile, overlaps=overlap, batch_size=batch,
         progress=False, device="cpu",
     )  # fmt: skip
     np.testing.assert_array_equal(result, expected)
@@ -79,7 +79,7 @@ def test_streaming_equals_in_memory_for_random_tilings(case, blend, seed):
     rng = np.random.default_rng(seed)
     image = rng.random((samples, channels, *shape), dtype=np.float32)
     axes = "SC" + "ZYX"[3 - len(shape) :]
-    kwargs = dict(axes=axes, tile_size=tile, overlap=overlap, batch_size=batch, blend=blend, progress=False)
+    kwargs = dict(axes=axes, tile_size=tile, overlaps=overlap, batch_size=batch, blend=blend, progress=False)
     expected = predict_tiled(content_dependent, image, **kwargs)
     out = np.full(image.shape, np.nan, np.float32)
     predict_tiled(content_dependent, image, out=out, **kwargs)

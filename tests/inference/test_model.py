@@ -22,7 +22,7 @@ from .helpers import IMAGE, scaled
 
 def test_model_with_wrong_batch_size():
     with pytest.raises(ValueError, match=r"batch size 1 .* 8 tiles"):
-        predict_tiled(lambda x: x[:1], IMAGE, axes="YX", tile_size=16, overlap=4, progress=False)
+        predict_tiled(lambda x: x[:1], IMAGE, axes="YX", tile_size=16, overlaps=4, progress=False)
 
 
 def test_model_with_wrong_spatial_shape_names_model_and_shapes():
@@ -30,14 +30,14 @@ def test_model_with_wrong_spatial_shape_names_model_and_shapes():
         return x[..., 1:-1, 1:-1]
 
     with pytest.raises(ValueError, match=r"shrink.*\(16, 16\).*\(14, 14\)"):
-        predict_tiled(shrink, IMAGE, axes="YX", tile_size=16, overlap=4, progress=False)
+        predict_tiled(shrink, IMAGE, axes="YX", tile_size=16, overlaps=4, progress=False)
 
 
 def test_model_returning_non_array():
     with pytest.raises(TypeError, match="returned"):
-        predict_tiled(lambda x: {"y": x}, IMAGE, axes="YX", tile_size=16, overlap=4, progress=False)
+        predict_tiled(lambda x: {"y": x}, IMAGE, axes="YX", tile_size=16, overlaps=4, progress=False)
     with pytest.raises(TypeError, match="callable"):
-        predict_tiled("not a model", IMAGE, axes="YX", tile_size=16, overlap=4, progress=False)
+        predict_tiled("not a model", IMAGE, axes="YX", tile_size=16, overlaps=4, progress=False)
 
 
 def test_complex_model_output_is_refused_naming_the_model_and_dtype(tmp_path):
@@ -50,9 +50,9 @@ def test_complex_model_output_is_refused_naming_the_model_and_dtype(tmp_path):
 
     for model, dtype in ((spectral, "complex64"), (spectral128, "complex128")):
         with pytest.raises(TypeError, match=rf"model .*{model.__name__} returned complex values \(dtype {dtype}\)"):
-            predict_tiled(model, IMAGE, axes="YX", tile_size=16, overlap=4, progress=False)
+            predict_tiled(model, IMAGE, axes="YX", tile_size=16, overlaps=4, progress=False)
     with pytest.raises(TypeError, match="spectral.*complex"):
-        predict_tiled(spectral, IMAGE, axes="YX", tile_size=16, overlap=4, out=tmp_path / "x.npy", progress=False)
+        predict_tiled(spectral, IMAGE, axes="YX", tile_size=16, overlaps=4, out=tmp_path / "x.npy", progress=False)
     assert not (tmp_path / "x.npy").exists()
     calls = []
 
@@ -61,9 +61,9 @@ def test_complex_model_output_is_refused_naming_the_model_and_dtype(tmp_path):
         return x if len(calls) == 1 else x.astype(np.complex64)
 
     with pytest.raises(TypeError, match="later_complex.*complex"):
-        predict_tiled(later_complex, IMAGE, axes="YX", tile_size=16, overlap=4, batch_size=1, progress=False)
+        predict_tiled(later_complex, IMAGE, axes="YX", tile_size=16, overlaps=4, batch_size=1, progress=False)
     with pytest.raises(TypeError, match=r"returned dtype <U1"):
-        predict_tiled(lambda x: np.full(x.shape, "a"), IMAGE, axes="YX", tile_size=16, overlap=4, progress=False)
+        predict_tiled(lambda x: np.full(x.shape, "a"), IMAGE, axes="YX", tile_size=16, overlaps=4, progress=False)
 
 
 # --------------------------------------------------------------------------------------
@@ -78,7 +78,7 @@ def test_torch_is_not_imported_for_plain_models():
 
     code = (
         "import sys, numpy as np, cupatch\n"
-        "cupatch.predict_tiled(lambda x: x, np.zeros((40, 40), np.float32), axes='YX', tile_size=16, overlap=4,"
+        "cupatch.predict_tiled(lambda x: x, np.zeros((40, 40), np.float32), axes='YX', tile_size=16, overlaps=4,"
         " progress=False)\n"
         "print('torch' in sys.modules)\n"
     )
@@ -105,7 +105,7 @@ def test_torch_module(device):
         conv = conv.cuda()
     rng = np.random.default_rng(16)
     image = rng.random((40, 50), dtype=np.float32)
-    result = predict_tiled(conv, image, axes="YX", tile_size=16, overlap=4, device=device, progress=False)
+    result = predict_tiled(conv, image, axes="YX", tile_size=16, overlaps=4, device=device, progress=False)
     assert isinstance(result, np.ndarray) and result.shape == (2, 40, 50)
     np.testing.assert_allclose(result[0], image, rtol=1e-6)
     np.testing.assert_allclose(result[1], -2 * image, rtol=1e-6)
@@ -117,7 +117,7 @@ def test_torch_model_on_the_wrong_device():
         pytest.skip("needs a GPU to put the model on the other device than the data")
     conv = torch.nn.Conv2d(1, 1, 3, padding=1)
     with pytest.raises(ValueError, match="model.to"):
-        predict_tiled(conv, IMAGE, axes="YX", tile_size=16, overlap=4, device="gpu", progress=False)
+        predict_tiled(conv, IMAGE, axes="YX", tile_size=16, overlaps=4, device="gpu", progress=False)
 
 
 def _fake_torch_and_cupy(torch_stream_ptr, cupy_stream_ptr, log):
@@ -252,7 +252,7 @@ def test_gpu_torch_model_on_another_torch_stream_equals_cpu():
 
     rng = np.random.default_rng(21)
     image = rng.random((2, 150, 130), dtype=np.float32)
-    kwargs = dict(axes="SYX", tile_size=32, overlap=8, batch_size=3, progress=False)
+    kwargs = dict(axes="SYX", tile_size=32, overlaps=8, batch_size=3, progress=False)
     with torch.cuda.stream(torch.cuda.Stream()):
         for blend in ("crop", "hann"):
             expected = predict_tiled(scaled, image, device="cpu", blend=blend, **kwargs)

@@ -16,7 +16,7 @@ from .helpers import content_dependent, scaled
 def test_numpy_out_streams_equal_to_in_memory(blend, batch_size):
     rng = np.random.default_rng(8)
     image = rng.random((2, 70, 50), dtype=np.float32)
-    kwargs = dict(axes="TYX", tile_size=(16, 24), overlap=(4, 8), blend=blend, batch_size=batch_size, progress=False)
+    kwargs = dict(axes="TYX", tile_size=(16, 24), overlaps=(4, 8), blend=blend, batch_size=batch_size, progress=False)
     expected = predict_tiled(content_dependent, image, **kwargs)
     out = np.full(image.shape, np.nan, np.float32)
     result, stats = run_prediction(content_dependent, image, out=out, **kwargs)
@@ -33,7 +33,7 @@ def test_gpu_streaming_equals_in_memory(tmp_path, blend):
 
     rng = np.random.default_rng(18)
     image = rng.random((600, 70), dtype=np.float32)
-    kwargs = dict(axes="YX", tile_size=32, overlap=8, blend=blend, batch_size=4, progress=False, device="gpu")
+    kwargs = dict(axes="YX", tile_size=32, overlaps=8, blend=blend, batch_size=4, progress=False, device="gpu")
     expected = predict_tiled(scaled, image, **kwargs)
     # Full output 168 kB (crop) / 336 kB (blend) does not fit; batches plus a slab (<105 kB) do.
     small, stats = run_prediction(scaled, image, max_gpu_bytes=120_000, **kwargs)
@@ -58,10 +58,10 @@ def test_integer_outputs_saturate_at_their_extremes(dtype):
 
     expected = np.where(image > 0.5, info.max, info.min).astype(dtype)
     for out in (None, np.zeros((40, 40), dtype)):
-        got = predict_tiled(extremes, image, axes="YX", tile_size=16, overlap=4, out=out, progress=False)
+        got = predict_tiled(extremes, image, axes="YX", tile_size=16, overlaps=4, out=out, progress=False)
         assert got.dtype == dtype
         np.testing.assert_array_equal(got, expected)
-    blended = predict_tiled(extremes, image, axes="YX", tile_size=16, overlap=4, blend="hann", progress=False)
+    blended = predict_tiled(extremes, image, axes="YX", tile_size=16, overlaps=4, blend="hann", progress=False)
     assert blended.dtype == dtype
     # blending in float32 may move a value by float32 rounding, never wrap it to the other end
     top = blended[:, 24:].astype(np.float64)

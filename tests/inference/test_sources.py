@@ -20,13 +20,13 @@ def test_file_inputs(tmp_path):
     zarr.create_array(store=str(tmp_path / "in.zarr"), data=image, chunks=(1, 16, 16))
     np.save(tmp_path / "in.npy", image)
     for name in ("in.tif", "in.zarr", "in.npy"):
-        result = predict_tiled(scaled, str(tmp_path / name), axes="SYX", tile_size=16, overlap=4, progress=False)
+        result = predict_tiled(scaled, str(tmp_path / name), axes="SYX", tile_size=16, overlaps=4, progress=False)
         np.testing.assert_allclose(result, scaled(image.astype(np.float32)), rtol=1e-6, err_msg=name)
 
 
 def test_missing_input_file(tmp_path):
     with pytest.raises(FileNotFoundError):
-        predict_tiled(identity, str(tmp_path / "missing.tif"), axes="YX", tile_size=16, overlap=4, progress=False)
+        predict_tiled(identity, str(tmp_path / "missing.tif"), axes="YX", tile_size=16, overlaps=4, progress=False)
 
 
 @pytest.mark.parametrize("channels", [None, [1]])
@@ -60,5 +60,5 @@ def test_lazy_stack_input_streams_rows():
     image = rng.random((3, 70, 50), dtype=np.float32)
     lazy = as_stack(image, "ZYX", placement="disk")
     assert lazy.array is None
-    result = predict_tiled(scaled, lazy, axes="ZYX", tile_size=(2, 32, 32), overlap=(0, 8, 8), progress=False)
+    result = predict_tiled(scaled, lazy, axes="ZYX", tile_size=(2, 32, 32), overlaps=(0, 8, 8), progress=False)
     np.testing.assert_allclose(result, scaled(image), rtol=1e-6)

@@ -17,7 +17,7 @@ def test_zarr_path_streams_equal_to_in_memory(tmp_path, blend):
 
     rng = np.random.default_rng(9)
     image = rng.random((20, 45, 37, 2), dtype=np.float32)
-    kwargs = dict(axes="ZYXC", tile_size=(8, 16, 16), overlap=(2, 4, 4), blend=blend, batch_size=4, progress=False)
+    kwargs = dict(axes="ZYXC", tile_size=(8, 16, 16), overlaps=(2, 4, 4), blend=blend, batch_size=4, progress=False)
     expected = predict_tiled(content_dependent, image, **kwargs)
     path = tmp_path / "pred.zarr"
     result = predict_tiled(content_dependent, image, out=str(path), **kwargs)
@@ -46,7 +46,7 @@ def test_zarr_writes_are_chunk_aligned(tmp_path, monkeypatch, blend):
     rng = np.random.default_rng(21)
     image = rng.random((2, 203, 50), dtype=np.float32)
     target = zarr.create_array(store=str(tmp_path / "c.zarr"), shape=image.shape, chunks=(1, 20, 50), dtype="float32")
-    predict_tiled(scaled, image, axes="SYX", tile_size=32, overlap=8, blend=blend, batch_size=3, out=target, progress=False)
+    predict_tiled(scaled, image, axes="SYX", tile_size=32, overlaps=8, blend=blend, batch_size=3, out=target, progress=False)
     np.testing.assert_allclose(target[...], scaled(image), rtol=1e-5)
     assert writes
     for sample, a, b in writes:
@@ -74,8 +74,8 @@ def test_zarr_array_out_uses_its_chunks(tmp_path):
     rng = np.random.default_rng(10)
     image = rng.random((90, 40), dtype=np.float32)
     target = zarr.create_array(store=str(tmp_path / "given.zarr"), shape=(90, 40), chunks=(10, 40), dtype="float32")
-    expected = predict_tiled(scaled, image, axes="YX", tile_size=32, overlap=8, blend="hann", progress=False)
-    predict_tiled(scaled, image, axes="YX", tile_size=32, overlap=8, blend="hann", out=target, progress=False)
+    expected = predict_tiled(scaled, image, axes="YX", tile_size=32, overlaps=8, blend="hann", progress=False)
+    predict_tiled(scaled, image, axes="YX", tile_size=32, overlaps=8, blend="hann", out=target, progress=False)
     np.testing.assert_array_equal(target[...], expected)
 
 
@@ -85,9 +85,9 @@ def test_file_outputs(tmp_path, suffix):
 
     rng = np.random.default_rng(11)
     image = rng.random((2, 40, 33), dtype=np.float32)
-    expected = predict_tiled(scaled, image, axes="SYX", tile_size=16, overlap=4, progress=False)
+    expected = predict_tiled(scaled, image, axes="SYX", tile_size=16, overlaps=4, progress=False)
     path = tmp_path / f"pred{suffix}"
-    predict_tiled(scaled, image, axes="SYX", tile_size=16, overlap=4, out=path, progress=False)
+    predict_tiled(scaled, image, axes="SYX", tile_size=16, overlaps=4, out=path, progress=False)
     stored = tifffile.imread(path) if suffix == ".tif" else np.load(path)
     np.testing.assert_array_equal(stored, expected)
 
@@ -108,7 +108,7 @@ def test_write_error_in_the_background_is_raised(tmp_path, monkeypatch):
     image = np.zeros((300, 40), np.float32)
     path = tmp_path / "bg.zarr"
     with pytest.raises(OSError, match="disk full") as info:
-        predict_tiled(identity, image, axes="YX", tile_size=16, overlap=4, batch_size=2, out=path, progress=False)
+        predict_tiled(identity, image, axes="YX", tile_size=16, overlaps=4, batch_size=2, out=path, progress=False)
     assert "bg.zarr" in " ".join(getattr(info.value, "__notes__", []))
     assert not any(t.name == "cupatch-writer" for t in __import__("threading").enumerate())
 

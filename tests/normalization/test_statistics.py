@@ -266,7 +266,7 @@ def test_predict_tiled_fits_the_normalization_on_a_mixed_list_of_images():
 
     rng = np.random.default_rng(8)
     images = [rng.random((40, 36), dtype=np.float32) * 100, rng.random((24, 40), dtype=np.float32) * 50]
-    kwargs = dict(axes="YX", tile_size=16, overlap=4, progress=False)
+    kwargs = dict(axes="YX", tile_size=16, overlaps=4, progress=False)
     cpu = predict_tiled(lambda t: t * 2, images, device="cpu", normalization=MeanStdNormalization(), **kwargs)
     gpu = predict_tiled(lambda t: t * 2, [cupy.asarray(images[0]), images[1]], device="gpu",
                         normalization=MeanStdNormalization(), **kwargs)

@@ -54,7 +54,7 @@ GATHER_BAD = [
     (dict(patch_size=(4, 4, 4)), ValueError, "patch_size must have 2 entries"),
     (dict(patch_size=(0, 4)), ValueError, "patch_size entries must be >= 1"),
     (dict(patch_size=(4.0, 4)), TypeError, "patch_size must contain only ints"),
-    (dict(patch_size=4), TypeError, "patch_size must be a sequence"),
+    (dict(patch_size="44"), TypeError, "patch_size must be a sequence"),
     (dict(channels=[3]), ValueError, "Channel index 3 in channels is out of bounds"),
     (dict(channels=[-1]), ValueError, "Channel index -1 in channels is out of bounds"),
     (dict(channels=[]), ValueError, "channels must not be empty"),

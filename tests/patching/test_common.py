@@ -236,7 +236,7 @@ ALL_CTORS = {
     "random": lambda s, p: RandomPatching(s, p, seed=1),
     "fixed_random": lambda s, p: FixedRandomPatching(s, p, seed=1),
     "sequential": lambda s, p: SequentialPatching(s, p),
-    "tiled": lambda s, p: TiledPatching(s, p, (0, 0)),
+    "tiled": lambda s, p: TiledPatching(s, p, 0),
     "stratified": lambda s, p: StratifiedPatching(s, p, seed=1),
 }
 
@@ -256,8 +256,9 @@ def test_validation_patch_size(name):
         ctor([(1, 1, 32, 32)], (8.0, 8))
     with pytest.raises(TypeError, match=r"patch_size\[1\]"):
         ctor([(1, 1, 32, 32)], (8, True))
-    with pytest.raises(TypeError, match="patch_size"):
-        ctor([(1, 1, 32, 32)], 8)
+    # one int is that size on every axis, as predict_tiled's tile_size
+    assert ctor([(1, 1, 32, 32)], 8).patch_size == (8, 8)
+    assert ctor([(1, 1, 4, 32, 32)], 4).patch_size == (4, 4, 4)
 
 
 @pytest.mark.parametrize("name", [*ALL_CTORS, "whole"])

@@ -49,7 +49,7 @@ def predict_tiled(
     *,
     axes: str,
     tile_size,
-    overlap,
+    overlaps=None,
     batch_size: int = 8,
     blend: str = "crop",
     window: str | None = None,
@@ -61,6 +61,7 @@ def predict_tiled(
     progress: bool = True,
     overwrite: bool = False,
     max_gpu_bytes: float | None = None,
+    overlap=None,
 ):
     """Run a model over images too large for it, tile by tile, and stitch the result.
 
@@ -82,9 +83,11 @@ def predict_tiled(
         path. A list predicts several images and returns a list.
     axes : str
         Axes of ``data`` (e.g. ``"YX"``, ``"SZYX"``, ``"TYXC"``); S and T are samples.
-    tile_size, overlap : int or sequence of int
-        Tile size and overlap per spatial axis, (Z)YX. ``overlap < tile_size``; in crop
-        mode the overlap must be even (half of it is cropped from each side).
+    tile_size, overlaps : int or sequence of int
+        Tile size and overlap per spatial axis, (Z)YX; one int means that value on every
+        axis. ``overlaps < tile_size``; in crop mode the overlap must be even (half of it is
+        cropped from each side). ``overlaps`` is required (it has a default only so that
+        the deprecated spelling can be told apart).
     batch_size : int, default 8
         Tiles per model call.
     blend : {"crop", "linear", "hann", "gaussian", "uniform", "blend"}, default "crop"
@@ -115,6 +118,9 @@ def predict_tiled(
     max_gpu_bytes : float, optional
         Working-memory budget on the device (default: half the free GPU memory; no limit
         on the CPU). If the full output would not fit, it is streamed to a host array.
+    overlap : int or sequence of int, optional
+        Deprecated alias of ``overlaps`` (a ``DeprecationWarning``; removed in the next
+        release).
 
     Returns
     -------
@@ -135,9 +141,9 @@ def predict_tiled(
         ``max_gpu_bytes``.
     """
     plan = Plan.build(
-        model, data, axes=axes, tile_size=tile_size, overlap=overlap, batch_size=batch_size, blend=blend,
+        model, data, axes=axes, tile_size=tile_size, overlaps=overlaps, batch_size=batch_size, blend=blend,
         window=window, channels=channels, normalization=normalization, target_axes=target_axes, out=out,
-        device=device, progress=progress, overwrite=overwrite, max_gpu_bytes=max_gpu_bytes,
+        device=device, progress=progress, overwrite=overwrite, max_gpu_bytes=max_gpu_bytes, overlap=overlap,
     )  # fmt: skip
     return execute(plan)[0]
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import gpu_available, gpu_unavailable_reason, is_cupy_array
-from .._validation import as_bool, as_channels, as_int, as_patch_size, ensure_tuple_rep, look_up_option
+from .._validation import as_bool, as_channels, as_int, as_patch_size, deprecated_alias, ensure_tuple_rep, look_up_option
 from .._windows import WINDOWS, window_table
 from ..normalization import check_normalization
 from ..patching import TiledPatching
@@ -98,12 +98,12 @@ def _check_tiling(tile: tuple[int, ...], overlap: tuple[int, ...], mode: str) ->
         raise ValueError(f"tile_size must be positive, got {tile}")
     as_patch_size(tile, len(tile), "tile_size")  # the documented 2**60 / 2**30 (X) limits
     if any(o < 0 for o in overlap):
-        raise ValueError(f"overlap must be non-negative, got {overlap}")
+        raise ValueError(f"overlaps must be non-negative, got {overlap}")
     if any(o >= t for o, t in zip(overlap, tile)):
-        raise ValueError(f"overlap {overlap} must be smaller than tile_size {tile} on every axis")
+        raise ValueError(f"overlaps {overlap} must be smaller than tile_size {tile} on every axis")
     if mode == "crop" and any(o % 2 for o in overlap):
         # CAREamics forbids odd overlaps: the first two crops would overlap by one pixel.
-        raise ValueError(f"overlap must be even in crop mode (half is cropped from each side), got {overlap}")
+        raise ValueError(f"overlaps must be even in crop mode (half is cropped from each side), got {overlap}")
 
 
 def _check_channels(channels, n_channels: int) -> tuple[int, ...] | None:
@@ -227,13 +227,15 @@ class Plan:
 
     @classmethod
     def build(
-        cls, model, data, *, axes, tile_size, overlap, batch_size, blend, window, channels, normalization,
-        target_axes, out, device, progress, overwrite, max_gpu_bytes,
+        cls, model, data, *, axes, tile_size, overlaps, batch_size, blend, window, channels, normalization,
+        target_axes, out, device, progress, overwrite, max_gpu_bytes, overlap=None,
     ) -> Plan:  # fmt: skip
         """Check ``predict_tiled``'s arguments (all of them, no defaults) and plan the run.
 
-        Fits ``normalization`` on the data when it is not fitted yet.
+        Fits ``normalization`` on the data when it is not fitted yet. ``overlap`` is the
+        deprecated alias of ``overlaps``.
         """
+        overlaps = deprecated_alias(overlaps, overlap, "overlaps", "overlap", "predict_tiled", stacklevel=4)
         mode, window_name = resolve_blend(blend, window)
         batch_size = as_int(batch_size, "batch_size", minimum=1)
         check_normalization(normalization)
@@ -250,7 +252,7 @@ class Plan:
         ndim = len(stacks[0].data_shape) - 2
         # the types of both first, then their values
         tile = ensure_tuple_rep(tile_size, ndim, "tile_size")
-        ovl = ensure_tuple_rep(overlap, ndim, "overlap")
+        ovl = ensure_tuple_rep(overlaps, ndim, "overlaps")
         _check_tiling(tile, ovl, mode)
         table = window_table(tile, ovl, window_name) if mode == "blend" else None
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import _backend, _core
 from .._layouts import OUTPUT_COLUMNS, n_tile_columns, tile_columns
-from .._validation import as_int_tuple, as_list, as_patch_size, look_up_option
+from .._validation import as_int_tuple, as_list, as_patch_size, is_int, look_up_option
 from .._windows import window_table as make_window_table
 from ._arrays import EXTENT_LIMIT, FLOAT32, as_backend_array, byte_range, is_array_list, memory_overlaps, ptr, spatial3, spec_table
 
@@ -286,9 +286,9 @@ class BlendAccumulator:
     ----------
     output_shapes : list of tuple
         SC(Z)YX shape of each output (C = prediction channels), indexed by ``data_idx``.
-    tile_size : sequence of int
-        (Z)YX tile size.
-    overlaps : sequence of int, optional
+    tile_size : int or sequence of int
+        (Z)YX tile size (one int: that size on every axis).
+    overlaps : int or sequence of int, optional
         Taper width per axis (required by the ``linear`` and ``hann`` windows).
     window : {"linear", "hann", "gaussian", "uniform"}
         Blend window (:func:`cupatch.window_table`).
@@ -331,11 +331,15 @@ class BlendAccumulator:
                 raise
             if xp is not cupy:
                 raise ValueError(_array_module_message(xp))
+        output_shapes = as_list(output_shapes, "output_shapes", what="SC(Z)YX shapes")
+        if is_int(tile_size) and output_shapes and isinstance(output_shapes[0], (Sequence, np.ndarray)):
+            tile_size = (tile_size,) * (len(output_shapes[0]) - 2)  # one int: that size on every axis
         tile = as_int_tuple(tile_size, "tile_size", minimum=1)
         if len(tile) not in (2, 3):
             raise ValueError(f"tile_size must have 2 or 3 entries, got {tile}")
         as_patch_size(tile, len(tile), "tile_size")  # the documented 2**60 / 2**30 (X) limits
-        output_shapes = as_list(output_shapes, "output_shapes", what="SC(Z)YX shapes")
+        if is_int(overlaps):
+            overlaps = (overlaps,) * len(tile)
         shapes = [as_int_tuple(s, f"output_shapes[{i}]", length=2 + len(tile), minimum=0) for i, s in enumerate(output_shapes)]
         if not shapes:
             raise ValueError("output_shapes must contain at least one shape")
