@@ -34,6 +34,7 @@ from cupatch.patching import (  # noqa: E402
     SequentialPatching,
     StratifiedPatching,
     TiledPatching,
+    WeightedPatching,
     WholeSamplePatching,
 )
 
@@ -92,7 +93,10 @@ CASES = {
     "sequential": ([(64, 1, 1024, 1024)], (64, 64), (16, 16)),
     "tiled": ([(1, 1, 14_000, 14_000)], (32, 32), (4, 4)),
     "whole": ([(64, 1, 1024, 1024)] * 50,),
+    # a 20% foreground mask at a quarter of the resolution, shared by the 64 samples
+    "weighted": ([(64, 1, 1024, 1024)], (64, 64)),
 }
+WEIGHTS = np.random.default_rng(0).random((256, 256)) < 0.2
 OURS = {
     "random": lambda a: RandomPatching(*a, seed=1),
     "fixed_random": lambda a: FixedRandomPatching(*a, seed=1),
@@ -100,6 +104,7 @@ OURS = {
     "sequential": lambda a: SequentialPatching(*a),
     "tiled": lambda a: TiledPatching(*a),
     "whole": lambda a: WholeSamplePatching(*a),
+    "weighted": lambda a: WeightedPatching(*a, WEIGHTS, seed=1),
 }
 
 
@@ -143,7 +148,7 @@ def main() -> None:
             "loop_indices": len(loop_idx),
             "loop_specs_per_s": len(loop_idx) / t_loop,
         }
-        if careamics_get is not None:
+        if careamics_get is not None and name in CAREAMICS_MODULES:  # CAREamics has no weighted sampling
             cls = careamics_get(name)
             kwargs = {"seed": 1} if name in ("random", "fixed_random", "stratified") else {}
             t_cbuild, theirs = timed(lambda: cls(*case, **kwargs), repeat=1)

@@ -330,6 +330,12 @@ REJECTED = [
     ("RandomPatching/too-many-patches-3d", lambda: cp.RandomPatching([(1, 1, 2**21, 2**21, 2**21)], (1, 1, 1), seed=0), ValueError, "give 9223372036854775808 patches"),
     ("FixedRandomPatching/too-many-patches", lambda: cp.FixedRandomPatching([(4, 1, 2**31, 2**31)], (1, 1), seed=0), ValueError, "more than int64 indices can number"),
     ("StratifiedPatching/too-many-regions", lambda: cp.StratifiedPatching([(1, 1, 2**40, 2**40)], (1, 1), seed=0), ValueError, "data_shapes[0] (spatial shape (1099511627776, 1099511627776)) with patch_size (1, 1) has"),
+    ("WeightedPatching/all-zero", lambda: cp.WeightedPatching(SHAPES, (4, 4), np.zeros((16, 16))), ValueError, "weights are 0 everywhere"),
+    ("WeightedPatching/negative", lambda: cp.WeightedPatching(SHAPES, (4, 4), -np.ones((16, 16))), ValueError, "weights[0] must be >= 0"),
+    ("WeightedPatching/nan", lambda: cp.WeightedPatching(SHAPES, (4, 4), np.full((16, 16), math.nan)), ValueError, "weights[0] must be finite"),
+    ("WeightedPatching/shape", lambda: cp.WeightedPatching(SHAPES, (4, 4), np.ones((5, 16))), ValueError, "weights[0] of spatial shape (5, 16) does not fit the image of spatial shape (16, 16)"),
+    ("WeightedPatching/divisor", lambda: cp.WeightedPatching(SHAPES, (4, 4), np.ones((8, 8)), divisor=4), ValueError, "divisor (4, 4) does not fit weights[0]"),
+    ("WeightedPatching/not-an-array", lambda: cp.WeightedPatching(SHAPES, (4, 4), "mask.npy"), TypeError, "weights must be an array or a list of arrays"),
     # -- strategy methods ---------------------------------------------------------------------------
     *[
         row

@@ -32,6 +32,7 @@ _EXPORTS = {
     "WholeSamplePatching": "patching",
     "StratifiedPatching": "patching",
     "FixedPatching": "patching",
+    "WeightedPatching": "patching",
     "ImageRegionData": "region",
     "collate_regions": "region",
     "decollate_regions": "region",
@@ -87,6 +88,7 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the real imports
         StratifiedPatching,
         TiledPatching,
         TileSpecs,
+        WeightedPatching,
         WholeSamplePatching,
         is_tile_specs,
     )

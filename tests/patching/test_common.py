@@ -17,6 +17,7 @@ from cupatch.patching import (
     SequentialPatching,
     StratifiedPatching,
     TiledPatching,
+    WeightedPatching,
     WholeSamplePatching,
     is_tile_specs,
 )
@@ -53,10 +54,13 @@ def make(name: str, shapes, patch):
         return StratifiedPatching(shapes, patch, seed=42)
     if name == "fixed":
         return FixedPatching(_fixed_specs(nd))
+    if name == "weighted":  # a positive map at half resolution, so that every voxel can be a centre
+        maps = [np.random.default_rng(k).random((s[0], *(-(-n // 2) for n in s[2:]))) + 0.1 for k, s in enumerate(shapes)]
+        return WeightedPatching(shapes, patch, maps, seed=42)
     raise AssertionError(name)
 
 
-STRATEGIES = ["random", "fixed_random", "sequential", "tiled", "whole", "stratified", "fixed"]
+STRATEGIES = ["random", "fixed_random", "sequential", "tiled", "whole", "stratified", "fixed", "weighted"]
 CASES = [(SHAPES_2D, (8, 8)), (SHAPES_2D, (8, 5)), (SHAPES_3D, (8, 8, 8)), (SHAPES_3D, (8, 5, 7))]
 
 
@@ -93,7 +97,7 @@ def test_patches_cover_50_percent(name, shapes, patch):
     strategy = make(name, shapes, patch)
     data_shapes = _shapes_of(strategy, shapes)
     covered = [np.zeros((s[0], *s[2:]), dtype=bool) for s in data_shapes]
-    epochs = 3 if name in ("random", "stratified") else 1
+    epochs = 3 if name in ("random", "stratified", "weighted") else 1
     for epoch in range(epochs):
         strategy.set_epoch(epoch)
         for i in range(strategy.n_patches):
@@ -186,8 +190,11 @@ def test_index_errors(name):
     assert row[: 2 + strategy.ndim] == [spec["data_idx"], spec["sample_idx"], *spec["coords"]]
 
 
-@pytest.mark.parametrize("cls", [RandomPatching, FixedRandomPatching, StratifiedPatching])
+@pytest.mark.parametrize("cls", [RandomPatching, FixedRandomPatching, StratifiedPatching, "weighted"])
 def test_same_seed_same_specs(cls):
+    if cls == "weighted":
+        maps = [np.ones((s[0], *s[2:])) for s in SHAPES_2D]
+        cls = lambda shapes, patch, seed: WeightedPatching(shapes, patch, maps, seed=seed)  # noqa: E731
     a, b = cls(SHAPES_2D, (8, 8), seed=7), cls(SHAPES_2D, (8, 8), seed=7)
     other = cls(SHAPES_2D, (8, 8), seed=8)
     idx = np.arange(a.n_patches)

@@ -15,6 +15,7 @@ from .sequential import SequentialPatching
 from .specs import PatchSpecs, Patching, TileSpecs, is_tile_specs
 from .stratified import StratifiedPatching
 from .tiled import TiledPatching
+from .weighted import WeightedPatching
 from .whole import WholeSamplePatching
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "StratifiedPatching",
     "TileSpecs",
     "TiledPatching",
+    "WeightedPatching",
     "WholeSamplePatching",
     "is_tile_specs",
 ]
