@@ -297,7 +297,7 @@ def cupatch_iter(ds: PatchDataset, batch: int, prefetch: int = 1):
         epoch = 0
         while True:
             loader.set_epoch(epoch)
-            for x in loader:  # no targets: the loader yields the input batch alone
+            for (x,) in loader:  # no targets: the loader yields 1-tuples (input,)
                 yield x
             epoch += 1
 

@@ -123,7 +123,7 @@ def channel_changing_model():
 
 
 def batch():
-    x, _ = DS.get_batch([0, 1])
+    x = DS.get_batch([0, 1])[0]
     return x
 
 
@@ -400,6 +400,7 @@ REJECTED = [
     ("collate_regions/none", lambda: cp.collate_regions(None), TypeError, "regions must be a sequence of ImageRegionData, got NoneType"),
     ("collate_regions/one-region", lambda: cp.collate_regions(region()), TypeError, "regions must be a sequence of ImageRegionData, got ImageRegionData"),
     ("collate_regions/empty", lambda: cp.collate_regions([]), ValueError, "regions must not be empty"),
+    ("collate_regions/items-of-different-roles", lambda: cp.collate_regions([(region(),), (region(), region())]), TypeError, "regions[1] must be a dataset item of 1 ImageRegionData like regions[0], got tuple of length 2"),
     ("collate_regions/entry-int", lambda: cp.collate_regions([5]), TypeError, "regions[0] must be an ImageRegionData, got int"),
     ("collate_regions/data-list", lambda: cp.collate_regions([region()._replace(data=[1, 2])]), TypeError, "cannot collate region data of type list (regions[0].data)"),
     ("collate_regions/shapes-differ", lambda: cp.collate_regions([region(), region()._replace(data=np.zeros((1, 2, 2)))]), ValueError, "regions have different data shapes"),
@@ -655,6 +656,7 @@ ACCEPTED = [
     ("is_tile_specs/patch-spec", lambda: cp.is_tile_specs(PATCH_SPEC), lambda r: r is False),
     ("Patching/strategy-instance", lambda: len(dataset(patching=cp.SequentialPatching([(1, 1, 16, 16)], (4, 4)))), lambda n: n == 16),
     ("ImageRegionData/from_model_output", lambda: cp.ImageRegionData.from_model_output(region(), np.zeros((3, 4, 4))).data.shape, lambda s: s == (3, 4, 4)),
+    ("collate_regions/dataset-items", lambda: cp.collate_regions([DS[0], DS[1]])[0].data, _shape((2, 1, 4, 4))),
     ("collate_regions/one-item", lambda: cp.collate_regions([region()]).data, _shape((1, 1, 4, 4))),
     ("decollate_regions/empty-batch", lambda: cp.decollate_regions(DS.get_batch([])[0]), lambda r: r == []),
     ("decollate_regions/round-trip", lambda: len(cp.decollate_regions(batch())), lambda n: n == 2),

@@ -181,8 +181,8 @@ def test_file_sources_any_axis_order(kind, axes, tmp_path):
     from_file = PatchDataset(src, make, axes=axes, augmentations=aug, device="cpu", placement="disk", progress=False)
     from_array = PatchDataset(a, make, axes=axes, augmentations=aug, device="cpu", progress=False)
     idx = np.arange(len(from_array))
-    xf, _ = from_file.get_batch(idx)
-    xa, _ = from_array.get_batch(idx)
+    xf = from_file.get_batch(idx)[0]
+    xa = from_array.get_batch(idx)[0]
     np.testing.assert_array_equal(xf.data, xa.data)
     assert all(np.array_equal(p, q) for p, q in zip(xf.original_data_shape, xa.original_data_shape))
     assert [int(v[0]) for v in xf.original_data_shape] == list(a.shape)
@@ -223,12 +223,12 @@ def test_determinism_and_epochs():
     make = lambda s: RandomPatching(s, (16, 16), seed=11)  # noqa: E731
     d1 = PatchDataset(a, make, axes="SYX", augmentations=Augmentations(seed=2), device="cpu", progress=False)
     d2 = PatchDataset(a, make, axes="SYX", augmentations=Augmentations(seed=2), device="cpu", progress=False)
-    full, _ = d1.get_batch(np.arange(len(d1)))
-    part, _ = d2.get_batch(np.array([7, 3]))
+    full = d1.get_batch(np.arange(len(d1)))[0]
+    part = d2.get_batch(np.array([7, 3]))[0]
     np.testing.assert_array_equal(part.data, full.data[[7, 3]])
     np.testing.assert_array_equal(d2[5][0].data, full.data[5])
     d1.set_epoch(1)
-    again, _ = d1.get_batch(np.arange(len(d1)))
+    again = d1.get_batch(np.arange(len(d1)))[0]
     assert not np.array_equal(again.data, full.data)
     assert any(a != b for a, b in zip(again.region_spec["coords"][0], full.region_spec["coords"][0]))
     d1.set_epoch(0)
@@ -239,7 +239,7 @@ def test_mixed_dtypes_and_3d():
     a = _image((6, 10, 12), dtype=np.uint8, high=200)
     b = _image((6, 10, 12), seed=1, dtype=np.int16, high=3000)
     ds = PatchDataset([a, b], lambda s: RandomPatching(s, (4, 8, 8), seed=1), axes="ZYX", device="cpu", progress=False)
-    x, _ = ds.get_batch(np.arange(len(ds)))
+    x = ds.get_batch(np.arange(len(ds)))[0]
     assert x.data.shape == (len(ds), 1, 4, 8, 8) and x.dtype == ["uint8"] * 8 + ["int16"] * 8
     table = ds.patching.spec_table(np.arange(len(ds)))
     expected = gather_patches_reference([reshape_array(a, "ZYX"), reshape_array(b, "ZYX")], table, (4, 8, 8))
@@ -250,7 +250,7 @@ def test_float16_output():
     a = _image((16, 16))
     ds = PatchDataset(a, lambda s: RandomPatching(s, (8, 8), seed=1), axes="YX", dtype=np.float16, device="cpu",
                       normalization=MeanStdNormalization(), progress=False)
-    x, _ = ds.get_batch([0, 1])
+    x = ds.get_batch([0, 1])[0]
     assert x.data.dtype == np.float16
 
 
@@ -370,8 +370,8 @@ def test_gpu_batches_equal_cpu_batches(placement, tmp_path):
         gpu.set_epoch(epoch)
         cpu.set_epoch(epoch)
         idx = np.arange(len(cpu))[::-1]
-        xg, _ = gpu.get_batch(idx)
-        xc, _ = cpu.get_batch(idx)
+        xg = gpu.get_batch(idx)[0]
+        xc = cpu.get_batch(idx)[0]
         assert isinstance(xg.data, cupy.ndarray)
         np.testing.assert_array_equal(xg.data.get(), xc.data)
     if placement in ("auto", "gpu"):

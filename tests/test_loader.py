@@ -13,6 +13,7 @@ from cupatch.dataset import PatchDataset
 from cupatch.loader import BatchLoader, epoch_permutation, shard_indices
 from cupatch.normalization import MeanStdNormalization
 from cupatch.patching import RandomPatching
+from cupatch.region import collate_regions
 
 
 def _distributed_sampler_reference(order, rank, world_size, drop_last):
@@ -94,13 +95,33 @@ def test_len_and_batches():
     np.testing.assert_array_equal(np.concatenate(unshuffled.batches()), np.arange(64))
 
 
-def test_yields_input_alone_without_target_and_regions():
+def test_without_targets_every_entry_point_gives_a_one_tuple():
+    """One convention (CAREamics'): ds[i], get_batch and the loader all give (input,)."""
     ds = _dataset(targets=False)
-    x = next(iter(BatchLoader(ds, 4, seed=1)))
+    (x,) = next(iter(BatchLoader(ds, 4, seed=1, shuffle=False)))
     assert isinstance(x, np.ndarray) and x.shape == (4, 1, 8, 8)
-    xr, yr = next(iter(BatchLoader(ds, 4, seed=1, return_regions=True)))
-    assert yr is None and xr.data.shape == (4, 1, 8, 8) and len(xr.source) == 4
+    (xr,) = next(iter(BatchLoader(ds, 4, seed=1, shuffle=False, return_regions=True)))
+    assert xr.data.shape == (4, 1, 8, 8) and len(xr.source) == 4
     np.testing.assert_array_equal(xr.data, x)
+    (xb,) = ds.get_batch([0, 1, 2, 3])
+    np.testing.assert_array_equal(xb.data, x)
+    items = [ds[i] for i in range(4)]
+    assert all(len(item) == 1 for item in items)
+    (collated,) = collate_regions(items)  # the natural way to batch items gives get_batch's tuple
+    np.testing.assert_array_equal(collated.data, x)
+    assert collated.source == xb.source
+
+
+def test_with_targets_every_entry_point_gives_a_pair():
+    ds = _dataset()
+    x, y = next(iter(BatchLoader(ds, 4, seed=1, shuffle=False)))
+    xr, yr = next(iter(BatchLoader(ds, 4, seed=1, shuffle=False, return_regions=True)))
+    xb, yb = ds.get_batch([0, 1, 2, 3])
+    xc, yc = collate_regions([ds[i] for i in range(4)])
+    for batch, region, got, collated in ((x, xr, xb, xc), (y, yr, yb, yc)):
+        np.testing.assert_array_equal(region.data, batch)
+        np.testing.assert_array_equal(got.data, batch)
+        np.testing.assert_array_equal(collated.data, batch)
 
 
 def test_same_patches_whatever_the_world_size():

@@ -127,9 +127,12 @@ class PatchDataset:
 
     Notes
     -----
-    ``dataset[i]`` returns a tuple ``(input,)`` or ``(input, target)`` of
-    :class:`cupatch.ImageRegionData` with C(Z)YX data and CAREamics' metadata;
-    :meth:`get_batch` returns the collated pair for many indices at once.
+    One convention everywhere, CAREamics' own: one :class:`cupatch.ImageRegionData` per
+    role, in a tuple, ``(input,)`` without targets and ``(input, target)`` with them.
+    ``dataset[i]`` returns that tuple with C(Z)YX data and CAREamics' metadata;
+    :meth:`get_batch` returns the same tuple collated for many indices at once (equal to
+    :func:`cupatch.collate_regions` of the items), and :class:`cupatch.BatchLoader` yields
+    the same tuple of batch arrays (or of regions, ``return_regions=True``).
     """
 
     def __init__(
@@ -426,9 +429,10 @@ class PatchDataset:
         return tuple(out)
 
     def get_batch(self, indices):
-        """Collated batch for ``indices``: ``(input, target)`` :class:`ImageRegionData`.
+        """Collated batch for ``indices``: ``(input,)`` or ``(input, target)``
+        :class:`ImageRegionData`, like ``dataset[i]``.
 
-        ``target`` is None without targets. The data are ``(B, C, [Z,] Y, X)`` arrays (CuPy on
+        The data are ``(B, C, [Z,] Y, X)`` arrays (CuPy on
         the GPU, NumPy on the CPU) made by one gather call per array; the metadata equal
         :func:`cupatch.collate_regions` of the ``__getitem__`` items.
         """
@@ -436,10 +440,9 @@ class PatchDataset:
         x, y = self.gather_arrays(indices)
         table = self.patching.spec_table(indices)
         x_region = self._collated(x, table, indices, self.input_stacks, self.channels, self.axes)
-        y_region = None
-        if y is not None:
-            y_region = self._collated(y, table, indices, self.target_stacks, None, self.target_axes)
-        return x_region, y_region
+        if y is None:
+            return (x_region,)
+        return x_region, self._collated(y, table, indices, self.target_stacks, None, self.target_axes)
 
     def _collated(self, data, table, indices, stacks, channels, axes):
         """Collated ImageRegionData built from the spec table (no per-item dicts)."""

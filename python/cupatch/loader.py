@@ -96,13 +96,16 @@ class BatchLoader:
     prefetch : int
         Batches prepared ahead (0 disables prefetching).
     return_regions : bool
-        Yield the collated :class:`~cupatch.ImageRegionData` pair of
+        Yield the collated :class:`~cupatch.ImageRegionData` of
         :meth:`PatchDataset.get_batch` (data converted as above) instead of bare arrays.
 
     Yields
     ------
-    ``(input, target)`` arrays ``(B, C, [Z,] Y, X)``, or ``input`` alone when the dataset has
-    no targets (with ``return_regions``: ``(input_region, target_region)``, target None).
+    tuple
+        One entry per role, as ``dataset[i]`` and ``get_batch``: ``(input, target)`` arrays
+        ``(B, C, [Z,] Y, X)``, or ``(input,)`` when the dataset has no targets (so
+        ``for x, y in loader`` and ``for (x,) in loader``); with ``return_regions``, the
+        same tuple of collated regions.
 
     Notes
     -----
@@ -185,20 +188,17 @@ class BatchLoader:
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     # -- producing -------------------------------------------------------------------------
-    def _produce(self, idx: np.ndarray):
+    def _produce(self, idx: np.ndarray) -> tuple:
+        """One batch as a tuple of one entry per role, ``(input,)`` or ``(input, target)``."""
         if self.return_regions:
-            return self.dataset.get_batch(idx)
-        return self.dataset.gather_arrays(idx)
+            return tuple(self.dataset.get_batch(idx))
+        x, y = self.dataset.gather_arrays(idx)
+        return (x,) if y is None else (x, y)
 
-    def _convert(self, batch):
-        x, y = batch
+    def _convert(self, batch: tuple) -> tuple:
         if self.return_regions:
-            x = x._replace(data=self._to_out(x.data))
-            y = y._replace(data=self._to_out(y.data)) if y is not None else None
-            return x, y
-        if y is None:
-            return self._to_out(x)
-        return self._to_out(x), self._to_out(y)
+            return tuple(r._replace(data=self._to_out(r.data)) for r in batch)
+        return tuple(self._to_out(a) for a in batch)
 
     def _to_out(self, array):
         if not self.as_torch:

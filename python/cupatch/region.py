@@ -91,6 +91,23 @@ def _is_region(value: Any) -> bool:
     return isinstance(value, tuple) and all(hasattr(value, f) for f in ImageRegionData._fields)
 
 
+def _is_item(value: Any) -> bool:
+    """A dataset item: a tuple of one region per role, ``(input,)`` or ``(input, target)``."""
+    return isinstance(value, tuple) and not _is_region(value) and 0 < len(value) and all(_is_region(r) for r in value)
+
+
+def _collate_items(items: list) -> tuple:
+    """Collate dataset items role by role (torch's ``default_collate`` of tuples)."""
+    n = len(items[0])
+    for i, item in enumerate(items):
+        if not _is_item(item) or len(item) != n:
+            raise TypeError(
+                f"regions[{i}] must be a dataset item of {n} ImageRegionData like regions[0], got "
+                f"{type(item).__name__}{f' of length {len(item)}' if isinstance(item, tuple) else ''}"
+            )
+    return tuple(collate_regions([item[k] for item in items]) for k in range(n))
+
+
 def _stack(arrays: Sequence[Any]) -> Any:
     """Stack region arrays along a new first axis in their own array library."""
     first = arrays[0]
@@ -146,12 +163,15 @@ def collate_regions(regions: Sequence[ImageRegionData]) -> ImageRegionData:
 
     Parameters
     ----------
-    regions : sequence of ImageRegionData
-        B regions with equally shaped ``data`` and the same metadata keys.
+    regions : sequence of ImageRegionData, or of dataset items
+        B regions with equally shaped ``data`` and the same metadata keys; or B dataset
+        items ``(input,)`` / ``(input, target)`` (what ``PatchDataset[i]`` returns), which
+        are collated role by role, as torch's ``default_collate`` does, into the tuple that
+        ``PatchDataset.get_batch`` returns.
 
     Returns
     -------
-    ImageRegionData
+    ImageRegionData, or a tuple of them for dataset items
         ``data`` stacked to ``(B, C, [Z,] Y, X)`` in the regions' array library;
         ``source``, ``dtype``, ``axes``, ``target_axes``: lists of length B;
         ``data_shape``, ``original_data_shape``: lists of per-dimension int64 arrays of
@@ -170,6 +190,8 @@ def collate_regions(regions: Sequence[ImageRegionData]) -> ImageRegionData:
     regions = list(regions)
     if not regions:
         raise ValueError("regions must not be empty")
+    if _is_item(regions[0]):
+        return _collate_items(regions)
     for i, r in enumerate(regions):
         if not isinstance(r, tuple) or len(r) != len(ImageRegionData._fields):
             raise TypeError(f"regions[{i}] must be an ImageRegionData, got {type(r).__name__}")
