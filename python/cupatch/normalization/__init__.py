@@ -22,6 +22,10 @@ is about one channel of the data, not float64 copies of all of it).
 For other dtypes read from disk they are *estimated* from a regular subsample of at most
 ``2**24`` values per channel (every k-th voxel of every sample, k chosen from the total size).
 
+CAREamics' names are accepted too: ``MeanStdNormalization(input_means=..., input_stds=...)``,
+``MinMaxNormalization(input_mins=..., input_maxes=...)``, and :func:`from_careamics_config`
+builds the normalisation a CAREamics config (or its ``model_dump()``) describes.
+
 ``denormalize`` inverts the normalisation exactly (it uses the same epsilon), on NumPy, CuPy or
 torch arrays with the channel axis at position 1; it uses the target statistics when there
 are any (supervised training), else the input statistics.
@@ -30,6 +34,7 @@ are any (supervised training), else the input statistics.
 from __future__ import annotations
 
 from .base import RANGE_EPS, STD_EPS, NoNormalization, Normalization, check_normalization
+from .careamics import from_careamics_config
 from .mean_std import MeanStdNormalization
 from .min_max import MinMaxNormalization
 from .quantile import QuantileNormalization
@@ -45,4 +50,5 @@ __all__ = [
     "Normalization",
     "QuantileNormalization",
     "check_normalization",
+    "from_careamics_config",
 ]

@@ -23,6 +23,7 @@ __all__ = [
     "NoNormalization",
     "Normalization",
     "RangeNormalization",
+    "careamics_alias",
     "check_lengths",
     "check_normalization",
     "check_range",
@@ -66,6 +67,15 @@ def _as_stack_list(stacks, name: str) -> list:
                 f"cupatch.stacks.as_stacks(data, axes)"
             )
     return items
+
+
+def careamics_alias(ours, theirs, name: str, careamics_name: str, owner: str):
+    """A statistic given under our name or under CAREamics' (``input_means`` ...), not both."""
+    if theirs is None:
+        return ours
+    if ours is not None:
+        raise TypeError(f"{owner} got both {name!r} and {careamics_name!r} (CAREamics' name for it); give one of them")
+    return theirs
 
 
 def check_lengths(first, second, first_name: str, second_name: str) -> None:

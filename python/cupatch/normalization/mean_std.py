@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import as_bool
-from .base import STD_EPS, Normalization, as_stat, check_lengths, fmt
+from .base import STD_EPS, Normalization, as_stat, careamics_alias, check_lengths, fmt
 
 __all__ = ["MeanStdNormalization"]
 
@@ -24,12 +24,17 @@ class MeanStdNormalization(Normalization):
         Per-channel statistics (default) or one pooled value for all channels.
     skip_target : bool
         Leave targets unnormalised.
+    input_means, input_stds : float or sequence of float, optional
+        CAREamics' names for ``means`` and ``stds`` (give one spelling, not both);
+        :meth:`from_careamics_config` takes a whole CAREamics ``MeanStdConfig``.
     """
 
     _wanted = {"moments": True, "extremes": False, "quantiles": None}
 
     def __init__(self, means=None, stds=None, target_means=None, target_stds=None, *, per_channel: bool = True,
-                 skip_target: bool = False) -> None:
+                 skip_target: bool = False, input_means=None, input_stds=None) -> None:
+        means = careamics_alias(means, input_means, "means", "input_means", "MeanStdNormalization")
+        stds = careamics_alias(stds, input_stds, "stds", "input_stds", "MeanStdNormalization")
         self.means, self.stds = as_stat(means, "means"), as_stat(stds, "stds")
         self.target_means, self.target_stds = as_stat(target_means, "target_means"), as_stat(target_stds, "target_stds")
         for name in ("stds", "target_stds"):
@@ -39,6 +44,14 @@ class MeanStdNormalization(Normalization):
         check_lengths(self.means, self.stds, "means", "stds")  # at construction, not at first use
         check_lengths(self.target_means, self.target_stds, "target_means", "target_stds")
         self.per_channel, self.skip_target = as_bool(per_channel, "per_channel"), as_bool(skip_target, "skip_target")
+
+    @classmethod
+    def from_careamics_config(cls, config) -> MeanStdNormalization:
+        """The normalisation a CAREamics ``MeanStdConfig`` (or its ``model_dump()`` dict) describes."""
+        from .careamics import config_fields
+
+        fields = config_fields(config, "mean_std", cls.__name__)
+        return cls(**fields)
 
     @staticmethod
     def _affine_of(means, stds):
