@@ -160,7 +160,8 @@ def _fake_torch_and_cupy(torch_stream_ptr, cupy_stream_ptr, log):
         return Tensor(array)
 
     torch = types.SimpleNamespace(
-        Tensor=Tensor, bfloat16="bfloat16", no_grad=contextlib.nullcontext, from_dlpack=from_dlpack,
+        Tensor=Tensor, bfloat16="bfloat16", float32="float32", no_grad=contextlib.nullcontext,
+        inference_mode=contextlib.nullcontext, from_dlpack=from_dlpack,
         cuda=types.SimpleNamespace(current_stream=lambda device=None: TorchStream(current[-1]),
                                    stream=stream, ExternalStream=external_stream),
     )
@@ -188,6 +189,15 @@ class _StandInModule:
 
     def buffers(self):
         return []
+
+    training = False
+
+    def modules(self):
+        return [self]
+
+    def eval(self):
+        self.training = False
+        return self
 
     def __call__(self, x):
         self.log.append(("model", self.current[-1]))
@@ -263,3 +273,52 @@ def test_gpu_torch_model_on_another_torch_stream_equals_cpu():
                                              max_gpu_bytes=180_000, **kwargs)
             assert stats.streamed == ["host"]
             np.testing.assert_array_equal(streamed, got)
+
+
+# --------------------------------------------------------------------------------------
+# torch: eval mode, inference mode and the model's dtype
+# --------------------------------------------------------------------------------------
+
+
+def _torch():
+    return pytest.importorskip("torch", reason="torch is not installed")
+
+
+def test_torch_model_in_train_mode_is_predicted_in_eval_mode_and_restored():
+    torch = _torch()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.Dropout(0.5), torch.nn.BatchNorm2d(4),
+                                torch.nn.Conv2d(4, 1, 1))
+    image = np.random.default_rng(0).random((48, 48)).astype(np.float32)
+    model.train()
+    model[2].eval()  # a mixed state (frozen batch norm) is restored as it was, module by module
+    seen = []
+    model.register_forward_hook(lambda m, args, out: seen.append((m.training, torch.is_inference_mode_enabled())))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    got = predict_tiled(model, image, axes="YX", tile_size=16, overlaps=4, batch_size=4, progress=False)
+    assert seen and all(s == (False, True) for s in seen)  # eval mode, under torch.inference_mode()
+    assert [m.training for m in model.modules()] == [True, True, True, False, True]
+    for key, value in model.state_dict().items():  # batch-norm running statistics untouched
+        assert torch.equal(value, before[key]), key
+    model.eval()
+    with torch.no_grad():
+        expected = predict_tiled(model, image, axes="YX", tile_size=16, overlaps=4, batch_size=4, progress=False)
+    np.testing.assert_array_equal(got, expected)  # dropout off: the same as a model in eval()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float16", "bfloat16"])
+def test_torch_model_of_another_float_dtype_gets_tiles_in_its_dtype(dtype):
+    torch = _torch()
+    torch_dtype = getattr(torch, dtype)
+    conv = torch.nn.Conv2d(1, 1, 3, padding=1, bias=True)
+    with torch.no_grad():
+        conv.weight.fill_(0.0)
+        conv.weight[0, 0, 1, 1] = 2.0
+        conv.bias.fill_(1.0)
+    model = conv.to(torch_dtype)
+    image = (np.arange(40 * 40, dtype=np.float32).reshape(40, 40) % 17) / 4
+    got = predict_tiled(model, image, axes="YX", tile_size=16, overlaps=4, progress=False)
+    # float64 and float16 come back in the model's dtype; bfloat16 (unknown to NumPy) as float32
+    assert got.dtype == (np.float32 if dtype == "bfloat16" else np.dtype(dtype))
+    np.testing.assert_allclose(got.astype(np.float64), 2 * image + 1, rtol=1e-2 if dtype != "float64" else 0)
+

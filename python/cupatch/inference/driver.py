@@ -71,9 +71,11 @@ def predict_tiled(
         Maps a float32 batch ``(B, C_in, [Z,] Y, X)`` to ``(B, C_out, [Z,] Y, X)`` with the
         same spatial size. A plain callable gets CuPy arrays on the GPU and NumPy arrays on
         the CPU; a ``torch.nn.Module`` gets tensors (through DLPack on the GPU, no host round
-        trip) and runs under ``torch.no_grad()`` on CuPy's current stream, where the batches
-        are gathered and stitched (put it in ``eval()`` mode and on the working device
-        first). ``C_out`` and the output dtype may differ from the input's;
+        trip) on CuPy's current stream, where the batches are gathered and stitched. A
+        torch model runs in ``eval()`` mode (each submodule's train/eval mode is restored
+        after every batch) under ``torch.inference_mode()``, and gets the tiles in its
+        parameters' dtype (a float64, float16 or bfloat16 model works as a float32 one);
+        put it on the working device first. ``C_out`` and the output dtype may differ from the input's;
         they are taken from the first batch. Stitching accumulates in float32 and the result
         is cast to the model's dtype: integers are rounded and saturate at their type's range
         (float32 holds integers exactly up to 2**24; larger ones keep float32 precision).

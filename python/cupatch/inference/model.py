@@ -1,7 +1,11 @@
 """The model runner: calls the user's model on one batch of tiles on the working device.
 
 A model is a plain callable on arrays (CuPy on the GPU, NumPy on the CPU) or a
-``torch.nn.Module`` (tensors through DLPack, ``torch.no_grad()``, on CuPy's current stream).
+``torch.nn.Module`` (tensors through DLPack, on CuPy's current stream). A torch module is
+run in ``eval()`` mode under ``torch.inference_mode()``, on tiles cast to its parameters'
+dtype (float64, float16, bfloat16 models work as float32 ones do); the train/eval mode of
+each of its submodules is restored after every call, so a model handed over in ``train()``
+mode is predicted in eval mode and goes on training afterwards.
 :class:`ModelRunner` hides the difference, hands back an array of the working device, and
 :func:`check_prediction` checks the prediction's shape against the batch's, naming the
 model in every error. Torch and CuPy are imported only when a model or the device needs
@@ -44,6 +48,9 @@ class ModelRunner:
             import torch  # optional dependency, only for torch models
 
             self.torch = torch
+            floating = [t.dtype for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+            # tiles are float32; a model of another float dtype gets them in its own
+            self.input_dtype = floating[0] if floating and floating[0] != torch.float32 else None
             wanted = "cuda" if device == "gpu" else "cpu"
             for p in list(model.parameters())[:1] + list(model.buffers())[:1]:
                 if p.device.type != wanted:
@@ -82,13 +89,26 @@ class ModelRunner:
             return contextlib.nullcontext()
         return torch.cuda.stream(torch.cuda.ExternalStream(ptr, device=device))
 
+    @contextlib.contextmanager
+    def _eval_mode(self):
+        """The model in ``eval()`` for one call; every submodule's own mode restored after it."""
+        modes = [(m, m.training) for m in self.model.modules()]
+        self.model.eval()
+        try:
+            yield
+        finally:
+            for module, training in modes:
+                module.training = training
+
     def __call__(self, batch):
         if self.torch is not None:
             torch = self.torch
             # everything torch does with the batch and the prediction (including the bfloat16
             # cast) stays on the stream CuPy uses next
-            with torch.no_grad(), self._torch_stream_context():
+            with torch.inference_mode(), self._torch_stream_context(), self._eval_mode():
                 x = torch.from_dlpack(batch) if self.device == "gpu" else torch.from_numpy(batch)
+                if self.input_dtype is not None:
+                    x = x.to(self.input_dtype)
                 y = self.model(x)
                 if not isinstance(y, torch.Tensor):
                     raise TypeError(f"model {self.name} returned {type(y).__name__}; expected a tensor")
