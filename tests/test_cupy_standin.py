@@ -658,6 +658,9 @@ def test_module_level_api(sc, scx):
     from scipy import ndimage
 
     np.testing.assert_allclose(smooth.get(), ndimage.gaussian_filter(image.get(), (0, 0, 1, 1), mode="constant"))
+    peaks = scx.scipy.ndimage.maximum_filter(image, (1, 1, 2, 3), mode="constant")
+    assert isinstance(peaks, sc.ndarray) and peaks.dtype == np.float32
+    np.testing.assert_array_equal(peaks.get(), ndimage.maximum_filter(image.get(), (1, 1, 2, 3), mode="constant"))
 
 
 def test_work_on_streams_that_could_race_on_a_gpu_is_refused(sc):

@@ -32,6 +32,12 @@ _EXPORTS = {
     "WholeSamplePatching": "patching",
     "StratifiedPatching": "patching",
     "FixedPatching": "patching",
+    "create_val_split": "patching",
+    "filter_background": "filters",
+    "MaxPatchFilter": "filters",
+    "MeanStdPatchFilter": "filters",
+    "ShannonPatchFilter": "filters",
+    "MaskPatchFilter": "filters",
     "WeightedPatching": "patching",
     "ImageRegionData": "region",
     "collate_regions": "region",
@@ -69,6 +75,13 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the real imports
     from ._windows import WINDOWS, window_table
     from .augmentation import Augmentations
     from .dataset import PatchDataset
+    from .filters import (
+        MaskPatchFilter,
+        MaxPatchFilter,
+        MeanStdPatchFilter,
+        ShannonPatchFilter,
+        filter_background,
+    )
     from .inference import predict_tiled
     from .loader import BatchLoader
     from .normalization import (
@@ -90,6 +103,7 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the real imports
         TileSpecs,
         WeightedPatching,
         WholeSamplePatching,
+        create_val_split,
         is_tile_specs,
     )
     from .region import ImageRegionData, collate_regions, decollate_regions

@@ -15,6 +15,7 @@ from .sequential import SequentialPatching
 from .specs import PatchSpecs, Patching, TileSpecs, is_tile_specs
 from .stratified import StratifiedPatching
 from .tiled import TiledPatching
+from .val_split import create_val_split
 from .weighted import WeightedPatching
 from .whole import WholeSamplePatching
 
@@ -30,5 +31,6 @@ __all__ = [
     "TiledPatching",
     "WeightedPatching",
     "WholeSamplePatching",
+    "create_val_split",
     "is_tile_specs",
 ]
