@@ -22,6 +22,8 @@ One module per job, each depending only on those listed before it:
     the inputs as stacks, and the gathers of tiles from them;
 ``model``
     the model call on a batch (plain callables and torch modules) and its shape check;
+``skip``
+    ``skip=``: the masks, callables or filters that keep tiles from the model;
 ``plan``
     every argument checked once, into the frozen :class:`~cupatch.inference.plan.Plan`;
 ``writers``

@@ -20,6 +20,7 @@ from ..stacks import axes as axes_mod
 from ..stacks import upload_to_gpu
 from .plan import ImagePlan, Plan, output_axes
 from .sinks import MemorySink, SlabSink
+from .skip import check_fill
 from .sources import RowSource, WholeSource
 from .writers import Layout, Writer, open_writer
 
@@ -84,9 +85,13 @@ def open_stream(plan: Plan, image: ImagePlan, pred, resident_bytes: int) -> Writ
 def open_sink(plan: Plan, image: ImagePlan, pred, writer: Writer | None) -> MemorySink | SlabSink:
     """The sink stitching the image: in memory (``writer`` None) or streaming into ``writer``."""
     c_out = int(pred.shape[1])
+    fill = None  # skip_value, where tiles may be skipped
+    if getattr(plan, "skip", None) is not None:
+        fill = plan.skip.value
+        check_fill(fill, pred.dtype if writer is None else writer.target.dtype)
     if writer is None:
-        return MemorySink(plan.xp, plan.mode, plan.window, image.tiling, c_out, pred.dtype)
+        return MemorySink(plan.xp, plan.mode, plan.window, image.tiling, c_out, pred.dtype, fill=fill)
     table = plan.window_table
     if table is not None and plan.xp is not np:
         table = plan.xp.asarray(table)  # upload the blend window once, not per batch
-    return SlabSink(plan.xp, plan.mode, table, image.tiling, c_out, writer)
+    return SlabSink(plan.xp, plan.mode, table, image.tiling, c_out, writer, fill=fill)

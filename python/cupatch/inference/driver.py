@@ -21,6 +21,7 @@ from ..stacks import axes as axes_mod
 from .budget import open_sink, open_source, open_stream
 from .model import check_prediction
 from .plan import ImagePlan, Plan, output_axes
+from .skip import tiles_to_run
 
 __all__ = ["PredictionStats", "execute", "predict_tiled", "run_prediction"]
 
@@ -37,10 +38,18 @@ class PredictionStats:
     gather_s: float = 0.0
     model_s: float = 0.0
     stitch_s: float = 0.0
+    n_skipped: int = 0  # tiles that never reached the model (``skip=``); n_tiles counts them too
+    skip_s: float = 0.0  # deciding which tiles to skip
 
     @property
     def tiles_per_s(self) -> float:
+        """All tiles, run and skipped, per second of wall time."""
         return self.n_tiles / self.wall_s if self.wall_s > 0 else float("nan")
+
+    @property
+    def n_run(self) -> int:
+        """Tiles that went through the model."""
+        return self.n_tiles - self.n_skipped
 
 
 def predict_tiled(
@@ -61,6 +70,8 @@ def predict_tiled(
     progress: bool = True,
     overwrite: bool = False,
     max_gpu_bytes: float | None = None,
+    skip=None,
+    skip_value: float = 0.0,
     overlap=None,
 ):
     """Run a model over images too large for it, tile by tile, and stitch the result.
@@ -120,6 +131,22 @@ def predict_tiled(
     max_gpu_bytes : float, optional
         Working-memory budget on the device (default: half the free GPU memory; no limit
         on the CPU). If the full output would not fit, it is streamed to a host array.
+    skip : mask, callable, filter object, or list of masks, optional
+        Tiles that never reach the model. A mask (array, ``ImageStack`` or path with the
+        input's axes, C optional; at the input's resolution or reduced by an integer
+        divisor per axis; one per image for a list) skips every tile whose output region
+        (crop: its kept region; blend: its window inside the image) has no non-zero mask
+        cell. A callable ``skip(tiles) -> bool per tile`` gets each batch of raw input
+        tiles (model input channels, float32, not normalised) and returns True for tiles
+        to skip; an object with ``filter_out_batch`` (a ``cupatch.filters`` patch filter)
+        is called on their first channel ``(B, 1, ...)``. The tiles that run are batched
+        in full batches. If every tile of an image is skipped, its first tile runs (it
+        gives the output channels and dtype).
+    skip_value : float, default 0.0
+        Output value where no tile that ran writes: the kept regions of skipped tiles in
+        crop mode; in blend mode each voxel blends the run tiles covering it (weights
+        renormalised over them) and gets ``skip_value`` only where none does. NaN needs a
+        float model output.
     overlap : int or sequence of int, optional
         Deprecated alias of ``overlaps`` (a ``DeprecationWarning``; removed in the next
         release).
@@ -145,7 +172,8 @@ def predict_tiled(
     plan = Plan.build(
         model, data, axes=axes, tile_size=tile_size, overlaps=overlaps, batch_size=batch_size, blend=blend,
         window=window, channels=channels, normalization=normalization, target_axes=target_axes, out=out,
-        device=device, progress=progress, overwrite=overwrite, max_gpu_bytes=max_gpu_bytes, overlap=overlap,
+        device=device, progress=progress, overwrite=overwrite, max_gpu_bytes=max_gpu_bytes, skip=skip,
+        skip_value=skip_value, overlap=overlap,
     )  # fmt: skip
     return execute(plan)[0]
 
@@ -240,11 +268,22 @@ def _predict_image(run: _Run, image: ImagePlan):
             xp.cuda.get_current_stream().synchronize()
         return time.perf_counter()
 
+    t_skip = time.perf_counter()
+    run_tiles = tiles_to_run(plan, image, open_source)  # None: every tile, else the compacted list of tiles to run
+    n_run = tiling.n_tiles if run_tiles is None else len(run_tiles)
+    stats.skip_s += time.perf_counter() - t_skip
+    stats.n_skipped += tiling.n_tiles - n_run
     source = open_source(plan, image)
     sink = None
+    done = 0  # tiles before the next one to run: stitched or skipped
     try:
-        for begin in range(0, tiling.n_tiles, plan.batch_size):
-            tile_index = np.arange(begin, min(begin + plan.batch_size, tiling.n_tiles), dtype=np.int64)
+        for begin in range(0, n_run, plan.batch_size):
+            if run_tiles is None:
+                tile_index = np.arange(begin, min(begin + plan.batch_size, n_run), dtype=np.int64)
+            else:
+                tile_index = run_tiles[begin : begin + plan.batch_size]
+            end = begin + len(tile_index)
+            next_tile = tiling.n_tiles if end == n_run else (end if run_tiles is None else int(run_tiles[end]))
             specs = np.ascontiguousarray(tiling.patching.spec_table(tile_index), dtype=np.int64)
             t0 = time.perf_counter()
             batch = source.gather(specs, tile_index)
@@ -266,12 +305,13 @@ def _predict_image(run: _Run, image: ImagePlan):
                 sink = open_sink(plan, image, pred, writer)
                 c_out = int(pred.shape[1])
             tiles = xp.ascontiguousarray(pred, dtype=np.float32)
-            sink.add(tiles, specs, tile_index)
+            sink.add(tiles, specs, tile_index, next_tile)
             t3 = phase_end()
             stats.gather_s += t1 - t0
             stats.model_s += t2 - t1
             stats.stitch_s += t3 - t2
-            run.bar.update(len(tile_index))
+            run.bar.update(next_tile - done)  # the batch and the skipped tiles up to the next to run
+            done = next_tile
         output = sink.finish()
     except BaseException:
         if sink is not None:

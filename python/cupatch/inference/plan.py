@@ -25,6 +25,7 @@ from ..patching.tiled import AXIS_COLUMNS
 from ..stacks import axes as axes_mod
 from .destinations import check_outputs, normalise_out
 from .model import ModelRunner
+from .skip import check_skip
 from .sources import open_images
 
 __all__ = [
@@ -191,6 +192,7 @@ class ImagePlan:
     axes: str  # the image's own axes, which the output is restored to ...
     shape: tuple[int, ...]  # ... with its shape in them
     on_gpu: bool  # the input is a CuPy array (the result is one too)
+    skip_mask: Any = None  # skip.SkipMask: the tiles it leaves empty never reach the model
 
 
 @dataclass(frozen=True, eq=False)
@@ -220,6 +222,7 @@ class Plan:
     budget: float  # working-memory budget on the device, bytes
     overwrite: bool
     progress: bool
+    skip: Any = None  # skip.SkipRule (None: every tile runs)
 
     @property
     def n_tiles(self) -> int:
@@ -228,7 +231,7 @@ class Plan:
     @classmethod
     def build(
         cls, model, data, *, axes, tile_size, overlaps, batch_size, blend, window, channels, normalization,
-        target_axes, out, device, progress, overwrite, max_gpu_bytes, overlap=None,
+        target_axes, out, device, progress, overwrite, max_gpu_bytes, overlap=None, skip=None, skip_value=0.0,
     ) -> Plan:  # fmt: skip
         """Check ``predict_tiled``'s arguments (all of them, no defaults) and plan the run.
 
@@ -267,6 +270,7 @@ class Plan:
                     f"{tuple(stack.original_data_shape)}) has an axis of length 0"
                 )
             tilings.append(Tiling(TiledPatching([shape], tile, ovl), shape, tile, ovl))
+        skip_rule, skip_masks = check_skip(skip, skip_value, stacks, axes, is_list)
 
         n_in = stacks[0].data_shape[1]
         chans = _check_channels(channels, n_in)
@@ -296,12 +300,13 @@ class Plan:
                 axes=getattr(stack, "original_axes", axes) or axes,
                 shape=tuple(getattr(stack, "original_data_shape", None) or stack.data_shape),
                 on_gpu=is_cupy_array(stack.array) if stack.array is not None else False,
+                skip_mask=mask,
             )
-            for stack, tiling, dest in zip(stacks, tilings, outs)
+            for stack, tiling, dest, mask in zip(stacks, tilings, outs, skip_masks)
         )
         return cls(
             model=runner, images=images, is_list=is_list, device=working, xp=xp, mode=mode, window=window_name,
             window_table=table, tile=tile, overlap=ovl, batch_size=batch_size, channels=chans, scale=scale,
             shift=shift, normalization=normalization, target_axes=target_axes, budget=budget,
-            overwrite=overwrite, progress=progress,
+            overwrite=overwrite, progress=progress, skip=skip_rule,
         )  # fmt: skip

@@ -73,18 +73,22 @@ class HostCopier:
 
 
 class MemorySink:
-    """Stitches into full-size outputs on the working device."""
+    """Stitches into full-size outputs on the working device.
 
-    def __init__(self, xp, mode: str, window: str | None, tiling: Tiling, c_out: int, dtype):
+    With ``fill`` (tile skipping), voxels no stitched tile wrote get ``fill``: in crop mode
+    the output starts full of it, in blend mode where the weights stay 0.
+    """
+
+    def __init__(self, xp, mode: str, window: str | None, tiling: Tiling, c_out: int, dtype, fill: float | None = None):
         shape = (tiling.n_samples, c_out, *tiling.spatial)
-        self.xp, self.mode, self.dtype = xp, mode, np.dtype(dtype)
+        self.xp, self.mode, self.dtype, self.fill = xp, mode, np.dtype(dtype), fill
         if mode == "crop":
-            self.output = xp.zeros(shape, dtype=np.float32)
+            self.output = xp.zeros(shape, dtype=np.float32) if not fill else xp.full(shape, fill, dtype=np.float32)
             self.acc = None
         else:
             self.acc = BlendAccumulator([shape], tiling.tile, tiling.overlap, window=window, array_module=xp)
 
-    def add(self, tiles, table, tile_index) -> None:
+    def add(self, tiles, table, tile_index, next_tile=None) -> None:
         if self.acc is None:
             stitch_tiles(tiles, table, [self.output], mode="crop")
         else:
@@ -93,6 +97,8 @@ class MemorySink:
     def finish(self):
         """The stitched SC(Z)YX output on the working device, in the output dtype."""
         output = self.output if self.acc is None else self.acc.finalize()[0]
+        if self.acc is not None and self.fill:  # finalize leaves 0 where no tile has weight
+            output = self.xp.where(self.acc.weights[0] > 0, output, self.xp.float32(self.fill))
         return cast(output, self.dtype, self.xp)
 
     def abort(self) -> None:
@@ -106,10 +112,17 @@ class SlabSink:
     axis. After each batch, everything before the first row any remaining tile writes to is
     final: it is divided by its weights (blend), cast, and written (rounded down to the
     writer's ``chunk0`` so Zarr writes stay chunk-aligned), and the slab moves on.
+
+    With ``fill`` (tile skipping) tiles may be missing: ``add`` is told the next tile that
+    will come, rows that no slab holds (no stitched tile wrote them) are written as
+    ``fill``, and so are voxels of zero weight (blend).
     """
 
-    def __init__(self, xp, mode: str, table, tiling: Tiling, c_out: int, writer: Writer):
-        self.xp, self.mode, self.table = xp, mode, table
+    def __init__(self, xp, mode: str, table, tiling: Tiling, c_out: int, writer: Writer, fill: float | None = None):
+        self.xp, self.mode, self.table, self.fill = xp, mode, table, fill
+        self.done: dict[int, int] = {}  # sample -> rows written so far (with fill)
+        self.first_open = 0  # samples before it are written completely (with fill)
+        self.fill_block = None
         self.tiling, self.c_out = tiling, c_out
         self.dtype = np.dtype(writer.target.dtype)
         self.chunk0 = max(1, int(writer.chunk0))
@@ -126,7 +139,9 @@ class SlabSink:
 
     def _alloc(self, rows: int):
         rest = self.tiling.spatial[1:]
-        values = self.xp.zeros((1, self.c_out, rows, *rest), dtype=np.float32)
+        shape = (1, self.c_out, rows, *rest)
+        crop_fill = self.mode == "crop" and self.fill
+        values = self.xp.full(shape, self.fill, dtype=np.float32) if crop_fill else self.xp.zeros(shape, dtype=np.float32)
         weights = self.xp.zeros((1, 1, rows, *rest), dtype=np.float32) if self.mode == "blend" else None
         return values, weights
 
@@ -134,6 +149,8 @@ class SlabSink:
         n0 = self.tiling.spatial[0]
         slab = self.slabs.get(sample)
         if slab is None:
+            if self.fill is not None:  # start chunk-aligned after the rows written (as fill)
+                need_lo = max(self.done.get(sample, 0), need_lo - need_lo % self.chunk0)
             rows = min(n0 - need_lo, max(need_hi - need_lo, self.tiling.tile[0] + self.chunk0))
             slab = [need_lo, *self._alloc(rows)]
             self.slabs[sample] = slab
@@ -150,7 +167,9 @@ class SlabSink:
         self.peak_rows = max(self.peak_rows, sum(s[1].shape[2] for s in self.slabs.values()))
         return slab
 
-    def add(self, tiles, table, tile_index) -> None:
+    def add(self, tiles, table, tile_index, next_tile=None) -> None:
+        """Stitch a batch; ``next_tile`` is the next tile to come (default: the one after the
+        batch's last), everything before it is final."""
         t = self.tiling
         samples = tile_index // t.n_per_sample
         rows = (tile_index % t.n_per_sample) // t.row_size
@@ -182,30 +201,35 @@ class SlabSink:
                 image_shapes=image_shapes,
                 origins=origins,
             )
-        self._flush(int(tile_index[-1]) + 1)
+        self._flush(int(tile_index[-1]) + 1 if next_tile is None else int(next_tile))
+
+    def _final(self, sample: int, next_tile: int) -> int:
+        """Rows of ``sample`` that no tile from ``next_tile`` on writes to (chunk-aligned)."""
+        t = self.tiling
+        if next_tile >= (sample + 1) * t.n_per_sample:
+            return t.spatial[0]
+        row = (next_tile - sample * t.n_per_sample) // t.row_size
+        final = int(self.ranges[row, 0])
+        return final - final % self.chunk0
 
     def _flush(self, next_tile: int) -> None:
         t = self.tiling
         n0 = t.spatial[0]
+        if self.fill is not None:
+            self._fill_gaps(next_tile)
         for sample in sorted(self.slabs):
-            if next_tile >= (sample + 1) * t.n_per_sample:
-                final = n0
-            else:
-                row = (next_tile - sample * t.n_per_sample) // t.row_size
-                final = int(self.ranges[row, 0])
-                final -= final % self.chunk0
+            final = self._final(sample, next_tile)
             slab = self.slabs[sample]
             lo, values, weights = slab
             if final <= lo:
                 continue
             k = final - lo
-            block = values[0, :, :k]
-            if weights is not None:
-                block = block / weights[0, :, :k]
-            host = self.copy_to_host(cast(block, self.dtype, self.xp))
-            if self.background and self.xp is not np:
-                host = host.copy()  # the pinned buffer is reused by the next flush
-            self.writes.write(sample, lo, final, host)
+            if self.fill is not None and k >= values.shape[2]:  # rows past the slab: no tile wrote them
+                self._write(sample, lo, lo + values.shape[2], values, weights)
+                self._write_fill(sample, lo + values.shape[2], final)
+                del self.slabs[sample]
+                continue
+            self._write(sample, lo, final, values, weights)
             if final == n0:
                 del self.slabs[sample]
                 continue
@@ -216,6 +240,51 @@ class SlabSink:
             if weights is not None:
                 new_weights[:, :, :keep] = weights[:, :, k:]
             slab[:] = [final, new_values, new_weights]
+
+    def _write(self, sample: int, lo: int, final: int, values, weights) -> None:
+        """Write rows ``[lo, final)`` of a slab (blend: divided by the weights), cast."""
+        k = final - lo
+        block = values[0, :, :k]
+        if weights is not None and self.fill is None:
+            block = block / weights[0, :, :k]
+        elif weights is not None:  # skipped tiles: fill where no stitched tile has weight
+            w = weights[0, :, :k]
+            positive = w > 0
+            block = self.xp.where(positive, block / self.xp.where(positive, w, self.xp.float32(1)), self.xp.float32(self.fill))
+        host = self.copy_to_host(cast(block, self.dtype, self.xp))
+        if self.background and self.xp is not np:
+            host = host.copy()  # the pinned buffer is reused by the next flush
+        self.writes.write(sample, lo, final, host)
+        self.done[sample] = final
+
+    def _fill_gaps(self, next_tile: int) -> None:
+        """Write ``fill`` into rows of started samples before their slab (or up to what is
+        final, without a slab): rows no stitched tile wrote."""
+        t = self.tiling
+        n0 = t.spatial[0]
+        while self.first_open < t.n_samples and self.done.get(self.first_open, 0) >= n0:
+            self.first_open += 1
+        for sample in range(self.first_open, min(t.n_samples, -(-next_tile // t.n_per_sample))):
+            slab = self.slabs.get(sample)
+            final = self._final(sample, next_tile)
+            upto = final if slab is None else min(final, slab[0])
+            self._write_fill(sample, self.done.get(sample, 0), upto)
+
+    def _write_fill(self, sample: int, a: int, b: int) -> None:
+        """Write rows ``[a, b)`` of ``fill``, in chunk-aligned pieces of one host block."""
+        if b <= a:
+            return
+        t = self.tiling
+        piece = self.chunk0 * -(-t.tile[0] // self.chunk0)
+        if self.fill_block is None:
+            block = np.full((self.c_out, piece, *t.spatial[1:]), self.fill, dtype=np.float32)
+            self.fill_block = cast(block, self.dtype, np)
+        row = a
+        while row < b:
+            end = min(b, (row // piece + 1) * piece)
+            self.writes.write(sample, row, end, np.ascontiguousarray(self.fill_block[:, : end - row]))
+            row = end
+        self.done[sample] = b
 
     def finish(self):
         """Wait for the last writes and flush; returns the destination array."""
