@@ -124,7 +124,7 @@ def _fingerprint(plan: Plan, image, grid: RegionGrid, out_shape, dtype) -> dict:
         "scale": None if plan.scale is None else plan.scale.tolist(),
         "shift": None if plan.shift is None else plan.shift.tolist(),
         "out_shape": list(out_shape),
-        "out_dtype": str(dtype),
+        "out_dtype": np.dtype(dtype).str,
         "region_shape": list(grid.region_shape),
         "chunks": list(grid.chunks),
     }
@@ -148,10 +148,10 @@ def _open_output(path: Path, resume: bool, shape, dtype, layout: Layout, chunks)
 
     if path.exists() and resume:
         array = zarr.open_array(str(path), mode="r+")
-        if tuple(array.shape) != tuple(shape) or str(array.dtype) != str(dtype):
+        if tuple(array.shape) != tuple(shape) or np.dtype(array.dtype) != np.dtype(dtype):
             raise ValueError(
                 f"out {str(path)!r} has shape {tuple(array.shape)} and dtype {array.dtype}, but this run makes "
-                f"{tuple(shape)} {dtype}; resume needs the same arguments (or pass overwrite=True)"
+                f"{tuple(shape)} {np.dtype(dtype)}; resume needs the same arguments (or pass overwrite=True)"
             )
         return array, True
     clear_path(path, True)  # existence was checked up front
