@@ -413,7 +413,7 @@ REJECTED = [
     ("decollate_regions/data-list", lambda: cp.decollate_regions(batch()._replace(data=[1, 2])), TypeError, "batch.data must be an array"),
     # -- stacks ------------------------------------------------------------------------------------
     ("as_stack/none", lambda: cp.as_stack(None, "YX"), TypeError, "cannot build an image stack from NoneType"),
-    ("as_stack/axes-missing", lambda: cp.as_stack(DATA), ValueError, "axes is required to build a stack from an array or a file"),
+    ("as_stack/axes-missing", lambda: cp.as_stack(DATA), ValueError, "axes is required to build a stack from ndarray: it carries no axes metadata"),
     ("as_stack/axes-unknown", lambda: cp.as_stack(DATA, "YQ"), ValueError, "axes 'YQ' contains unknown axis letter(s) ['Q']"),
     ("as_stack/axes-int", lambda: cp.as_stack(DATA, 5), TypeError, "axes must be a string such as 'SYX', got int"),
     ("as_stack/axes-length", lambda: cp.as_stack(DATA, "SYX"), ValueError, "axes 'SYX' has 3 letters but the data has 2"),
@@ -580,6 +580,26 @@ REJECTED = [
     # -- build_info, gpu_available (no arguments) ------------------------------------------------
     ("build_info/argument", lambda: cp.build_info(1), TypeError, "positional argument"),
     ("gpu_available/argument", lambda: cp.gpu_available(1), TypeError, "positional argument"),
+    # -- background filters and the validation split ----------------------------------------------
+    ("MaxPatchFilter/threshold-nan", lambda: cp.MaxPatchFilter(math.nan), ValueError, "threshold must be a finite number, got nan"),
+    ("MaxPatchFilter/coverage-range", lambda: cp.MaxPatchFilter(1.0, 1.5), ValueError, "coverage must be a probability in [0, 1], got 1.5"),
+    ("MaxPatchFilter/regions-channels", lambda: cp.MaxPatchFilter(1.0).filter_out_batch(np.zeros((1, 2, 4, 4))), ValueError, "regions must have shape (B, 1, *spatial) (one channel), got (1, 2, 4, 4)"),
+    ("MaxPatchFilter/regions-list", lambda: cp.MaxPatchFilter(1.0).filter_out_batch([[[[0.0]]]]), TypeError, "regions must be a NumPy or CuPy array"),
+    ("MeanStdPatchFilter/mean-negative", lambda: cp.MeanStdPatchFilter(-1.0), ValueError, "mean_threshold must be a finite number >= 0, got -1.0"),
+    ("MeanStdPatchFilter/std-negative", lambda: cp.MeanStdPatchFilter(1.0, -1.0), ValueError, "std_threshold must be a finite number >= 0, got -1.0"),
+    ("ShannonPatchFilter/negative", lambda: cp.ShannonPatchFilter(-0.5), ValueError, "threshold must be a finite number >= 0, got -0.5"),
+    ("MaskPatchFilter/coverage-string", lambda: cp.MaskPatchFilter("0.5"), ValueError, "coverage must be a probability in [0, 1], got '0.5' (str)"),
+    ("filter_background/strategy", lambda: cp.filter_background(patching("RandomPatching"), [DATA], cp.MaxPatchFilter(1.0), axes="YX"), TypeError, "strategy must be a StratifiedPatching"),
+    ("filter_background/filter", lambda: cp.filter_background(stratified(), [DATA], identity, axes="YX"), TypeError, "patch_filter must be a patch filter with filter_out_batch"),
+    ("filter_background/prob", lambda: cp.filter_background(stratified(), [DATA], cp.MaxPatchFilter(1.0), axes="YX", filtered_patch_prob=2), ValueError, "filtered_patch_prob must be a probability in [0, 1], got 2"),
+    ("filter_background/ref_channel", lambda: cp.filter_background(stratified(), [DATA], cp.MaxPatchFilter(1.0), axes="YX", ref_channel=1), ValueError, "ref_channel"),
+    ("filter_background/shape", lambda: cp.filter_background(stratified(), [DATA[:8]], cp.MaxPatchFilter(1.0), axes="YX"), ValueError, "data[0] has SC(Z)YX shape (1, 1, 8, 16) but the strategy's data_shapes[0] is (1, 1, 16, 16)"),
+    ("filter_background/batch_size", lambda: cp.filter_background(stratified(), [DATA], cp.MaxPatchFilter(1.0), axes="YX", batch_size=0), ValueError, "batch_size must be >= 1, got 0"),
+    ("create_val_split/too-many", lambda: cp.create_val_split(stratified(), 16, seed=0), ValueError, "n_val_patches must be below the number of training patches: got 16"),
+    ("create_val_split/zero", lambda: cp.create_val_split(stratified(), 0, seed=0), ValueError, "n_val_patches must be >= 1, got 0"),
+    ("create_val_split/float", lambda: cp.create_val_split(stratified(), 1.0, seed=0), TypeError, "n_val_patches must be an integer"),
+    ("create_val_split/strategy", lambda: cp.create_val_split(patching("RandomPatching"), 1, seed=0), TypeError, "strategy must be a StratifiedPatching"),
+    ("create_val_split/seed-negative", lambda: cp.create_val_split(stratified(), 1, seed=-1), ValueError, "seed must be >= 0, got -1"),
 ]
 
 
@@ -691,6 +711,10 @@ ACCEPTED = [
     ("predict_tiled/npy-path", lambda: predict(data=npy("good")), lambda r: np.array_equal(r, DATA)),
     ("build_info/no-arguments", lambda: cp.build_info(), lambda info: "version" in info),
     ("gpu_available/no-arguments", lambda: cp.gpu_available(), lambda v: isinstance(v, bool)),
+    ("MaskPatchFilter/empty-batch", lambda: cp.MaskPatchFilter(0.5).filter_out_batch(np.zeros((0, 1, 4, 4))), _shape((0,))),
+    ("MaxPatchFilter/coverage-bounds", lambda: (cp.MaxPatchFilter(0.0, 0.0).coverage, cp.MaxPatchFilter(0.0, 1).coverage), lambda c: c == (0.0, 1.0)),
+    ("filter_background/prob-zero", lambda: cp.filter_background(stratified(), [DATA], cp.MaxPatchFilter(1e9), axes="YX", filtered_patch_prob=0, progress=False), lambda n: n == 16),
+    ("create_val_split/one", lambda: cp.create_val_split(stratified(), 1, seed=0)[1].n_patches, lambda n: n == 1),
 ]
 
 #: public names without rows of their own, and why
