@@ -111,6 +111,59 @@ def test_gpu_status_without_gpu_is_explained():
         _backend.as_cupy(FakeCAI(), "x")
 
 
+@pytest.mark.parametrize(
+    ("architectures", "capability", "covered"),
+    [
+        ("90-real,90-virtual", 90, True),
+        ("90-real,90-virtual", 100, True),  # the PTX, compiled by the driver
+        ("90-real,90-virtual", 80, False),
+        ("90-real,90-virtual", 89, False),
+        ("90-real", 100, False),
+        ("80-real", 86, True),  # binary code runs on later minor versions of its major
+        ("86-real", 80, False),
+        ("80-real;90-real", 80, True),
+        ("75-virtual", 120, True),
+        ("90", 90, True),
+        ("90", 80, False),
+        ("90a-real", 90, True),
+        ("90a-real", 91, False),
+        ("100f-real", 103, True),
+        ("90a-virtual", 100, False),
+        ("native", 80, True),
+        ("", 90, False),
+    ],
+)
+def test_architectures_cover(architectures, capability, covered):
+    assert _backend.architectures_cover(architectures, capability) is covered
+
+
+class _FakeDevice:
+    compute_capability = "80"
+
+
+class _FakeCupy:
+    class cuda:
+        Device = _FakeDevice
+
+        class runtime:
+            @staticmethod
+            def getDeviceCount():
+                return 1
+
+
+def test_gpu_of_an_architecture_the_build_lacks_is_not_usable(monkeypatch):
+    monkeypatch.setattr(_core, "built_with_cuda", True)
+    monkeypatch.setattr(_core, "cuda_emulated", False)
+    monkeypatch.setattr(_core, "cuda_architectures", "90-real,90-virtual")
+    monkeypatch.setattr(_core, "cuda_device_count", lambda: 1, raising=False)
+    monkeypatch.setattr(_backend, "import_cupy", lambda: _FakeCupy)
+    ok, reason = _backend._gpu_status.__wrapped__()
+    assert not ok
+    assert "compute capability 8.0" in reason and "90-real,90-virtual" in reason and 'CUDAARCHS="80-real"' in reason
+    monkeypatch.setattr(_FakeDevice, "compute_capability", "90")
+    assert _backend._gpu_status.__wrapped__() == (True, "")
+
+
 @pytest.mark.skipif(not _core.built_with_cuda, reason="built without CUDA: no GPU entry points")
 def test_cuda_entry_points_exist_when_compiled():
     for name in ("gather_cuda", "stitch_crop_cuda", "stitch_blend_cuda", "cuda_stream_wait"):

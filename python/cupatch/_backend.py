@@ -25,6 +25,7 @@ __all__ = [
     "CudaArrayInfo",
     "array_module",
     "as_cupy",
+    "architectures_cover",
     "build_info",
     "current_stream_ptr",
     "gpu_available",
@@ -65,7 +66,46 @@ def _gpu_status() -> tuple[bool, str]:
         return False, f"CuPy cannot use the GPU: {exc}"
     if n_cupy <= 0:
         return False, "CuPy reports no CUDA device"
+    if not _core.cuda_emulated:
+        try:
+            capability = int(cupy.cuda.Device().compute_capability)
+        except Exception as exc:
+            return False, f"CuPy cannot query the GPU: {exc}"
+        if not architectures_cover(str(_core.cuda_architectures), capability):
+            return False, (
+                f"this GPU (compute capability {capability // 10}.{capability % 10}) cannot run cupatch's CUDA kernels, "
+                f"which were built for {_core.cuda_architectures}; rebuild for it: "
+                f'CUDAARCHS="{capability}-real" pip install .'
+            )
     return True, ""
+
+
+def architectures_cover(architectures: str, capability: int) -> bool:
+    """Whether kernels built for ``architectures`` run on a GPU of compute ``capability``.
+
+    ``architectures`` is CMake's list (``"90-real,90-virtual"``, ``;`` or ``,`` separated);
+    ``capability`` is major * 10 + minor (``80`` for 8.0). A real architecture (binary code)
+    runs on GPUs of the same major version and at least its minor version (``90a``
+    arch-specific code only on 9.0); a virtual one (PTX, compiled by the driver) on every
+    GPU at least as new. A plain ``90`` is both. Lists this cannot read (``native``,
+    ``all``) count as covering.
+    """
+    entries = [a.strip() for a in architectures.replace(";", ",").split(",") if a.strip()]
+    if not entries:
+        return False
+    for entry in entries:
+        number, _, kind = entry.partition("-")
+        digits = number.rstrip("af")
+        suffix = number[len(digits):]  # "a": this GPU only; "f": its family (same major)
+        if not digits.isdigit():
+            return True  # native, all, all-major: resolved by CMake, not checkable here
+        arch = int(digits)
+        if kind in ("", "real") and arch // 10 == capability // 10:
+            if arch == capability or (suffix != "a" and arch % 10 <= capability % 10):
+                return True
+        if kind in ("", "virtual") and arch <= capability and (not suffix or arch == capability):
+            return True
+    return False
 
 
 def gpu_available() -> bool:
