@@ -157,6 +157,23 @@ def test_npy_in_zarr_out_with_user_model(tmp_path, capsys):
     np.testing.assert_allclose(np.load(tmp_path / "o.npy"), 2 * image, rtol=1e-5)
 
 
+def test_skip_mask(tmp_path, capsys):
+    image = np.random.default_rng(0).random((64, 64)).astype(np.float32) + 1
+    np.save(tmp_path / "in.npy", image)
+    mask = np.zeros((16, 16), np.uint8)  # a quarter of the resolution
+    mask[:4, :4] = 1
+    np.save(tmp_path / "mask.npy", mask)
+    args = ["predict", str(tmp_path / "in.npy"), "--tile", "16", "--overlap", "4", "--no-progress"]
+    args += ["--skip-mask", str(tmp_path / "mask.npy"), "--skip-value", "nan", "--out", str(tmp_path / "o.npy")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"tiles: +25 .*, 21 skipped", out) and "whole image" not in out
+    stored = np.load(tmp_path / "o.npy")
+    assert np.isfinite(stored[:16, :16]).all() and np.isnan(stored[-8:, -8:]).all()
+    assert main([*args[:-2], "--skip-mask", str(tmp_path / "missing.npy")]) == 1
+    assert "missing.npy" in capsys.readouterr().err
+
+
 def test_model_from_module_name(tmp_path, monkeypatch):
     (tmp_path / "cli_test_models.py").write_text("def identity(x):\n    return x\n")
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--channels", type=_NON_NEGATIVE, nargs="+", metavar="C", help="input channels to use, 0 to (channels of INPUT) - 1 (default all)")
     predict.add_argument("--target-axes", metavar="AXES", help="axes order of the output (default: the input axes)")
     predict.add_argument("--out", metavar="PATH", help="output file: .tif/.tiff, .zarr or .npy (default: do not write)")
+    predict.add_argument("--skip-mask", metavar="PATH", help="mask (.npy, .tif/.tiff, .zarr; INPUT's axes, at its resolution or reduced by an integer factor): tiles where it is 0 are not run")
+    predict.add_argument("--skip-value", type=float, default=0.0, metavar="V", help="output value where only skipped tiles lie (default 0; nan allowed)")
     predict.add_argument("--overwrite", action="store_true", help="replace an existing output (an incomplete one left by an interrupted run is replaced without it)")
     predict.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="where to run (default auto)")
     predict.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
@@ -367,7 +369,7 @@ def _predict(args, output: _Output) -> int:
     else:
         model = load_model(args.model)
         model_label = args.model
-    check = args.model is None and not args.no_check
+    check = args.model is None and not args.no_check and args.skip_mask is None
 
     bound = inspect.signature(predict_tiled).bind(
         model,
@@ -383,6 +385,8 @@ def _predict(args, output: _Output) -> int:
         device=args.device,
         progress=not args.no_progress,
         overwrite=args.overwrite,
+        skip=args.skip_mask,
+        skip_value=args.skip_value,
     )
     bound.apply_defaults()
     plan = Plan.build(**bound.arguments)  # every argument checked before any work
@@ -396,7 +400,7 @@ def _predict(args, output: _Output) -> int:
     print(f"model:      {model_label}")
     print(
         f"tiles:      {stats.n_tiles} (tile {_fmt_shape(tiles)}, overlap {_fmt_shape(overlaps)}, "
-        f"blend {args.blend}, batch size {args.batch_size})"
+        f"blend {args.blend}, batch size {args.batch_size})" + (f", {stats.n_skipped} skipped" if args.skip_mask else "")
     )
     print(f"device:     {stats.device}")
     print(f"wall time:  {stats.wall_s:.3f} s ({stats.tiles_per_s:.1f} tiles/s)")
