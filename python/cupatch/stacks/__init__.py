@@ -1,4 +1,4 @@
-"""Image stacks: arrays, TIFF and Zarr sources seen in the canonical SC(Z)YX layout.
+"""Image stacks: arrays, TIFF, Zarr and OME-Zarr sources seen in the canonical SC(Z)YX layout.
 
 A stack is built with :func:`as_stack` (one source) or :func:`as_stacks` (a list; Zarr groups
 expand to all their arrays). Every stack exposes the :class:`ImageStack` attributes and reads
@@ -20,8 +20,9 @@ from __future__ import annotations
 from .array_stack import ArrayStack
 from .axes import reshape_array, restore_array, validate_axes
 from .base import SUPPORTED_DTYPES, BaseStack, ImageStack
-from .factory import as_stack, as_stacks
+from .factory import as_stack, as_stacks, source_axes
 from .lazy_stack import LazyArrayStack, LazyStack
+from .ome_zarr import OmeImage, OmeZarrStack
 from .placement import PLACEMENTS, upload_to_gpu
 from .tiff_stack import TiffStack
 from .zarr_stack import ZarrStack
@@ -34,12 +35,15 @@ __all__ = [
     "ImageStack",
     "LazyArrayStack",
     "LazyStack",
+    "OmeImage",
+    "OmeZarrStack",
     "TiffStack",
     "ZarrStack",
     "as_stack",
     "as_stacks",
     "reshape_array",
     "restore_array",
+    "source_axes",
     "upload_to_gpu",
     "validate_axes",
 ]

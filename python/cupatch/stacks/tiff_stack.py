@@ -10,9 +10,38 @@ import numpy as np
 from .axes import reshape_array
 from .lazy_stack import LazyStack
 
-__all__ = ["TiffStack", "is_tiff_path"]
+__all__ = ["TiffStack", "is_tiff_path", "tiff_axes"]
 
 TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def tiff_axes(path) -> str | None:
+    """The axes a TIFF file's metadata give its first series, as cupatch letters, or None.
+
+    Read from OME-XML and ImageJ hyperstack metadata (where tifffile's ``S``, samples per
+    pixel, is the channel axis C) and from tifffile's own shaped metadata when it names the
+    axes (``tifffile.imwrite(..., metadata={"axes": ...})``, cupatch's outputs); a file
+    without axes metadata, or with axes outside ``STCZYX``, gives None.
+    """
+    import tifffile  # optional dependency, needed for TIFF files only
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            axes = str(series.axes).upper()
+            if tif.is_ome or tif.is_imagej:
+                if "S" in axes:  # samples per pixel (RGB, extra samples) are channels
+                    if "C" in axes:
+                        return None
+                    axes = axes.replace("S", "C")
+            elif not (tif.is_shaped and isinstance(tif.shaped_metadata, tuple) and tif.shaped_metadata
+                      and "axes" in tif.shaped_metadata[0]):
+                return None  # tifffile guesses axes (Q, I, S) for files that do not name them
+    except (tifffile.TiffFileError, OSError, ValueError, IndexError):
+        return None
+    if len(set(axes)) != len(axes) or any(c not in "STCZYX" for c in axes) or not {"Y", "X"} <= set(axes):
+        return None
+    return axes
 
 
 def is_tiff_path(obj) -> bool:

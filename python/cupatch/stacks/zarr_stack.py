@@ -13,7 +13,7 @@ import numpy as np
 
 from .lazy_stack import LazyStack
 
-__all__ = ["ChunkCache", "ZarrStack", "chunk_cache", "is_zarr_source", "open_zarr_arrays"]
+__all__ = ["ChunkCache", "ZarrStack", "chunk_cache", "dimension_axes", "is_zarr_source", "open_zarr_arrays", "open_zarr_node"]
 
 
 class ChunkCache:
@@ -121,6 +121,24 @@ def open_zarr_arrays(obj) -> list:
         if not arrays:
             raise ValueError(f"Zarr group {obj.store_path} holds no array")
         return arrays
+    return open_zarr_arrays(open_zarr_node(obj))
+
+
+def open_zarr_node(obj):
+    """The Zarr array or group a source names: itself, or a path / ``file://`` URI opened
+    read-only (``store.zarr`` or ``store.zarr/inner/path``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the store or the inner path does not exist.
+    ValueError
+        If the metadata cannot be read.
+    """
+    import zarr  # imported on first use: reading Zarr is optional
+
+    if isinstance(obj, (zarr.Array, zarr.Group)):
+        return obj
     store, inner = _split_store_path(str(obj))
     if not store.exists():
         raise FileNotFoundError(f"Zarr store not found: {str(store)!r} (from {str(obj)!r})")
@@ -130,7 +148,19 @@ def open_zarr_arrays(obj) -> list:
         raise FileNotFoundError(f"no Zarr array or group at {str(obj)!r}") from exc
     except Exception as exc:  # zarr raises several types for unreadable metadata
         raise ValueError(f"cannot open Zarr source {str(obj)!r}: {exc}") from exc
-    return open_zarr_arrays(node)
+    return node
+
+
+def dimension_axes(array) -> str | None:
+    """The axes a Zarr v3 array's ``dimension_names`` spell (``["c", "y", "x"]`` -> ``"CYX"``),
+    or None when they are absent or are not axis letters from ``STCZYX``."""
+    names = getattr(getattr(array, "metadata", None), "dimension_names", None)
+    if not names or any(not isinstance(n, str) or len(n) != 1 for n in names):
+        return None
+    letters = "".join(names).upper()
+    if len(set(letters)) != len(letters) or any(c not in "STCZYX" for c in letters) or not {"Y", "X"} <= set(letters):
+        return None
+    return letters
 
 
 class ZarrStack(LazyStack):
