@@ -27,6 +27,7 @@ from ._layouts import patch_columns
 from ._staging import Staging
 from ._validation import as_bool, as_dtype, as_indices, as_int, look_up_option
 from .augmentation import Augmentations
+from .filters.background import filter_dataset_background
 from .normalization import NoNormalization, Normalization, check_normalization
 from .ops import SourceTable, gather_patches
 from .region import ImageRegionData, collate_spec_table, collate_table, stack_metadata
@@ -122,8 +123,17 @@ class PatchDataset:
         memory (CuPy arrays are copied to the host) and files are memory-mapped or read lazily.
     dtype : numpy dtype
         Output dtype of batches: float32, float16 (or bfloat16 with ml_dtypes).
+    patch_filter : PatchFilter, optional
+        Background filter (:mod:`cupatch.filters`) applied once to the inputs' stratified
+        sampling regions (``patching`` must be a :class:`StratifiedPatching`), as CAREamics'
+        ``patch_filter`` config: :func:`cupatch.filter_background` with ``ref_channel=0`` and
+        ``filtered_patch_prob=0.1`` (call it on the strategy yourself for other values).
+    masks : same as inputs, optional
+        Foreground masks (axes ``axes``), one per input image: regions whose mask coverage is
+        below that of ``patch_filter`` when it is a :class:`MaskPatchFilter`, else below
+        ``0.5**ndim`` (CAREamics' default), are filtered as CAREamics' mask filtering does.
     progress : bool
-        Progress bar while normalisation statistics are computed.
+        Progress bars while regions are filtered and normalisation statistics are computed.
 
     Notes
     -----
@@ -149,6 +159,8 @@ class PatchDataset:
         device: str = "auto",
         placement: str = "auto",
         dtype=np.float32,
+        patch_filter=None,
+        masks=None,
         progress: bool = True,
     ) -> None:
         progress = as_bool(progress, "progress")
@@ -181,6 +193,8 @@ class PatchDataset:
             patching = patching([s.data_shape for s in inputs_])  # a class or a factory
         self.patching = patching
         self._check_patching()
+        # background filtering (CAREamics' filter_background), before statistics and batches
+        filter_dataset_background(patching, inputs_, patch_filter, masks, self.axes, progress)
 
         self.normalization = NoNormalization() if normalization is None else check_normalization(normalization)
         if not self.normalization.fitted or (targets_ is not None and self._target_stats_missing()):

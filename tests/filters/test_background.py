@@ -94,13 +94,12 @@ def _config(patch_filter, **kw):
 
 
 @needs_careamics
-@pytest.mark.parametrize("data", [_images_2d, _volume_3d], ids=["2d", "3d"])
+@pytest.mark.parametrize(
+    "data,ref_channel,prob", [(_images_2d, 0, 0.1), (_images_2d, 1, 0.05), (_volume_3d, 0, 0.1)], ids=["2d", "2d-channel-1", "3d"]
+)
 @pytest.mark.parametrize("patch_filter", FILTERS, ids=repr)
-@pytest.mark.parametrize("ref_channel,prob", [(0, 0.1), (1, 0.05)])
 def test_same_region_probabilities_as_careamics(data, patch_filter, ref_channel, prob):
     arrays, axes = data()
-    if ref_channel >= arrays[0].shape[1]:
-        pytest.skip("single-channel data")
     patch = (8, 16, 16) if axes == "SCZYX" else (16, 16)
     want, want_n, want_total = _careamics_run(arrays, axes, patch, _config(patch_filter, ref_channel=ref_channel, filtered_patch_prob=prob))
     got, got_n, got_total, n = _ours(arrays, axes, patch, patch_filter, ref_channel=ref_channel, filtered_patch_prob=prob, batch_size=7)
@@ -184,3 +183,73 @@ def test_bad_arguments():
         filter_background(strategy, [stacks[0], stacks[0]], f)
     with pytest.raises(ValueError, match="data is empty"):
         filter_background(strategy, [], f)
+
+
+# -- PatchDataset(patch_filter=, masks=) ------------------------------------------------------
+
+
+def _dataset(**kw):
+    from cupatch import PatchDataset
+
+    arrays, axes = _images_2d()
+    return PatchDataset(arrays, lambda shapes: StratifiedPatching(shapes, (16, 16), seed=0), axes=axes, device="cpu",
+                        progress=False, **kw)
+
+
+def _filtered_strategy(*steps):
+    arrays, axes = _images_2d()
+    stacks = as_stacks(arrays, axes)
+    strategy = StratifiedPatching([s.data_shape for s in stacks], (16, 16), seed=0)
+    for data, f in steps:
+        filter_background(strategy, stacks if data is None else data, f, axes=axes, progress=False)
+    return strategy
+
+
+def _masks():
+    arrays, _ = _images_2d()
+    return [a[:, :1] > 250 for a in arrays]
+
+
+def test_dataset_patch_filter_is_filter_background():
+    f = MaxPatchFilter(300.0)
+    ds = _dataset(patch_filter=f)
+    want = _filtered_strategy((None, f))
+    idx = np.arange(want.n_patches)
+    assert len(ds) == want.n_patches < _dataset().__len__()
+    np.testing.assert_array_equal(ds.patching.spec_table(idx), want.spec_table(idx))
+
+
+def test_dataset_masks_with_default_and_given_coverage():
+    masks = _masks()
+    for given, f in [(None, MaskPatchFilter(0.25)), (MaskPatchFilter(0.6), MaskPatchFilter(0.6))]:
+        ds = _dataset(masks=masks, patch_filter=given)
+        assert len(ds) == _filtered_strategy((masks, f)).n_patches
+
+
+def test_dataset_filter_then_masks_in_careamics_order():
+    masks, f = _masks(), ShannonPatchFilter(4.0)
+    ds = _dataset(masks=masks, patch_filter=f)
+    want = _filtered_strategy((None, f), (masks, MaskPatchFilter(0.25)))
+    idx = np.arange(want.n_patches)
+    np.testing.assert_array_equal(ds.patching.spec_table(idx), want.spec_table(idx))
+
+
+def test_dataset_filter_errors():
+    from cupatch import PatchDataset, RandomPatching
+
+    arrays, axes = _images_2d()
+    with pytest.raises(TypeError, match="need a StratifiedPatching, got patching=RandomPatching"):
+        PatchDataset(arrays, lambda s: RandomPatching(s, (16, 16), seed=0), axes=axes, patch_filter=MaxPatchFilter(1.0))
+    with pytest.raises(ValueError, match="give masks="):
+        _dataset(patch_filter=MaskPatchFilter(0.5))
+    with pytest.raises(ValueError, match="data has 1 stacks but the strategy was built for 2"):
+        _dataset(masks=_masks()[:1])
+
+
+def test_dataset_filter_progress_bar(capsys):
+    from cupatch import PatchDataset
+
+    arrays, axes = _images_2d()
+    PatchDataset(arrays, lambda s: StratifiedPatching(s, (16, 16), seed=0), axes=axes, device="cpu",
+                 patch_filter=MaxPatchFilter(300.0), progress=True)
+    assert "Filtering background (MaxPatchFilter)" in capsys.readouterr().err

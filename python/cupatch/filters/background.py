@@ -21,7 +21,7 @@ from .._validation import as_bool, as_channels, as_int, as_probability
 from .base import PatchFilter, host
 from .maps import region_batches
 
-__all__ = ["filter_background"]
+__all__ = ["filter_background", "filter_dataset_background"]
 
 logger = logging.getLogger("cupatch.filters")
 
@@ -177,3 +177,30 @@ def filter_background(
         n_filtered, strategy.n_patches, n_before,
     )
     return n_filtered
+
+
+def filter_dataset_background(patching, stacks, patch_filter, masks, axes: str, progress: bool) -> None:
+    """What ``PatchDataset(patch_filter=, masks=)`` does, in CAREamics' order.
+
+    A filter other than :class:`MaskPatchFilter` is applied to the input ``stacks``; then,
+    with ``masks``, a :class:`MaskPatchFilter` (the given one, else coverage
+    ``0.5**ndim`` as CAREamics' default) to the masks. Both need a ``StratifiedPatching``.
+    """
+    from ..patching import StratifiedPatching
+    from .mask import MaskPatchFilter
+
+    if patch_filter is None and masks is None:
+        return
+    if not isinstance(patching, StratifiedPatching):
+        raise TypeError(
+            "patch_filter and masks (background filtering) need a StratifiedPatching, "
+            f"got patching={type(patching).__name__}"
+        )
+    is_mask = isinstance(patch_filter, MaskPatchFilter)
+    if is_mask and masks is None:
+        raise ValueError("patch_filter=MaskPatchFilter(...) filters by masks: give masks= (one mask per input image)")
+    if patch_filter is not None and not is_mask:
+        filter_background(patching, stacks, patch_filter, progress=progress)
+    if masks is not None:
+        mask_filter = patch_filter if is_mask else MaskPatchFilter(0.5 ** len(patching.patch_size))
+        filter_background(patching, masks, mask_filter, axes=axes, progress=progress)
