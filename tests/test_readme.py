@@ -12,6 +12,7 @@ README and evaluates the Python blocks.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -167,6 +168,9 @@ def on_the_cpu(readme_dir, monkeypatch):
 
 
 def _evaluate(example) -> None:
+    if _is_python(example) and "import torch" in str(example.parsed) and importlib.util.find_spec("torch") is None:
+        _DONE[example.line] = True  # torch is optional; the blocks after this one do not need it
+        pytest.skip("torch is not installed (pip install torch)")
     try:
         example.evaluate()
     except BaseException:
@@ -186,7 +190,7 @@ def test_readme_example(example, on_the_cpu):
         if earlier.line not in _DONE:
             try:
                 _evaluate(earlier)
-            except Exception:
+            except (Exception, pytest.skip.Exception):
                 pass
         if not _DONE[earlier.line] and _is_python(earlier):
             pytest.fail(f"an earlier README example (line {earlier.line}) failed; this one builds on it")
