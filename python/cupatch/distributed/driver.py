@@ -23,6 +23,7 @@ from .._validation import as_bool, as_int, ensure_tuple_rep, look_up_option
 import numpy as np
 
 from ..inference.destinations import (
+    COMPRESSIONS,
     check_outputs,
     clear_path,
     is_own_incomplete,
@@ -32,7 +33,7 @@ from ..inference.destinations import (
 )
 from ..inference.driver import _ARGUMENTS, _progress_bar
 from ..inference.plan import DEVICES, Plan, output_axes
-from ..inference.writers import Layout, zarr_chunks
+from ..inference.writers import Layout, _zarr_compressors, zarr_chunks
 from ..stacks import axes as axes_mod
 from .inputs import input_refs
 from .models import model_spec
@@ -106,7 +107,12 @@ def _out_paths(out, n_images: int, is_list: bool) -> list[Path]:
         name = "out" if not is_list else f"out[{k}]"
         if not isinstance(o, (str, Path)) or hasattr(o, "shape"):
             raise TypeError(f"{name} must be a .zarr path that every worker can write, got {type(o).__name__}")
-        if path_kind(Path(o)) != ".zarr":
+        kind = path_kind(Path(o))
+        if kind == ".ome.zarr":
+            raise NotImplementedError(
+                f"{name} {str(o)!r}: distributed runs write plain Zarr arrays, not OME-Zarr images yet; give a .zarr path"
+            )
+        if kind != ".zarr":
             raise ValueError(f"{name} {str(o)!r} must be a .zarr path: tasks write their regions as Zarr chunks")
         paths.append(Path(o))
     return paths
@@ -142,7 +148,7 @@ def _output_chunks(shape, layout: Layout, step: int, dtype, chunks) -> tuple[int
     return tuple(min(sizes[a], n) if a in sizes else c for a, n, c in zip(layout.target_axes, shape, default))
 
 
-def _open_output(path: Path, resume: bool, shape, dtype, layout: Layout, chunks):
+def _open_output(path: Path, resume: bool, shape, dtype, layout: Layout, chunks, compression):
     """``(zarr array, resuming)``: the output created anew, or reopened to resume."""
     import zarr  # optional dependency, only for Zarr outputs
 
@@ -156,7 +162,8 @@ def _open_output(path: Path, resume: bool, shape, dtype, layout: Layout, chunks)
         return array, True
     clear_path(path, True)  # existence was checked up front
     array = zarr.create_array(
-        store=str(path), shape=shape, chunks=chunks, dtype=dtype, fill_value=0, dimension_names=list(layout.target_axes)
+        store=str(path), shape=shape, chunks=chunks, dtype=dtype, fill_value=0, dimension_names=list(layout.target_axes),
+        **_zarr_compressors(compression),
     )
     mark_incomplete(path)  # until every region is written
     return array, False
@@ -271,7 +278,32 @@ def _plan(data, plan_data, progress, arguments) -> Plan:
     bound = _ARGUMENTS.bind(_planning_model, plan_data if isinstance(data, (list, tuple)) else plan_data[0],
                             out=None, device="cpu", progress=progress, overwrite=False, **arguments)  # fmt: skip
     bound.apply_defaults()
-    return Plan.build(**bound.arguments)
+    plan = Plan.build(**bound.arguments)
+    _refuse_unapplied(plan)
+    return plan
+
+
+#: Plan fields the tasks apply (or, for ``budget``, replace by the region buffers); any other
+#: field away from its default is an option the distributed run does not implement.
+_APPLIED = {
+    "model", "images", "is_list", "device", "xp", "mode", "window", "window_table", "tile", "overlap", "batch_size",
+    "channels", "scale", "shift", "normalization", "target_axes", "budget", "overwrite", "progress",
+}  # fmt: skip
+
+
+def _refuse_unapplied(plan: Plan) -> None:
+    """Refuse single-process options the tasks do not apply, rather than ignore them."""
+    unapplied = [
+        f.name for f in dataclasses.fields(plan)
+        if f.name not in _APPLIED and getattr(plan, f.name) != f.default
+    ]  # fmt: skip
+    if any(getattr(image, "skip_mask", None) is not None for image in plan.images):
+        unapplied.append("skip")
+    if unapplied:
+        names = ", ".join(f"{name}=" for name in dict.fromkeys(unapplied))
+        raise NotImplementedError(
+            f"cupatch.distributed.predict_tiled does not support {names} yet; run cupatch.predict_tiled for it"
+        )
 
 
 def _planning_model(batch):  # never called: the plan is built for its checks and tiling only
@@ -291,6 +323,7 @@ def run_distributed(model, data, *, client=None, out=None, resume=False, factory
         raise TypeError("predict_tiled() missing required keyword argument 'axes'")
     refs, plan_data, is_list = input_refs(data, axes_mod.validate_axes(axes))
     paths = _out_paths(out, len(refs), is_list)
+    compression = look_up_option(arguments.pop("compression", None), (None, *COMPRESSIONS), "compression")
     plan = _plan(data, plan_data, progress, arguments)
     check_outputs(paths, plan_data, [image.stack for image in plan.images], True)
     _check_existing(paths, resume, overwrite)
@@ -309,7 +342,9 @@ def run_distributed(model, data, *, client=None, out=None, resume=False, factory
     records, arrays = [], []
     pending = []
     for job, image, path in zip(jobs, plan.images, paths):
-        job, record, array = _prepare_image(plan, job, image, path, c_out, dtype, region_shape, chunks, min_tasks, resume)
+        job, record, array = _prepare_image(
+            plan, job, image, path, c_out, dtype, region_shape, chunks, compression, min_tasks, resume
+        )
         records.append(record)
         arrays.append(array)
         stats.n_tasks += job.grid.n_tasks
@@ -385,14 +420,15 @@ def _task_block(client, job: ImageJob, task_id: int):
     return client.compute(job.ref.dask.lazy_box(sample, channels, w_lo, w_hi))
 
 
-def _prepare_image(plan, job, image, path, c_out, dtype, region_shape, chunks, min_tasks, resume):
+def _prepare_image(plan, job, image, path, c_out, dtype, region_shape, chunks, compression, min_tasks, resume):
     """Create (or reopen) one image's output and plan its regions: ``(job, record, array)``."""
     tiling = image.tiling
     out_axes = output_axes(image.axes, plan.target_axes, c_out)
     shape = axes_mod.restored_shape((tiling.n_samples, c_out, *tiling.spatial), image.axes, image.shape, out_axes)
     layout = Layout(image.axes, image.shape, out_axes, len(plan.tile))
     step = plan.tile[0] - plan.overlap[0]
-    array, resuming = _open_output(path, resume, shape, dtype, layout, _output_chunks(shape, layout, step, dtype, chunks))
+    chunks = _output_chunks(shape, layout, step, dtype, chunks)
+    array, resuming = _open_output(path, resume, shape, dtype, layout, chunks, compression)
     chunks = tuple(int(array.chunks[out_axes.index(a)]) for a in "ZYX"[3 - len(plan.tile) :])
     tiles_per_axis = tuple(len(t) for t in tiling.axis_tiles)
     stored = (read_record(array) or {}).get("fingerprint", {}).get("region_shape") if resuming else None
