@@ -77,9 +77,12 @@ def open_stream(plan: Plan, image: ImagePlan, pred, resident_bytes: int) -> Writ
             f"bytes of working memory (batches plus one output slab), more than max_gpu_bytes={plan.budget:.3g}; "
             f"lower batch_size or tile_size, or raise max_gpu_bytes"
         )
-    layout = Layout(image.axes, image.shape, out_axes, len(tiling.tile))
+    layout = Layout(image.axes, image.shape, out_axes, len(tiling.tile), ome=getattr(image.stack, "ome", None))
     step = tiling.tile[0] - tiling.overlap[0]
-    return open_writer(image.out, out_shape, np.dtype(pred.dtype), layout, step=step, overwrite=plan.overwrite)
+    return open_writer(
+        image.out, out_shape, np.dtype(pred.dtype), layout, step=step, overwrite=plan.overwrite,
+        compression=plan.compression,
+    )  # fmt: skip
 
 
 def open_sink(plan: Plan, image: ImagePlan, pred, writer: Writer | None) -> MemorySink | SlabSink:

@@ -1,7 +1,7 @@
 """Destinations: where predictions may go, checked before any work so no data is lost.
 
-``out`` may be a path (``.zarr``, ``.tif``/``.tiff``, ``.npy``), a NumPy array or a Zarr
-array, one per image. Paths must be new (or ``overwrite``) in a writable directory; no
+``out`` may be a path (``.zarr``, ``.ome.zarr``, ``.tif``/``.tiff``, ``.ome.tif``, ``.npy``),
+a NumPy array or a Zarr array, one per image. Paths must be new (or ``overwrite``) in a writable directory; no
 destination may be an input, lie inside or around one, share memory or storage with one
 (memory-mapped and ``.npy`` inputs, Zarr arrays and stacks included), be read-only, or be
 given twice. Sharing is decided by storage identity, never by how a path is spelled: NumPy
@@ -26,8 +26,11 @@ except ImportError:  # NumPy < 2
     from numpy import byte_bounds
 
 __all__ = [
+    "COMPRESSIONS",
     "INCOMPLETE_SUFFIX",
     "OUT_SUFFIXES",
+    "check_compression",
+    "check_out_axes",
     "check_outputs",
     "clear_path",
     "incomplete_marker",
@@ -39,8 +42,14 @@ __all__ = [
     "path_kind",
 ]
 
-#: Output file types by extension.
-OUT_SUFFIXES = (".zarr", ".tif", ".tiff", ".npy")
+#: Output file types by extension (the longest first: ``path_kind`` takes the first match).
+OUT_SUFFIXES = (".ome.zarr", ".zarr", ".ome.tiff", ".ome.tif", ".tiff", ".tif", ".npy")
+
+#: Values of ``predict_tiled(compression=...)``, for created ``.tif``/``.zarr`` outputs.
+COMPRESSIONS = ("zlib", "zstd")
+
+#: Axes an OME-Zarr image may have, in the order NGFF stores them.
+_NGFF_ORDER = "TCZYX"
 
 #: Added to an output's name for the marker file that says the output is incomplete.
 INCOMPLETE_SUFFIX = ".incomplete"
@@ -394,3 +403,65 @@ def _remove_path(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def check_compression(compression, outs: list) -> str | None:
+    """``compression`` checked against the destinations: only created ``.tif``/``.zarr``
+    paths can be compressed (TIFF needs imagecodecs, the ``ome`` extra)."""
+    from .._validation import look_up_option
+
+    look_up_option(compression, (None, *COMPRESSIONS), "compression")
+    if compression is None:
+        return None
+    for k, o in enumerate(outs):
+        name = "out" if len(outs) == 1 else f"out[{k}]"
+        kind = path_kind(o) if isinstance(o, Path) else None
+        if kind is None or kind == ".npy":
+            shown = str(o) if isinstance(o, Path) else ("None" if o is None else type(o).__name__)
+            raise ValueError(
+                f"compression={compression!r} applies to .tif/.tiff and .zarr output paths, but {name} is {shown!r}"
+            )
+        if "tif" in kind:
+            try:
+                import imagecodecs  # noqa: F401  (what tifffile compresses with)
+            except ImportError:
+                raise ImportError(
+                    f"compression={compression!r} for a TIFF output needs imagecodecs: pip install 'cupatch[ome]'"
+                ) from None
+    return compression
+
+
+def check_out_axes(outs: list, stacks, target_axes: str | None) -> None:
+    """Refuse, before any work, OME outputs whose axes the format cannot hold: OME-Zarr with
+    a sample axis S or axes out of NGFF's TCZYX order (without target_axes they are put in
+    that order), OME-TIFF with S or with axes after Y, X; and check that ome-zarr (the
+    ``ome`` extra) is there for OME-Zarr."""
+    for k, (o, stack) in enumerate(zip(outs, stacks)):
+        kind = path_kind(o) if isinstance(o, Path) else None
+        if kind in (".ome.tif", ".ome.tiff"):
+            axes = target_axes or stack.original_axes
+            if "S" in axes or not axes.endswith("YX"):
+                raise ValueError(
+                    f"out {str(o)!r}: OME-TIFF needs the axes T, Z, C (any order) before Y, X, and the output's axes "
+                    f"{axes!r} are not so; give target_axes (e.g. {''.join(a for a in 'TZCYX' if a in axes)!r}) or "
+                    f"write a .tif"
+                )
+        if kind != ".ome.zarr":
+            continue
+        try:
+            import ome_zarr  # noqa: F401  (writes the NGFF metadata)
+        except ImportError:
+            raise ImportError(f"out {str(o)!r}: writing OME-Zarr needs ome-zarr: pip install 'cupatch[ome]'") from None
+        axes = target_axes or stack.original_axes
+        if "S" in axes:
+            raise ValueError(
+                f"out {str(o)!r}: OME-Zarr images have no sample axis S, and the output's axes {axes!r} have one; "
+                f"predict the samples one by one, or write .zarr or .tif"
+            )
+        ordered = "".join(a for a in _NGFF_ORDER if a in axes)
+        if target_axes is not None and target_axes != ordered:
+            raise ValueError(
+                f"out {str(o)!r}: OME-Zarr stores axes in the order TCZYX; target_axes {target_axes!r} is not in that "
+                f"order (use {ordered!r}, or leave target_axes out)"
+            )
+

@@ -56,7 +56,7 @@ def predict_tiled(
     model,
     data,
     *,
-    axes: str,
+    axes: str | None = None,
     tile_size,
     overlaps=None,
     batch_size: int = 8,
@@ -70,6 +70,7 @@ def predict_tiled(
     progress: bool = True,
     overwrite: bool = False,
     max_gpu_bytes: float | None = None,
+    compression: str | None = None,
     skip=None,
     skip_value: float = 0.0,
     overlap=None,
@@ -94,8 +95,10 @@ def predict_tiled(
     data : array, ImageStack, path, or list of them
         NumPy or CuPy array, ``ImageStack``, or a ``.tif/.tiff``, ``.zarr`` or ``.npy``
         path. A list predicts several images and returns a list.
-    axes : str
+    axes : str, optional
         Axes of ``data`` (e.g. ``"YX"``, ``"SZYX"``, ``"TYXC"``); S and T are samples.
+        Optional for inputs that carry their axes (stacks, OME-Zarr images, OME/ImageJ
+        TIFFs, Zarr arrays with ``dimension_names``), and checked against them when given.
     tile_size, overlaps : int or sequence of int
         Tile size and overlap per spatial axis, (Z)YX; one int means that value on every
         axis. ``overlaps < tile_size``; in crop mode the overlap must be even (half of it is
@@ -119,9 +122,13 @@ def predict_tiled(
         Axes order of the result (default: ``axes``, with C inserted before the spatial axes
         when the model outputs several channels and ``axes`` has none).
     out : path, NumPy array, Zarr array, or list of them, optional
-        Destination. A ``.zarr``, ``.tif/.tiff`` or ``.npy`` path is created (refused if it
-        exists unless ``overwrite``); arrays must have the restored output shape. With a
-        destination the prediction streams into it and it is returned.
+        Destination. A ``.zarr``, ``.ome.zarr``, ``.tif/.tiff`` (``.ome.tif``) or ``.npy``
+        path is created (refused if it exists unless ``overwrite``); arrays must have the
+        restored output shape. With a destination the prediction streams into it and it is
+        returned. Zarr outputs carry ``dimension_names``; ``.ome.zarr`` outputs are NGFF 0.5
+        images (one level) with the axes, units and scale of an OME input; TIFF outputs
+        carry their axes (ImageJ hyperstack, OME-TIFF or tifffile metadata, see the README)
+        and are BigTIFF above 4 GB.
     device : {"auto", "gpu", "cpu"}, default "auto"
         ``"auto"`` uses the GPU when usable; ``"gpu"`` without a usable GPU is an error.
     progress : bool, default True
@@ -131,6 +138,9 @@ def predict_tiled(
     max_gpu_bytes : float, optional
         Working-memory budget on the device (default: half the free GPU memory; no limit
         on the CPU). If the full output would not fit, it is streamed to a host array.
+    compression : {None, "zlib", "zstd"}, optional
+        Compress a ``.tif``/``.tiff`` or ``.zarr`` output path (TIFF through tifffile and
+        imagecodecs, the ``ome`` extra; Zarr outputs are zstd-compressed by default).
     skip : mask, callable, filter object, or list of masks, optional
         Tiles that never reach the model. A mask (array, ``ImageStack`` or path with the
         input's axes, C optional; at the input's resolution or reduced by an integer
@@ -172,8 +182,8 @@ def predict_tiled(
     plan = Plan.build(
         model, data, axes=axes, tile_size=tile_size, overlaps=overlaps, batch_size=batch_size, blend=blend,
         window=window, channels=channels, normalization=normalization, target_axes=target_axes, out=out,
-        device=device, progress=progress, overwrite=overwrite, max_gpu_bytes=max_gpu_bytes, skip=skip,
-        skip_value=skip_value, overlap=overlap,
+        device=device, progress=progress, overwrite=overwrite, max_gpu_bytes=max_gpu_bytes,
+        compression=compression, skip=skip, skip_value=skip_value, overlap=overlap,
     )  # fmt: skip
     return execute(plan)[0]
 

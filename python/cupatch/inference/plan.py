@@ -23,7 +23,7 @@ from ..normalization import check_normalization
 from ..patching import TiledPatching
 from ..patching.tiled import AXIS_COLUMNS
 from ..stacks import axes as axes_mod
-from .destinations import check_outputs, normalise_out
+from .destinations import check_compression, check_out_axes, check_outputs, normalise_out
 from .model import ModelRunner
 from .skip import check_skip
 from .sources import open_images
@@ -223,6 +223,7 @@ class Plan:
     overwrite: bool
     progress: bool
     skip: Any = None  # skip.SkipRule (None: every tile runs)
+    compression: str | None = None  # of created .tif/.zarr outputs
 
     @property
     def n_tiles(self) -> int:
@@ -232,6 +233,7 @@ class Plan:
     def build(
         cls, model, data, *, axes, tile_size, overlaps, batch_size, blend, window, channels, normalization,
         target_axes, out, device, progress, overwrite, max_gpu_bytes, overlap=None, skip=None, skip_value=0.0,
+        compression=None,
     ) -> Plan:  # fmt: skip
         """Check ``predict_tiled``'s arguments (all of them, no defaults) and plan the run.
 
@@ -243,13 +245,15 @@ class Plan:
         batch_size = as_int(batch_size, "batch_size", minimum=1)
         check_normalization(normalization)
         progress, overwrite = as_bool(progress, "progress"), as_bool(overwrite, "overwrite")
-        axes = axes_mod.validate_axes(axes)
+        axes = None if axes is None else axes_mod.validate_axes(axes)  # None: each input's own
         if target_axes is not None:
             target_axes = axes_mod.validate_axes(target_axes, "target_axes")
         working = resolve_device(device)
         stacks, is_list = open_images(data, axes)
         outs = normalise_out(out, len(stacks), is_list)
         check_outputs(outs, data, stacks, overwrite)
+        compression = check_compression(compression, outs)
+        check_out_axes(outs, stacks, target_axes)
         budget = _gpu_budget(max_gpu_bytes, working)
 
         ndim = len(stacks[0].data_shape) - 2
@@ -308,5 +312,5 @@ class Plan:
             model=runner, images=images, is_list=is_list, device=working, xp=xp, mode=mode, window=window_name,
             window_table=table, tile=tile, overlap=ovl, batch_size=batch_size, channels=chans, scale=scale,
             shift=shift, normalization=normalization, target_axes=target_axes, budget=budget,
-            overwrite=overwrite, progress=progress, skip=skip_rule,
+            overwrite=overwrite, progress=progress, skip=skip_rule, compression=compression,
         )  # fmt: skip

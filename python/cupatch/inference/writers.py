@@ -5,7 +5,10 @@ A streamed prediction arrives as finished blocks ``(C, a:b, ...)`` of one sample
 output's own axes order (:class:`ArrayWriter`); the kinds differ in how the array is made
 and how it is best written, which is all a slab sink needs to know (the :class:`Writer`
 protocol): a NumPy array is filled in place, a ``.zarr`` path becomes a Zarr array chunked
-along the tile step, ``.npy`` and ``.tif`` paths become memory-mapped files. Writes to
+along the tile step (with ``dimension_names``), a ``.ome.zarr`` path an NGFF image of one
+level, ``.npy`` and ``.tif`` paths become memory-mapped files (a compressed ``.tif`` is
+written from an uncompressed temporary file when it is complete: TIFF pages cannot be
+encoded out of order). File metadata (axes, units, scale) is :mod:`.metadata`. Writes to
 anything backed by storage run in a :class:`BackgroundWriter` thread, overlapping the next
 batches. A file a writer creates is marked incomplete from its creation until
 :meth:`~ArrayWriter.close` (:func:`~cupatch.inference.destinations.mark_incomplete`), so
@@ -16,13 +19,15 @@ from __future__ import annotations
 
 import queue
 import threading
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from .destinations import clear_path, is_zarr_array, mark_complete, mark_incomplete, path_kind
+from .metadata import ngff_axes, ngff_metadata, tiff_kwargs
 
 __all__ = [
     "FILE_WRITERS",
@@ -31,6 +36,7 @@ __all__ = [
     "BackgroundWriter",
     "Layout",
     "NpyWriter",
+    "OmeZarrWriter",
     "TiffWriter",
     "Writer",
     "ZarrWriter",
@@ -66,6 +72,7 @@ class Layout:
     shape: tuple[int, ...]  # its shape in them
     target_axes: str  # the output's axes
     ndim: int  # spatial dimensions
+    ome: Any = None  # the input's OmeImage (OME-Zarr inputs): units and scale for the output file
 
     @property
     def first_spatial(self) -> str:
@@ -155,7 +162,7 @@ class ZarrWriter(ArrayWriter):
         self.chunk0 = int(target.chunks[layout.target_axes.index(layout.first_spatial)])
 
     @classmethod
-    def create(cls, path: Path, shape, dtype, layout: Layout, step: int) -> ZarrWriter:
+    def create(cls, path: Path, shape, dtype, layout: Layout, step: int, compression: str | None = None) -> ZarrWriter:
         import zarr  # optional dependency, only for .zarr outputs
 
         chunks = zarr_chunks(shape, layout.target_axes, step, layout.first_spatial, np.dtype(dtype).itemsize)
@@ -166,7 +173,45 @@ class ZarrWriter(ArrayWriter):
             dtype=dtype,
             fill_value=0,
             dimension_names=list(layout.target_axes),
+            **_zarr_compressors(compression),
         )
+        return cls(array, layout, label=str(path), path=path)
+
+
+def _zarr_compressors(compression: str | None) -> dict:
+    if compression is None:
+        return {}  # zarr's default (zstd)
+    from zarr.codecs import GzipCodec, ZstdCodec
+
+    return {"compressors": ZstdCodec() if compression == "zstd" else GzipCodec()}
+
+
+class OmeZarrWriter(ZarrWriter):
+    """A new ``.ome.zarr`` image (NGFF 0.5, one resolution level ``"0"``), axes in NGFF's
+    TCZYX order, units/scale/translation from an OME input; writes as :class:`ZarrWriter`."""
+
+    @classmethod
+    def create(cls, path: Path, shape, dtype, layout: Layout, step: int, compression: str | None = None) -> OmeZarrWriter:
+        import zarr  # optional dependency, only for .zarr outputs
+
+        with warnings.catch_warnings():  # ome-zarr's module deprecates its own Scaler as it loads
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from ome_zarr.format import FormatV05  # the ``ome`` extra (checked in Plan.build)
+            from ome_zarr.writer import write_multiscales_metadata
+
+        axes = ngff_axes(layout.target_axes)
+        shape = tuple(shape[layout.target_axes.index(a)] for a in axes)
+        layout = replace(layout, target_axes=axes)
+        chunks = zarr_chunks(shape, axes, step, layout.first_spatial, np.dtype(dtype).itemsize)
+        group = zarr.open_group(str(path), mode="w", zarr_format=3)
+        array = group.create_array(
+            "0", shape=shape, chunks=chunks, dtype=dtype, fill_value=0, dimension_names=[a.lower() for a in axes],
+            **_zarr_compressors(compression),
+        )  # fmt: skip
+        ngff, transforms = ngff_metadata(axes, layout.ome)
+        name = layout.ome.name if layout.ome is not None and layout.ome.name else "prediction"
+        datasets = [{"path": "0", "coordinateTransformations": transforms}]
+        write_multiscales_metadata(group, datasets, fmt=FormatV05(), axes=ngff, name=name)
         return cls(array, layout, label=str(path), path=path)
 
 
@@ -174,35 +219,88 @@ class NpyWriter(ArrayWriter):
     """A new ``.npy`` file, memory-mapped."""
 
     @classmethod
-    def create(cls, path: Path, shape, dtype, layout: Layout, step: int) -> NpyWriter:
+    def create(cls, path: Path, shape, dtype, layout: Layout, step: int, compression: str | None = None) -> NpyWriter:
         array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
         return cls(array, layout, label=str(path), path=path)
 
 
 class TiffWriter(ArrayWriter):
-    """A new ``.tif``/``.tiff`` file, memory-mapped, with the output axes in its metadata."""
+    """A new ``.tif``/``.tiff`` file with the output axes in its metadata
+    (:func:`~cupatch.inference.metadata.tiff_kwargs`: ImageJ hyperstack, OME-TIFF or
+    tifffile's description; BigTIFF when large).
+
+    Uncompressed files are memory-mapped and filled in place. A compressed file is filled
+    as an uncompressed temporary ``.NAME.cupatch-uncompressed.npy`` beside it and encoded
+    (zlib or zstd, through imagecodecs) in one pass by :meth:`close`; ``target`` is then a
+    read-only Zarr view of the TIFF.
+    """
+
+    def __init__(self, target, layout: Layout, *, label=None, path=None, encode: dict | None = None):
+        super().__init__(target, layout, label=label, path=path)
+        self.encode = encode  # tifffile.imwrite keywords of a compressed file, None: memory-mapped
+
+    @staticmethod
+    def temporary(path: Path) -> Path:
+        return path.with_name(f".{path.name}.cupatch-uncompressed.npy")
 
     @classmethod
-    def create(cls, path: Path, shape, dtype, layout: Layout, step: int) -> TiffWriter:
+    def create(cls, path: Path, shape, dtype, layout: Layout, step: int, compression: str | None = None) -> TiffWriter:
         import tifffile  # optional dependency, only for .tif outputs
 
-        array = tifffile.memmap(path, shape=shape, dtype=dtype, metadata={"axes": layout.target_axes})
-        return cls(array, layout, label=str(path), path=path)
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        _, kwargs = tiff_kwargs(path_kind(path), layout.target_axes, dtype, nbytes, layout.ome)
+        if compression is None:
+            array = tifffile.memmap(path, shape=shape, dtype=dtype, **kwargs)
+            return cls(array, layout, label=str(path), path=path)
+        temporary = cls.temporary(path)
+        temporary.unlink(missing_ok=True)  # left by an interrupted run
+        array = np.lib.format.open_memmap(temporary, mode="w+", dtype=dtype, shape=shape)
+        path.touch()  # the output exists (and is marked incomplete) from now on
+        spatial = [shape[layout.target_axes.index(a)] for a in "YX"]
+        if "imagej" not in kwargs and min(spatial) >= 256:
+            kwargs["tile"] = (256, 256)  # tiled: a region read decodes only the tiles it touches
+        return cls(array, layout, label=str(path), path=path, encode={**kwargs, "compression": compression})
+
+    def close(self) -> None:
+        if self.encode is None:
+            super().close()
+            return
+        import tifffile  # optional dependency, only for .tif outputs
+        import zarr
+
+        self.target.flush()
+        tifffile.imwrite(self.path, self.target, **self.encode)
+        temporary = Path(self.target.filename)
+        del self.target
+        temporary.unlink(missing_ok=True)
+        self.target = zarr.open(tifffile.imread(self.path, aszarr=True), mode="r")
+        mark_complete(self.path)
 
 
 #: The writer that creates each kind of output file, by extension (``OUT_SUFFIXES``).
-FILE_WRITERS = {".zarr": ZarrWriter, ".npy": NpyWriter, ".tif": TiffWriter, ".tiff": TiffWriter}
+FILE_WRITERS = {
+    ".ome.zarr": OmeZarrWriter,
+    ".zarr": ZarrWriter,
+    ".npy": NpyWriter,
+    ".ome.tif": TiffWriter,
+    ".ome.tiff": TiffWriter,
+    ".tif": TiffWriter,
+    ".tiff": TiffWriter,
+}
 
 
-def open_writer(out, shape: tuple[int, ...], dtype, layout: Layout, *, step: int, overwrite: bool) -> Writer:
+def open_writer(
+    out, shape: tuple[int, ...], dtype, layout: Layout, *, step: int, overwrite: bool, compression: str | None = None
+) -> Writer:
     """The writer for one image's destination: ``out`` from the plan (None: a new host
     array), the restored output ``shape`` and ``dtype``, ``step`` the tile step along the
-    first spatial axis (the chunk size of a created Zarr output)."""
+    first spatial axis (the chunk size of a created Zarr output), ``compression`` of a
+    created ``.tif``/``.zarr`` file."""
     if out is None:
         return ArrayWriter(np.empty(shape, dtype=dtype), layout, label="host")
     if isinstance(out, Path):
         clear_path(out, overwrite)
-        writer = FILE_WRITERS[path_kind(out)].create(out, shape, dtype, layout, step)
+        writer = FILE_WRITERS[path_kind(out)].create(out, shape, dtype, layout, step, compression)
         mark_incomplete(out)  # until close(): a run stopped before then leaves it marked
         return writer
     if tuple(out.shape) != tuple(shape):
