@@ -522,6 +522,16 @@ def test_info_says_whether_the_gpu_is_usable_and_why_not(capsys):
         assert "no usable GPU" in captured.err and info["gpu_unavailable_reason"] in captured.err
 
 
+def test_info_says_so_when_the_gpu_is_usable(capsys, monkeypatch):
+    from cupatch import cli
+
+    monkeypatch.setattr(cli, "gpu_unavailable_reasons", lambda info: [])
+    assert main(["info"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["gpu_usable"] is True
+    assert "usable CUDA device(s); cupatch runs on the GPU by default" in captured.err
+
+
 class _FakeDriver:
     """Stands in for libcuda: driver version, cuInit result and device count."""
 
