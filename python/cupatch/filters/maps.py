@@ -17,14 +17,15 @@ from .._validation import as_int_tuple, look_up_option
 
 __all__ = ["create_filter_map", "plot_filter_map", "region_batches"]
 
-#: Voxels gathered per batch of regions when no batch size is given (64 MiB of float32).
-BATCH_VOXELS = 1 << 24
+#: Voxels gathered per batch of regions when no batch size is given: 64 MiB of float32 on
+#: the GPU (few, large launches), 1 MiB on the CPU (the reductions stay in cache).
+BATCH_VOXELS = {"gpu": 1 << 24, "cpu": 1 << 18}
 
 
-def region_batches(n_regions: int, region_size: Sequence[int], batch_size: int | None):
+def region_batches(n_regions: int, region_size: Sequence[int], batch_size: int | None, device: str = "cpu"):
     """``range`` slices of at most ``batch_size`` regions (default: :data:`BATCH_VOXELS` voxels)."""
     if batch_size is None:
-        batch_size = max(1, BATCH_VOXELS // int(np.prod(region_size)))
+        batch_size = max(1, BATCH_VOXELS[device] // int(np.prod(region_size)))
     for start in range(0, n_regions, batch_size):
         yield slice(start, min(start + batch_size, n_regions))
 

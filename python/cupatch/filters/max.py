@@ -56,7 +56,13 @@ class MaxPatchFilter:
 
     def filter_out_batch(self, regions: Any):
         """Decisions for a ``(B, 1, *spatial)`` batch (NumPy or CuPy; bool array of length B on
-        the same module). Exact: maxima and counts involve no rounding."""
+        the same module). Exact: maxima and counts involve no rounding.
+
+        Only the regions that neither test below decides are max-filtered: a region whose
+        maximum is below ``threshold`` is background, and one whose own fraction of values
+        above ``threshold`` reaches ``coverage`` is not (the filter never lowers a value:
+        every window holds its centre).
+        """
         xp, x = region_batch(regions)
         b = int(x.shape[0])
         if b == 0:
@@ -64,12 +70,18 @@ class MaxPatchFilter:
         ct = compare_dtype(x.dtype, self.threshold)
         t = ct.type(self.threshold)
         x = x.astype(ct, copy=False)
-        low = x.reshape(b, -1).max(axis=1) < t
-        ndimage = require_scipy_ndimage(xp)
-        filtered = ndimage.maximum_filter(x, (1, *_window(x.shape[1:])), mode="constant")
-        n = filtered[0].size
-        above = xp.count_nonzero(filtered.reshape(b, -1) > t, axis=1)
-        return low | (above / n < self.coverage)
+        rows = x.reshape(b, -1)
+        n = rows.shape[1]
+        low = rows.max(axis=1) < t
+        dense = xp.count_nonzero(rows > t, axis=1) / n >= self.coverage
+        out = low.copy()
+        todo = xp.flatnonzero(~low & ~dense)
+        if int(todo.size):  # one synchronisation on the GPU
+            ndimage = require_scipy_ndimage(xp)
+            filtered = ndimage.maximum_filter(x[todo], (1, *_window(x.shape[1:])), mode="constant")
+            above = xp.count_nonzero(filtered.reshape(len(todo), -1) > t, axis=1)
+            out[todo] = above / n < self.coverage
+        return out
 
     # -- threshold exploration (CAREamics' static helpers) ------------------------------
     @staticmethod

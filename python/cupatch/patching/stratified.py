@@ -216,7 +216,12 @@ class StratifiedPatching(SeededPatching):
         weighted = areas * self._rel_prob[sl]
         stack = self._stack_of_sample(g)
         if areas.sum() != 0 and weighted.sum() > 0:
-            total = self._geom[stack].full_ratio - float(np.sum(1.0 - self._rel_prob[sl]))
+            # CAREamics subtracts 1 - p region by region; the same order rounds the same, so the
+            # ceil below agrees where the total lands near an integer (regions with p = 1 add 0)
+            total = self._geom[stack].full_ratio
+            rel = self._rel_prob[sl]
+            for q in (1.0 - rel[rel != 1.0]).tolist():
+                total -= q
             n_patches = max(0, int(math.ceil(total - int(self._excluded[sl].sum()))))
         else:
             n_patches = 0
