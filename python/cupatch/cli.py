@@ -30,10 +30,11 @@ import numpy as np
 
 from . import __version__
 from ._backend import build_info, gpu_unavailable_reasons
-from ._sample import default_model, sample_image
+from ._cli_input import open_input
+from ._sample import default_model
 from ._tracebacks import outside_cupatch, short_traceback
 from ._windows import WINDOWS
-from .inference import Plan, execute, open_image, output_axes, predict_tiled
+from .inference import Plan, execute, output_axes, predict_tiled
 from .inference.destinations import incomplete_marker, is_own_incomplete
 from .stacks.axes import restore_array
 
@@ -112,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     predict.add_argument("input", nargs="?", metavar="INPUT", help="image: .tif/.tiff, .zarr or .npy (default: built-in sample)")
-    predict.add_argument("--axes", help="axes of INPUT, e.g. YX, ZYX, SYXC, TZYX (default YX)")
+    predict.add_argument("--axes", help="axes of INPUT, e.g. YX, ZYX, SYXC, TZYX (default: from the file's OME-Zarr, OME/ImageJ TIFF or Zarr metadata, else YX)")
+    predict.add_argument("--level", type=_NON_NEGATIVE, metavar="L", help="resolution level of an OME-Zarr INPUT (default 0, full resolution)")
     predict.add_argument("--tile", type=_POSITIVE, nargs="+", default=[256], metavar="T", help="tile size per spatial axis, (Z)YX, or one value for all; positive (default 256)")
     predict.add_argument("--overlap", type=_NON_NEGATIVE, nargs="+", default=[32], metavar="O", help="tile overlap per spatial axis, or one value for all; 0 to T-1, even with --blend crop (default 32)")
     predict.add_argument("--blend", choices=("crop", *WINDOWS), default="crop", help="overlap cropping (exact, default) or a blend window")
@@ -125,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--channels", type=_NON_NEGATIVE, nargs="+", metavar="C", help="input channels to use, 0 to (channels of INPUT) - 1 (default all)")
     predict.add_argument("--target-axes", metavar="AXES", help="axes order of the output (default: the input axes)")
-    predict.add_argument("--out", metavar="PATH", help="output file: .tif/.tiff, .zarr or .npy (default: do not write)")
+    predict.add_argument("--out", metavar="PATH", help="output file: .tif/.tiff (.ome.tif), .zarr, .ome.zarr or .npy (default: do not write)")
+    predict.add_argument("--compression", choices=("zlib", "zstd"), help="compress a .tif/.tiff or .zarr output")
     predict.add_argument("--skip-mask", metavar="PATH", help="mask (.npy, .tif/.tiff, .zarr; INPUT's axes, at its resolution or reduced by an integer factor): tiles where it is 0 are not run")
     predict.add_argument("--skip-value", type=float, default=0.0, metavar="V", help="output value where only skipped tiles lie (default 0; nan allowed)")
     predict.add_argument("--overwrite", action="store_true", help="replace an existing output (an incomplete one left by an interrupted run is replaced without it)")
@@ -224,41 +227,6 @@ def _warm_up(model, stack, tile, channels, device) -> None:
 
         batch = cupy.asarray(batch)
     model(batch)
-
-
-def _raised_in(exc: BaseException, module_file: str) -> bool:
-    """True when the innermost frame of ``exc`` is in ``cupatch/<module_file>``."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    return bool(frames) and Path(frames[-1].filename).as_posix().endswith(f"cupatch/{module_file}")
-
-
-def _open_input(args):
-    """The input as an ImageStack, and a description of it."""
-    if args.input is None:
-        axes = (args.axes or "YX").upper()
-        if axes != "YX":
-            raise ValueError(f"the built-in sample image is 2-D (axes 'YX'); --axes {args.axes!r} does not fit it")
-        data = sample_image()
-        what = "built-in sample image (synthetic fluorescence, deterministic)"
-    else:
-        axes = args.axes or "YX"
-        data = args.input
-        if not Path(data).exists() and "://" not in data:
-            raise FileNotFoundError(f"INPUT {data!r} does not exist")
-        what = f"{data}"
-    try:
-        stack = open_image(data, axes)
-    except ValueError as exc:
-        # Only a mismatch between the axes and the data's dimensions is helped by --axes;
-        # an unreadable or unsupported file is not.
-        if args.axes is None and _raised_in(exc, "stacks/axes.py"):
-            raise ValueError(
-                f"{exc}: INPUT's axes default to YX; give them with --axes, one letter per dimension from "
-                f"STCZYX (e.g. --axes ZYX, SYX or YXC)"
-            ) from exc
-        raise
-    what += f" (axes {stack.original_axes}, shape {_fmt_shape(stack.original_data_shape)}, {stack.dtype})"
-    return stack, what
 
 
 def _per_axis(option: str, values: list[int], ndim: int, axes: str) -> tuple[int, ...]:
@@ -360,7 +328,7 @@ def _predict(args, output: _Output) -> int:
     if args.out is not None:
         output.path = Path(args.out)
         output.existed = output.path.exists()
-    stack, what = _open_input(args)
+    stack, what = open_input(args.input, args.axes, args.level)
     tiles, overlaps = _check_options(args, stack)
 
     if args.model is None:
@@ -382,6 +350,7 @@ def _predict(args, output: _Output) -> int:
         channels=args.channels,
         target_axes=args.target_axes,
         out=args.out,
+        compression=args.compression,
         device=args.device,
         progress=not args.no_progress,
         overwrite=args.overwrite,
@@ -428,8 +397,6 @@ def _info() -> int:
     print(json.dumps(info, indent=2, sort_keys=True, default=str))
     if reasons:
         print(f"cupatch info: no usable GPU ({info['gpu_unavailable_reason']}); cupatch runs on the CPU", file=sys.stderr)
-    else:
-        print(f"cupatch info: {info['cuda_devices']} usable CUDA device(s); cupatch runs on the GPU by default", file=sys.stderr)
     if info.get("cuda_emulated"):
         print(
             "cupatch info: this build emulates CUDA on the CPU (CUPATCH_CUDA=EMULATE): its one CUDA device is the "
