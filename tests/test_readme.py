@@ -6,13 +6,16 @@ block wrote). The command lines of its ```bash blocks that start with ``cupatch`
 ``python -m cupatch`` (also after ``pip install ... &&``), and the ``cat > FILE <<'EOF'``
 files they need, run in the same directory with a timeout; ``pip``, ``make``, ``scripts/``
 and ``python -m pytest`` lines are not run. Comment lines right below a command are its
-expected output (``...`` stands for any text): each must appear, in order. Sybil parses the
-README and evaluates the Python blocks.
+expected output (``...`` stands for any text): each must appear, in order; so must the
+comment after a ``print(...)`` line of a Python block in what the block prints. Sybil parses
+the README and evaluates the Python blocks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import os
 import re
 import shutil
@@ -23,7 +26,8 @@ from pathlib import Path
 
 import pytest
 from sybil import Sybil
-from sybil.parsers.markdown import CodeBlockParser, PythonCodeBlockParser
+from sybil.evaluators.python import PythonEvaluator
+from sybil.parsers.markdown import CodeBlockParser
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -136,11 +140,27 @@ def run_bash_block(example) -> None:
         check_output(command, output)
 
 
+_PRINT_WITH_COMMENT = re.compile(r"^\s*print\(.*\)\s*#\s*(\S.*)$")
+
+
+def run_python_block(example) -> None:
+    """Sybil evaluator of ```python blocks: run it; what `print(...)  # text` lines document
+    must be printed, in order."""
+    __tracebackhide__ = True
+    source = str(example.parsed)
+    expected = tuple(m.group(1).strip() for m in map(_PRINT_WITH_COMMENT.match, source.splitlines()) if m)
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        PythonEvaluator()(example)
+    sys.stdout.write(stdout.getvalue())  # still shown by pytest on failure
+    check_output(Command(example.line, "the python block", expected), stdout.getvalue())
+
+
 #: every command the bash blocks ran (filled as they run)
 RUN_COMMANDS: list[Command] = []
 
 SYBIL = Sybil(
-    parsers=[PythonCodeBlockParser(), CodeBlockParser("bash", evaluator=run_bash_block)],
+    parsers=[CodeBlockParser("python", evaluator=run_python_block), CodeBlockParser("bash", evaluator=run_bash_block)],
     path=str(README.parent),
     filenames=[README.name],
 )
@@ -198,7 +218,7 @@ def test_readme_example(example, on_the_cpu):
 
 
 def _is_python(example) -> bool:
-    return example.region.evaluator is not run_bash_block
+    return example.region.evaluator is run_python_block
 
 
 def test_readme_commands_ran():
