@@ -253,3 +253,15 @@ def test_dataset_filter_progress_bar(capsys):
     PatchDataset(arrays, lambda s: StratifiedPatching(s, (16, 16), seed=0), axes=axes, device="cpu",
                  patch_filter=MaxPatchFilter(300.0), progress=True)
     assert "Filtering background (MaxPatchFilter)" in capsys.readouterr().err
+
+
+@needs_careamics
+@pytest.mark.parametrize("n_filtered", [10, 50, 63])
+def test_n_patches_rounds_as_careamics(n_filtered):
+    """CAREamics subtracts 1 - p region by region: 64 - 50 * 0.9 lands just above 19."""
+    ours = StratifiedPatching([(1, 1, 256, 256)], (32, 32), seed=0)
+    theirs = CAREAMICS["patching"].StratifiedPatching([(1, 1, 256, 256)], (32, 32), seed=0)
+    probs = {c: 0.1 for c in ours.get_all_grid_coords()[(0, 0)][:n_filtered]}
+    ours.set_region_probs(0, 0, probs)
+    theirs.set_region_probs(0, 0, probs)
+    assert ours.n_patches == theirs.n_patches
