@@ -162,12 +162,13 @@ def test_killed_worker(client, images, tmp_path):
     client.wait_for_workers(2, timeout=60)  # the nanny restarted the worker
 
 
-def test_automatic_regions(client, images, tmp_path):
-    image = images["2d"]
-    _zarr(tmp_path / "in.zarr", image)
-    args = dict(axes="SYX", tile_size=32, overlaps=8, blend="hann")
+def test_automatic_regions(client, tmp_path):
+    image = np.random.default_rng(1).random((1200, 700), dtype=np.float32)
+    _zarr(tmp_path / "in.zarr", image, (256, 256))
+    args = dict(axes="YX", tile_size=64, overlaps=16, blend="hann")
     out, stats = run_distributed(
         dist_models.affine, str(tmp_path / "in.zarr"), out=tmp_path / "out.zarr", progress=False, **args
     )
-    assert stats.n_tasks >= 4  # at least two tasks per worker
+    # chunks: the tile step (48) grown to >= 1 MiB; then at least two tasks per worker
+    assert out.chunks == (384, 700) and stats.region_shapes == [(384, 700)] and stats.n_tasks == 4
     _assert_blend_close(out[...], _reference(dist_models.affine, image, **args))

@@ -33,7 +33,7 @@ from ..inference.destinations import (
 )
 from ..inference.driver import _ARGUMENTS, _progress_bar
 from ..inference.plan import DEVICES, Plan, output_axes
-from ..inference.writers import Layout, _zarr_compressors, zarr_chunks
+from ..inference.writers import Layout, _zarr_compressors
 from ..stacks import axes as axes_mod
 from .inputs import input_refs
 from .models import model_spec
@@ -136,16 +136,28 @@ def _fingerprint(plan: Plan, image, grid: RegionGrid, out_shape, dtype) -> dict:
     }
 
 
-def _output_chunks(shape, layout: Layout, step: int, dtype, chunks) -> tuple[int, ...]:
-    """Chunks of a created output: as ``predict_tiled``'s (the tile step along the first
-    spatial axis, at most 1024 along the others, at most 16 MiB), or ``chunks`` (Z)YX."""
-    first = layout.first_spatial
-    default = zarr_chunks(shape, layout.target_axes, step, first, np.dtype(dtype).itemsize)
-    if chunks is None:
-        return default
+#: Created outputs' chunks grow from the tile step until they hold at least this many bytes.
+MIN_CHUNK_BYTES = 2**20
+
+
+def _output_chunks(shape, layout: Layout, steps: tuple[int, ...], dtype, chunks) -> tuple[int, ...]:
+    """Chunks of a created output: one sample, all channels, and ``chunks`` (Z)YX, or by
+    default the tile step along every spatial axis (so that regions can be cut at every
+    step), doubled from the last axis on while a chunk is below 1 MiB."""
     spatial = "ZYX"[3 - layout.ndim :]
-    sizes = dict(zip(spatial, ensure_tuple_rep(chunks, layout.ndim, "chunks", minimum=1)))
-    return tuple(min(sizes[a], n) if a in sizes else c for a, n, c in zip(layout.target_axes, shape, default))
+    sizes = dict(zip(layout.target_axes, shape))
+    if chunks is not None:
+        chosen = list(ensure_tuple_rep(chunks, layout.ndim, "chunks", minimum=1))
+    else:
+        chosen = list(steps)
+        per_voxel = np.dtype(dtype).itemsize * sizes.get("C", 1)
+        while math.prod(min(c, sizes[a]) for c, a in zip(chosen, spatial)) * per_voxel < MIN_CHUNK_BYTES:
+            open_axes = [i for i, a in enumerate(spatial) if chosen[i] < sizes[a]]
+            if not open_axes:
+                break
+            chosen[open_axes[-1]] *= 2
+    by_letter = dict(zip(spatial, chosen))
+    return tuple(1 if a in "ST" else n if a == "C" else min(by_letter[a], n) for a, n in zip(layout.target_axes, shape))
 
 
 def _open_output(path: Path, resume: bool, shape, dtype, layout: Layout, chunks, compression):
@@ -236,9 +248,9 @@ def predict_tiled(model, data, *, client=None, out=None, resume: bool = False, f
         Default: the largest regions whose float32 buffers stay under 256 MiB, split until
         there are at least two tasks per worker, along the axes with the most tiles first.
     chunks : int or sequence of int, optional
-        Spatial (Z)YX chunk shape of created outputs (default as ``predict_tiled``'s Zarr
-        outputs: the tile step along the first spatial axis, up to 1024 along the others,
-        at most 16 MiB a chunk). Regions are whole chunks.
+        Spatial (Z)YX chunk shape of created outputs (one sample and all channels per
+        chunk). Default: the tile step along every axis, doubled from the last axis on
+        while a chunk is below 1 MiB. Regions are whole chunks.
     retries : int, default 3
         Dask retries of a failed task (a killed worker's tasks are rescheduled by Dask too).
     progress : bool, default True
@@ -426,8 +438,8 @@ def _prepare_image(plan, job, image, path, c_out, dtype, region_shape, chunks, c
     out_axes = output_axes(image.axes, plan.target_axes, c_out)
     shape = axes_mod.restored_shape((tiling.n_samples, c_out, *tiling.spatial), image.axes, image.shape, out_axes)
     layout = Layout(image.axes, image.shape, out_axes, len(plan.tile))
-    step = plan.tile[0] - plan.overlap[0]
-    chunks = _output_chunks(shape, layout, step, dtype, chunks)
+    steps = tuple(t - o for t, o in zip(plan.tile, plan.overlap))
+    chunks = _output_chunks(shape, layout, steps, dtype, chunks)
     array, resuming = _open_output(path, resume, shape, dtype, layout, chunks, compression)
     chunks = tuple(int(array.chunks[out_axes.index(a)]) for a in "ZYX"[3 - len(plan.tile) :])
     tiles_per_axis = tuple(len(t) for t in tiling.axis_tiles)
