@@ -697,6 +697,7 @@ ACCEPTED = [
     ("Augmentations/draw-empty", lambda: cp.Augmentations(seed=0).draw([])[2], _shape((0,))),
     ("Augmentations/probability-bounds", lambda: cp.Augmentations(p_flip=0, p_rot90=1, seed=0).enabled, lambda v: v is True),
     ("Augmentations/flag-ints", lambda: cp.Augmentations(flip=1, rot90=0, seed=0).rot90, lambda v: v is False),
+    ("Augmentations/check_patch_size-int", lambda: cp.Augmentations(seed=0).check_patch_size(16), _is_none),
     ("Augmentations/check_patch_size-none", lambda: cp.Augmentations(seed=0).check_patch_size(None), _is_none),
     ("PatchDataset/get_batch-empty", lambda: DS.get_batch([])[0].data, _shape((0, 1, 4, 4))),
     ("PatchDataset/channels-int", lambda: dataset(inputs=np.zeros((2, 16, 16), np.float32), axes="CYX", channels=1).n_channels, lambda n: n == 1),

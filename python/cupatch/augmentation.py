@@ -22,7 +22,7 @@ import numpy as np
 
 from ._backend import array_module
 from ._random import Stream, hash4, resolve_seed, uniform01, uniform_int
-from ._validation import as_bool, as_int, as_int_tuple, as_probability, look_up_option
+from ._validation import as_bool, as_int, as_int_tuple, as_probability, is_int, look_up_option
 
 __all__ = ["Augmentations", "apply_augmentations"]
 
@@ -67,8 +67,12 @@ class Augmentations:
         return (self.flip and self.p_flip > 0) or (self.rot90 and self.p_rot90 > 0)
 
     def check_patch_size(self, patch_size: Sequence[int] | None) -> None:
-        """Raise ValueError if rotations are enabled and the YX patch size is not square."""
+        """Raise ValueError if rotations are enabled and the YX patch size is not square
+        (one int is that size on every axis: square)."""
         if patch_size is None:
+            return
+        if is_int(patch_size):
+            as_int(patch_size, "patch_size", minimum=1)
             return
         patch_size = as_int_tuple(patch_size, "patch_size", minimum=1)
         if len(patch_size) not in (2, 3):
