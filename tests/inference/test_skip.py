@@ -223,10 +223,12 @@ def test_masks_from_files_lists_and_channels(tmp_path):
     mask[30:, 30:] = 1
     np.save(tmp_path / "mask.npy", mask)
     tifffile.imwrite(tmp_path / "mask.tif", mask)
+    zarr.create_array(str(tmp_path / "mask.zarr"), data=mask > 0)  # bool: read whole
     kwargs = dict(axes="YXC", tile_size=16, overlaps=4, progress=False)
     ref = predict_tiled(content_dependent, image, skip=mask, **kwargs)
     assert (ref[:8, :8] == 0).all() and (ref[-4:, -4:] != 0).all()
-    for skip in (tmp_path / "mask.npy", str(tmp_path / "mask.tif"), mask[..., None].repeat(2, axis=2), mask > 0):
+    files = (tmp_path / "mask.npy", str(tmp_path / "mask.tif"), tmp_path / "mask.zarr")
+    for skip in (*files, mask[..., None].repeat(2, axis=2), mask > 0):
         np.testing.assert_array_equal(predict_tiled(content_dependent, image, skip=skip, **kwargs), ref)
     both = predict_tiled(content_dependent, [image, image], skip=[mask, None], **kwargs)
     np.testing.assert_array_equal(both[0], ref)

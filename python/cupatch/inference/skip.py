@@ -38,6 +38,7 @@ from ..patching.tiled import AXIS_COLUMNS
 from ..stacks import BaseStack
 from ..stacks import axes as axes_mod
 from ..stacks.factory import is_npy_path, open_npy
+from ..stacks.zarr_stack import is_zarr_source
 
 __all__ = ["SkipMask", "SkipRule", "check_skip", "tiles_to_run"]
 
@@ -94,13 +95,21 @@ def _open_mask(mask, axes: str, stack, k: int) -> SkipMask:
                 from ..stacks import as_stack
 
                 try:  # TIFF, Zarr: read per sample, with or without the input's C axis
-                    opened = as_stack(mask, axes)
-                except ValueError:
-                    if "C" not in axes:
+                    try:
+                        opened = as_stack(mask, axes)
+                    except ValueError:
+                        if "C" not in axes:
+                            raise
+                        opened = as_stack(mask, axes.replace("C", ""))
+                    return _open_mask(opened, axes, stack, k)
+                except TypeError:  # a dtype stacks do not hold (a bool Zarr array): read it whole
+                    if not is_zarr_source(mask):
                         raise
-                    opened = as_stack(mask, axes.replace("C", ""))
-                return _open_mask(opened, axes, stack, k)
-            mask = open_npy(mask)
+                    import zarr
+
+                    mask = zarr.open_array(os.fspath(mask), mode="r")[...]
+            else:
+                mask = open_npy(mask)
         elif not is_cupy_array(mask):
             mask = np.asarray(mask)
         if mask.dtype.kind not in "biuf":
