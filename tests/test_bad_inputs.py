@@ -532,7 +532,7 @@ REJECTED = [
     ("predict_tiled/skip-mask-shape", lambda: predict(skip=np.ones((16, 15), bool)), ValueError, "skip (SC(Z)YX shape (1, 1, 16, 15)) of spatial shape (16, 15) does not fit the image of spatial shape (16, 16)"),
     ("predict_tiled/skip-type", lambda: predict(skip=3), TypeError, "skip must be a mask (array, stack or path), a callable on a batch of tiles, or an object with filter_out_batch"),
     ("predict_tiled/skip-returns", lambda: predict(skip=lambda t: [True]), ValueError, "skip must return one bool per tile"),
-    ("predict_tiled/skip_value-inf", lambda: predict(skip=np.ones((16, 16), bool), skip_value=math.inf), ValueError, "skip_value must be finite or nan"),
+    ("predict_tiled/skip_value-inf", lambda: predict(skip=np.ones((16, 16), bool), skip_value=math.inf), ValueError, "skip_value must be a finite number or nan, got inf"),
     ("predict_tiled/data-empty-list", lambda: predict(data=[]), ValueError, "data is an empty list; give at least one image"),
     ("predict_tiled/data-none", lambda: predict(data=None), TypeError, "cannot build an image stack from NoneType"),
     ("predict_tiled/data-zero-size", lambda: predict(data=np.zeros((0, 8), np.float32)), ValueError, "data image 0 is empty: its SC(Z)YX shape (1, 1, 0, 8)"),

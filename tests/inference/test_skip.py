@@ -246,9 +246,10 @@ def test_masks_from_files_lists_and_channels(tmp_path):
         ([np.ones((40, 40), bool)] * 2, {}, ValueError, "one mask per image"),
         (lambda tiles: np.zeros(2, bool), {}, ValueError, "one bool per tile"),
         (lambda tiles: np.zeros(len(tiles)), {}, ValueError, "one bool per tile"),
-        (np.ones((40, 40), bool), {"skip_value": math.inf}, ValueError, "skip_value"),
-        (np.ones((40, 40), bool), {"skip_value": "0"}, TypeError, "skip_value"),
-        (None, {"skip_value": [0]}, TypeError, "skip_value"),
+        (np.ones((40, 40), bool), {"skip_value": math.inf}, ValueError, "skip_value must be a finite number or nan"),
+        (np.ones((40, 40), bool), {"skip_value": "0"}, ValueError, "skip_value"),
+        (np.ones((40, 40), bool), {"skip_value": True}, ValueError, "skip_value"),
+        (None, {"skip_value": [0]}, ValueError, "skip_value"),
     ],
 )
 def test_errors(skip, kwargs, error, match):

@@ -34,6 +34,7 @@ import numpy as np
 
 from .._backend import is_cupy_array
 from .._resolution import cell_ranges, resolution_divisor
+from .._validation import as_float
 from ..patching.tiled import AXIS_COLUMNS
 from ..stacks import BaseStack
 from ..stacks import axes as axes_mod
@@ -166,12 +167,10 @@ def check_skip(skip, skip_value, stacks, axes: str, is_list: bool) -> tuple[Skip
 
 
 def _as_skip_value(value) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"skip_value must be a number (or nan), got {value!r} ({type(value).__name__})")
-    v = float(value)
-    if math.isinf(v):
-        raise ValueError(f"skip_value must be finite or nan, got {value!r}")
-    return v
+    """``skip_value``: a finite number or NaN."""
+    if isinstance(value, (float, np.floating)) and math.isnan(value):
+        return math.nan
+    return as_float(value, "skip_value", what="a finite number or nan")
 
 
 def check_fill(value: float, dtype) -> None:
