@@ -283,6 +283,8 @@ def _predict_image(run: _Run, image: ImagePlan):
     n_run = tiling.n_tiles if run_tiles is None else len(run_tiles)
     stats.skip_s += time.perf_counter() - t_skip
     stats.n_skipped += tiling.n_tiles - n_run
+    if stats.n_skipped and hasattr(run.bar, "set_postfix"):
+        run.bar.set_postfix(skipped=stats.n_skipped, refresh=False)  # the bar's tiles/s counts both
     source = open_source(plan, image)
     sink = None
     done = 0  # tiles before the next one to run: stitched or skipped
