@@ -143,7 +143,6 @@ def main(argv=None) -> None:
     import torch
     import zarr
 
-    import cupatch
     from cupatch.inference import run_prediction
 
     info = machine_info()

@@ -16,35 +16,23 @@ import math
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-from .._validation import as_bool, as_int, ensure_tuple_rep, look_up_option
 import numpy as np
 
-from ..inference.destinations import (
-    COMPRESSIONS,
-    check_outputs,
-    clear_path,
-    is_own_incomplete,
-    mark_complete,
-    mark_incomplete,
-    path_kind,
-)
-from ..inference.driver import _ARGUMENTS, _progress_bar
+from .._validation import as_bool, as_int, ensure_tuple_rep, look_up_option
+from ..inference.destinations import COMPRESSIONS, check_outputs, mark_complete
+from ..inference.driver import _ARGUMENTS, _NoProgress
 from ..inference.plan import DEVICES, Plan, output_axes
-from ..inference.writers import Layout, _zarr_compressors
+from ..inference.writers import Layout
 from ..stacks import axes as axes_mod
 from .inputs import input_refs
 from .models import model_spec
+from .outputs import check_existing, open_output, out_paths, output_chunks
 from .record import CompletionRecord, read_record
 from .regions import REGION_BYTES, RegionGrid, choose_region_chunks
 from .tasks import ImageJob, probe_output, run_region, window_box
 
 __all__ = ["DistributedStats", "predict_tiled", "run_distributed"]
-
-#: Arguments this module handles itself; every other keyword goes to the single-process plan.
-_OWN = ("out", "overwrite", "progress", "device")
 
 
 @dataclass
@@ -90,32 +78,13 @@ def _client(distributed, client):
         ) from None
 
 
-def _out_paths(out, n_images: int, is_list: bool) -> list[Path]:
-    if out is None:
-        raise TypeError(
-            "out is required: the .zarr path (one per image for a list of images) that the workers write into; "
-            "it must be on storage every worker can reach"
-        )
-    if is_list:
-        if not isinstance(out, (list, tuple)) or len(out) != n_images:
-            raise ValueError(f"out must be a list with one .zarr path per image ({n_images}) when data is a list")
-        outs = list(out)
-    else:
-        outs = [out]
-    paths = []
-    for k, o in enumerate(outs):
-        name = "out" if not is_list else f"out[{k}]"
-        if not isinstance(o, (str, Path)) or hasattr(o, "shape"):
-            raise TypeError(f"{name} must be a .zarr path that every worker can write, got {type(o).__name__}")
-        kind = path_kind(Path(o))
-        if kind == ".ome.zarr":
-            raise NotImplementedError(
-                f"{name} {str(o)!r}: distributed runs write plain Zarr arrays, not OME-Zarr images yet; give a .zarr path"
-            )
-        if kind != ".zarr":
-            raise ValueError(f"{name} {str(o)!r} must be a .zarr path: tasks write their regions as Zarr chunks")
-        paths.append(Path(o))
-    return paths
+def _progress_bar(total: int, progress: bool, **labels):
+    """A tqdm bar over finished regions on the client, or a silent stand-in."""
+    if not progress:
+        return _NoProgress()
+    from tqdm.auto import tqdm  # a dependency of cupatch
+
+    return tqdm(total=total, dynamic_ncols=True, **labels)
 
 
 def _fingerprint(plan: Plan, image, grid: RegionGrid, out_shape, dtype) -> dict:
@@ -134,72 +103,6 @@ def _fingerprint(plan: Plan, image, grid: RegionGrid, out_shape, dtype) -> dict:
         "region_shape": list(grid.region_shape),
         "chunks": list(grid.chunks),
     }
-
-
-#: Created outputs' chunks grow from the tile step until they hold at least this many bytes.
-MIN_CHUNK_BYTES = 2**20
-
-
-def _output_chunks(shape, layout: Layout, steps: tuple[int, ...], dtype, chunks) -> tuple[int, ...]:
-    """Chunks of a created output: one sample, all channels, and ``chunks`` (Z)YX, or by
-    default the tile step along every spatial axis (so that regions can be cut at every
-    step), doubled from the last axis on while a chunk is below 1 MiB."""
-    spatial = "ZYX"[3 - layout.ndim :]
-    sizes = dict(zip(layout.target_axes, shape))
-    if chunks is not None:
-        chosen = list(ensure_tuple_rep(chunks, layout.ndim, "chunks", minimum=1))
-    else:
-        chosen = list(steps)
-        per_voxel = np.dtype(dtype).itemsize * sizes.get("C", 1)
-        while math.prod(min(c, sizes[a]) for c, a in zip(chosen, spatial)) * per_voxel < MIN_CHUNK_BYTES:
-            open_axes = [i for i, a in enumerate(spatial) if chosen[i] < sizes[a]]
-            if not open_axes:
-                break
-            chosen[open_axes[-1]] *= 2
-    by_letter = dict(zip(spatial, chosen))
-    return tuple(1 if a in "ST" else n if a == "C" else min(by_letter[a], n) for a, n in zip(layout.target_axes, shape))
-
-
-def _open_output(path: Path, resume: bool, shape, dtype, layout: Layout, chunks, compression):
-    """``(zarr array, resuming)``: the output created anew, or reopened to resume."""
-    import zarr  # optional dependency, only for Zarr outputs
-
-    if path.exists() and resume:
-        array = zarr.open_array(str(path), mode="r+")
-        if tuple(array.shape) != tuple(shape) or np.dtype(array.dtype) != np.dtype(dtype):
-            raise ValueError(
-                f"out {str(path)!r} has shape {tuple(array.shape)} and dtype {array.dtype}, but this run makes "
-                f"{tuple(shape)} {np.dtype(dtype)}; resume needs the same arguments (or pass overwrite=True)"
-            )
-        return array, True
-    clear_path(path, True)  # existence was checked up front
-    array = zarr.create_array(
-        store=str(path), shape=shape, chunks=chunks, dtype=dtype, fill_value=0, dimension_names=list(layout.target_axes),
-        **_zarr_compressors(compression),
-    )
-    mark_incomplete(path)  # until every region is written
-    return array, False
-
-
-def _check_existing(paths: list[Path], resume: bool, overwrite: bool) -> None:
-    for path in paths:
-        if not path.exists() or resume or overwrite:
-            continue
-        import zarr  # optional dependency, only for Zarr outputs
-
-        try:
-            record = read_record(zarr.open_array(str(path), mode="r"))
-        except Exception:  # not a Zarr array of ours: check_outputs names the problem
-            record = None
-        if record is not None and not record.get("complete"):
-            done = sum(last - first + 1 for first, last in record.get("done", []))
-            raise FileExistsError(
-                f"out {str(path)!r} holds an interrupted distributed run ({done} of {record.get('n_tasks')} regions "
-                f"finished); pass resume=True to finish it, or overwrite=True to start again"
-            )
-        if is_own_incomplete(path):
-            continue  # a partial single-process output: replaced as predict_tiled does
-        raise FileExistsError(f"out {str(path)!r} already exists; pass overwrite=True to replace it (or resume=True)")
 
 
 def _region_chunks(region_shape, grid_args: dict, min_tasks: int, bytes_per_voxel: int) -> tuple[int, ...]:
@@ -228,7 +131,8 @@ def predict_tiled(model, data, *, client=None, out=None, resume: bool = False, f
         A picklable model (scattered once to every worker), a ``"module:callable"`` string
         naming a zero-argument factory (imported and called once per worker process), or
         a zero-argument callable with ``factory=True``. Use a factory for models that cannot
-        be pickled or must be built on the worker's GPU.
+        be pickled or must be built on the worker's GPU. A factory's model is kept for the
+        worker process's life (``client.restart()`` rebuilds it).
     data : path, Zarr array, dask.array.Array, file-backed stack, or a list of them
         What every worker can read: a Zarr array or path/URI (array, or a group holding one
         array), a ``.tif``/``.tiff`` or ``.npy`` path; or a dask array (each task receives
@@ -284,9 +188,6 @@ def predict_tiled(model, data, *, client=None, out=None, resume: bool = False, f
 
 def _plan(data, plan_data, progress, arguments) -> Plan:
     """The single-process plan of the run (argument checks, tiling, normalisation)."""
-    for name in _OWN:
-        if name in arguments:  # pragma: no cover - bound by our own signature first
-            raise TypeError(f"{name} given twice")
     bound = _ARGUMENTS.bind(_planning_model, plan_data if isinstance(data, (list, tuple)) else plan_data[0],
                             out=None, device="cpu", progress=progress, overwrite=False, **arguments)  # fmt: skip
     bound.apply_defaults()
@@ -334,11 +235,11 @@ def run_distributed(model, data, *, client=None, out=None, resume=False, factory
     if axes is None:
         raise TypeError("predict_tiled() missing required keyword argument 'axes'")
     refs, plan_data, is_list = input_refs(data, axes_mod.validate_axes(axes))
-    paths = _out_paths(out, len(refs), is_list)
+    paths = out_paths(out, len(refs), is_list)
     compression = look_up_option(arguments.pop("compression", None), (None, *COMPRESSIONS), "compression")
     plan = _plan(data, plan_data, progress, arguments)
     check_outputs(paths, plan_data, [image.stack for image in plan.images], True)
-    _check_existing(paths, resume, overwrite)
+    check_existing(paths, resume, overwrite)
     client = _client(distributed, client)
     spec, payload = model_spec(model, factory)
     model_ref = client.scatter(payload, broadcast=True, hash=False) if payload is not None else None
@@ -346,7 +247,7 @@ def run_distributed(model, data, *, client=None, out=None, resume=False, factory
     jobs = [_job(plan, k, ref, device) for k, ref in enumerate(refs)]
     start = time.perf_counter()
     probe = client.submit(probe_output, jobs[0], spec, model_ref, _probe_block(client, jobs[0]), pure=False,
-                          key=f"cupatch-probe-{uuid.uuid4().hex}")  # fmt: skip
+                          retries=retries, key=f"cupatch-probe-{uuid.uuid4().hex}")  # fmt: skip
     c_out, dtype = probe.result()
     # at least two tasks per worker thread, shared among the images
     min_tasks = math.ceil(2 * max(1, sum(client.nthreads().values())) / len(jobs))
@@ -371,10 +272,7 @@ def run_distributed(model, data, *, client=None, out=None, resume=False, factory
         future = client.submit(run_region, job, task_id, spec, model_ref, block, retries=retries, pure=False,
                                key=f"cupatch-region-{job.index}-{task_id}-{uuid.uuid4().hex}")  # fmt: skip
         futures[future] = job.index
-    bar = _progress_bar(len(futures), progress)
-    if hasattr(bar, "set_description"):
-        bar.set_description("predict_tiled (regions)")
-        bar.unit = "region"
+    bar = _progress_bar(len(futures), progress, desc="predict_tiled", unit="region")
     try:
         for future in distributed.as_completed(list(futures)):
             result = future.result()  # raises the task's error after its retries
@@ -439,8 +337,8 @@ def _prepare_image(plan, job, image, path, c_out, dtype, region_shape, chunks, c
     shape = axes_mod.restored_shape((tiling.n_samples, c_out, *tiling.spatial), image.axes, image.shape, out_axes)
     layout = Layout(image.axes, image.shape, out_axes, len(plan.tile))
     steps = tuple(t - o for t, o in zip(plan.tile, plan.overlap))
-    chunks = _output_chunks(shape, layout, steps, dtype, chunks)
-    array, resuming = _open_output(path, resume, shape, dtype, layout, chunks, compression)
+    chunks = output_chunks(shape, layout, steps, dtype, chunks)
+    array, resuming = open_output(path, resume, shape, dtype, layout, chunks, compression)
     chunks = tuple(int(array.chunks[out_axes.index(a)]) for a in "ZYX"[3 - len(plan.tile) :])
     tiles_per_axis = tuple(len(t) for t in tiling.axis_tiles)
     stored = (read_record(array) or {}).get("fingerprint", {}).get("region_shape") if resuming else None

@@ -11,6 +11,7 @@ them (save as Zarr, or wrap in ``dask.array.from_array``).
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,7 @@ class InputRef:
     source: Any
     axes: str
     dask: Any = None  # the DaskStack the client slices windows from
+    run: str = ""  # the call it belongs to: a worker's open stacks are reused within one call only
 
 
 def _unreachable(name: str, obj) -> TypeError:
@@ -66,6 +68,7 @@ def _unreachable(name: str, obj) -> TypeError:
 
 def input_refs(data, axes: str) -> tuple[list[InputRef], list, bool]:
     """``(refs, plan_data, is_list)``: what the workers open, and what the client plans with."""
+    run = uuid.uuid4().hex
     is_list = isinstance(data, (list, tuple))
     items = list(data) if is_list else [data]
     refs, plan_data = [], []
@@ -75,10 +78,10 @@ def input_refs(data, axes: str) -> tuple[list[InputRef], list, bool]:
             raise _unreachable(name, item)
         if is_dask_array(item):
             stack = DaskStack(item, axes)
-            refs.append(InputRef(None, axes, stack))
+            refs.append(InputRef(None, axes, stack, run))
             plan_data.append(stack)
         elif isinstance(item, (str, os.PathLike)) or is_zarr_array(item):
-            refs.append(InputRef(os.fspath(item) if isinstance(item, os.PathLike) else item, axes))
+            refs.append(InputRef(os.fspath(item) if isinstance(item, os.PathLike) else item, axes, run=run))
             plan_data.append(item)
         elif isinstance(item, BaseStack):
             if getattr(item, "array", None) is not None or item.placement != "disk":
@@ -86,7 +89,7 @@ def input_refs(data, axes: str) -> tuple[list[InputRef], list, bool]:
                     f"{name} is a stack held in memory ({item.placement}), which the Dask workers cannot read; pass "
                     f"its file path, or a dask array wrapping the data"
                 )
-            refs.append(InputRef(item.source, item.original_axes))
+            refs.append(InputRef(item.source, item.original_axes, run=run))
             plan_data.append(item)
         else:
             raise TypeError(
@@ -96,17 +99,22 @@ def input_refs(data, axes: str) -> tuple[list[InputRef], list, bool]:
     return refs, plan_data, is_list
 
 
-_STACKS: dict[tuple[str, str], Any] = {}  # per worker process: stacks opened from paths
+# Per worker process: the stacks opened from paths by the latest calls (a stack keeps a chunk
+# cache, so it is never reused by a later call, which may read a rewritten file).
+_STACKS: dict[tuple[str, str, str], Any] = {}
+_MAX_STACKS = 8
 
 
 def _worker_stack(ref: InputRef):
-    if isinstance(ref.source, str):
-        key = (ref.source, ref.axes)
-        stack = _STACKS.get(key)
-        if stack is None:
-            stack = _STACKS[key] = open_image(ref.source, ref.axes)
-        return stack
-    return open_image(ref.source, ref.axes)
+    if not isinstance(ref.source, str):
+        return open_image(ref.source, ref.axes)
+    key = (ref.source, ref.axes, ref.run)
+    stack = _STACKS.get(key)
+    if stack is None:
+        while len(_STACKS) >= _MAX_STACKS:
+            _STACKS.pop(next(iter(_STACKS)))
+        stack = _STACKS[key] = open_image(ref.source, ref.axes)
+    return stack
 
 
 def read_window(ref: InputRef, sample: int, channels, lo, hi, block=None) -> np.ndarray:

@@ -79,7 +79,10 @@ def _load_factory(text: str):
     return target
 
 
+# Per worker process, for its life: factories by name (built once), and the scattered models
+# of the latest calls (each call scatters its own object; older ones are let go).
 _CACHE: dict[tuple[str, str], ModelRunner] = {}
+_MAX_SCATTERED = 4
 _LOCK = threading.Lock()  # a worker with several threads builds a factory's model once
 
 
@@ -108,6 +111,10 @@ def worker_runner(spec: ModelSpec, model, device: str) -> ModelRunner:
                     f"model factory {spec.name} failed on worker {_worker_label()}:\n{traceback.format_exc()}"
                 ) from None
         runner = ModelRunner(model, device)
+        if spec.factory is None:
+            scattered = [k for k in _CACHE if k[0].startswith("model:")]
+            for old in scattered[: max(0, len(scattered) - _MAX_SCATTERED + 1)]:
+                del _CACHE[old]
         _CACHE[key] = runner
         return runner
 

@@ -75,6 +75,8 @@ def _patching(job: ImageJob) -> TiledPatching:
     key = (job.data_shape, job.tile, job.overlap)
     patching = _PATCHINGS.get(key)
     if patching is None:
+        if len(_PATCHINGS) >= 16:
+            _PATCHINGS.pop(next(iter(_PATCHINGS)))
         patching = _PATCHINGS[key] = TiledPatching([job.data_shape], job.tile, job.overlap)
     return patching
 
