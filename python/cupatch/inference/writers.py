@@ -20,6 +20,7 @@ from __future__ import annotations
 import queue
 import threading
 import warnings
+import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -273,7 +274,9 @@ class TiffWriter(ArrayWriter):
         temporary = Path(self.target.filename)
         del self.target
         temporary.unlink(missing_ok=True)
-        self.target = zarr.open(tifffile.imread(self.path, aszarr=True), mode="r")
+        store = tifffile.imread(self.path, aszarr=True)
+        self.target = zarr.open(store, mode="r")
+        weakref.finalize(self.target, store.close)  # the view holds the file open until it goes
         mark_complete(self.path)
 
 
