@@ -142,7 +142,7 @@ def test_pure_function_of_seed_epoch_index():
 
 def _patches_by_index(loader):
     out = {}
-    for x, idx in zip(loader, loader.batches()):
+    for (x,), idx in zip(loader, loader.batches()):  # no targets: the loader yields (input,)
         for i, patch in zip(idx.tolist(), np.asarray(x)):
             out[i] = patch
     return out
