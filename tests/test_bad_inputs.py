@@ -230,7 +230,6 @@ REJECTED = [
     ("stitch_tiles/mode-bool", lambda: stitch(mode=True), ValueError, 'mode must be "crop" or "blend", got True'),
     ("stitch_tiles/weights-in-crop", lambda: stitch(weights=[np.zeros((1, 1, 8, 8), np.float32)]), ValueError, 'weights is used only with mode="blend"'),
     ("stitch_tiles/window_table-in-crop", lambda: stitch(window_table=cp.window_table((4, 4), (2, 2))), ValueError, 'window_table is used only with mode="blend"'),
-    ("stitch_tiles/blend-without-weights", lambda: blend(weights=None), ValueError, 'mode="blend" needs weights'),
     ("stitch_tiles/blend-weights-bool", lambda: blend(weights=True), ValueError, "weights must be a list with one array per output (1)"),
     ("stitch_tiles/blend-weights-shape", lambda: blend(weights=[np.zeros((1, 2, 8, 8), np.float32)]), ValueError, "weights[0] must have shape (1, 1, 8, 8)"),
     ("stitch_tiles/blend-without-window", lambda: blend(window_table=None), ValueError, 'mode="blend" needs window_table'),

@@ -145,10 +145,11 @@ void gather_cpu(const carray<index_t>& sources, int source_dtype, const carray<i
 }
 
 // Output table on the host: check shapes and pointers.
-void check_outputs_cpu(const carray<index_t>& outputs, bool need_weights) {
+// A null weight pointer is allowed: blending then adds only the weighted tiles.
+void check_outputs_cpu(const carray<index_t>& outputs) {
     require_2d(outputs, cupatch::kOutputFields, "outputs table");
     auto o = outputs.unchecked<2>();
-    using cupatch::kOutputData, cupatch::kOutputWeight, cupatch::kOutputShape, cupatch::kOutputOrigin, cupatch::kOutputImage;
+    using cupatch::kOutputData, cupatch::kOutputShape, cupatch::kOutputOrigin, cupatch::kOutputImage;
     auto in_range = [](index_t v) { return v >= 0 && v < cupatch::kCoordLimit; };
     for (index_t i = 0; i < o.shape(0); ++i) {
         for (int d = 0; d < kOutputShape.width; ++d)
@@ -157,7 +158,6 @@ void check_outputs_cpu(const carray<index_t>& outputs, bool need_weights) {
             cupatch::require(in_range(o(i, kOutputOrigin.first + d)) && in_range(o(i, kOutputImage.first + d)),
                              "outputs table: origin or image extent out of range");
         cupatch::require(o(i, kOutputData.first) != 0, "outputs table: null data pointer");
-        cupatch::require(!need_weights || o(i, kOutputWeight.first) != 0, "outputs table: blending needs weight arrays");
     }
 }
 
@@ -203,7 +203,7 @@ cupatch::StitchArgs stitch_args_cpu(const carray<float>& tiles, const carray<ind
         make_stitch_args(address(tiles.data()), tiles.shape(0), tiles.shape(1), tile, address(specs.data()), specs.shape(1),
                          ndim, address(outputs.data()), outputs.shape(0), window ? address(window->data()) : 0,
                          window ? window->shape(2) : 0);
-    check_outputs_cpu(outputs, blend);
+    check_outputs_cpu(outputs);
     auto sp = specs.unchecked<2>();
     auto o = outputs.unchecked<2>();
     const int shape0 = cupatch::kOutputShape.first;  // (S, C, Z, Y, X)

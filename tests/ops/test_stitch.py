@@ -111,6 +111,24 @@ def test_blend_matches_reference_bitwise(xp, case, window):
         assert (to_numpy(w) > 0).all()  # border flags keep every voxel's weight positive
 
 
+@pytest.mark.parametrize("case", list(CASES))
+def test_blend_without_weights_adds_the_same_sums(xp, case):
+    """weights=None: only the weighted tiles are added, bit for bit as with weights."""
+    shapes, tile, overlaps = CASES[case]
+    rng = np.random.default_rng([len(case), 7])
+    specs = tile_table(shapes, tile, overlaps)
+    tiles = xp.asarray(random_tiles(rng, len(specs), shapes[0][1], tile))
+    table = window_table(tile, overlaps, "gaussian")
+    with_w = [xp.zeros(s, dtype=np.float32) for s in shapes]
+    weights = [xp.zeros((s[0], 1, *s[2:]), dtype=np.float32) for s in shapes]
+    without = [xp.zeros(s, dtype=np.float32) for s in shapes]
+    stitch_tiles(tiles, specs, with_w, mode="blend", weights=weights, window_table=table)
+    stitch_tiles(tiles, specs, without, mode="blend", window_table=table)
+    for a, b in zip(with_w, without):
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
+    assert any(to_numpy(a).any() for a in without)
+
+
 def test_blend_with_many_coincident_tiles_matches_reference(xp):
     """More tiles covering one voxel than the fast path holds (the slower path kicks in)."""
     rng = np.random.default_rng(2)

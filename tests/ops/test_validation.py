@@ -174,7 +174,6 @@ STITCH_BAD = [
     (dict(origins=[(0,)]), ValueError, r"origins\[0\] must have 2 entries"),
     (dict(image_shapes=[(4, 5)]), ValueError, r"does not fit in image_shapes\[0\]"),
     (dict(image_shapes=[(4, 6), (4, 6)]), ValueError, "image_shapes must have one entry per output"),
-    (blend_kwargs(weights=None), ValueError, "needs weights"),
     (blend_kwargs(weights=[]), ValueError, "weights must be a list with one array per output"),
     (blend_kwargs(weights=[np.zeros((1, 2, 4, 6), np.float32)]), ValueError, r"weights\[0\] must have shape \(1, 1, 4, 6\)"),
     (blend_kwargs(weights=[np.zeros((1, 1, 4, 6), np.float64)]), TypeError, r"weights\[0\] must be float32"),
@@ -267,8 +266,7 @@ def test_native_stitch_rechecks():
         _core.stitch_crop_cpu(TILES, TSPECS + np.array([0, 3] + [0] * 8), table)
     with pytest.raises(ValueError, match="one row per tile"):
         _core.stitch_crop_cpu(TILES, TSPECS[:1], table)
-    with pytest.raises(ValueError, match="blending needs weight arrays"):
-        _core.stitch_blend_cpu(TILES, TSPECS, table, window_table((4, 4), (2, 2)))
+    _core.stitch_blend_cpu(TILES, TSPECS, table, window_table((4, 4), (2, 2)))  # no weight array: sums only
     bad_channels = table.copy()
     bad_channels[0, 3] = 3
     with pytest.raises(ValueError, match="as many channels"):

@@ -1,13 +1,20 @@
 // SPDX-License-Identifier: BSD-3-Clause
 #include "parallel.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdlib>
+#include <exception>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 namespace cupatch {
 
@@ -24,6 +31,137 @@ int default_threads() {
     }
     const unsigned hw = std::thread::hardware_concurrency();
     return hw ? static_cast<int>(hw) : 1;
+}
+
+// One parallel_for call. Shared with the workers, which may still hold it (and only touch
+// its counters, finding no chunk left) after the caller has returned.
+struct Job {
+    const std::function<void(std::int64_t)>* chunk = nullptr;  // valid while chunks remain
+    std::int64_t n_chunks = 0;
+    int max_workers = 0;  // workers with index <= max_workers take part
+    std::atomic<std::int64_t> next{0};
+    std::atomic<std::int64_t> finished{0};
+    std::vector<std::exception_ptr> errors;
+    std::mutex m;
+    std::condition_variable all_done;
+
+    // Claim and run chunks until none is left; returns when this thread has no more to do.
+    void work() {
+        for (;;) {
+            const std::int64_t k = next.fetch_add(1, std::memory_order_relaxed);
+            if (k >= n_chunks) return;
+            try {
+                (*chunk)(k);
+            } catch (...) {
+                errors[static_cast<std::size_t>(k)] = std::current_exception();
+            }
+            if (finished.fetch_add(1, std::memory_order_acq_rel) + 1 == n_chunks) {
+                std::lock_guard<std::mutex> lock(m);
+                all_done.notify_all();
+            }
+        }
+    }
+};
+
+class Pool {
+public:
+    // Runs the job with up to n_threads - 1 workers; false when the pool is busy (the
+    // caller then runs the chunks itself).
+    bool run(const std::shared_ptr<Job>& job, int n_threads) {
+        std::unique_lock<std::mutex> busy(run_mutex_, std::try_to_lock);
+        if (!busy.owns_lock()) return false;
+        grow(n_threads - 1);
+        {
+            std::lock_guard<std::mutex> lock(m_);
+            job->max_workers = n_threads - 1;
+            current_ = job;
+            ++generation_;
+        }
+        wake_.notify_all();
+        job->work();
+        {
+            std::unique_lock<std::mutex> lock(job->m);
+            job->all_done.wait(lock, [&] { return job->finished.load(std::memory_order_acquire) == job->n_chunks; });
+        }
+        std::lock_guard<std::mutex> lock(m_);
+        current_.reset();
+        return true;
+    }
+
+    void stop_all() {
+        std::lock_guard<std::mutex> busy(run_mutex_);
+        {
+            std::lock_guard<std::mutex> lock(m_);
+            stop_ = true;
+        }
+        wake_.notify_all();
+        for (auto& w : workers_) w.join();
+        workers_.clear();
+        std::lock_guard<std::mutex> lock(m_);
+        stop_ = false;
+    }
+
+private:
+    void grow(int wanted) {
+        // Called with run_mutex_ held. A refused start leaves the pool smaller; the caller
+        // claims the chunks no worker takes.
+        while (static_cast<int>(workers_.size()) < wanted) {
+            const std::int64_t index = static_cast<std::int64_t>(workers_.size()) + 1;
+            try {
+                workers_.push_back(start_worker_thread(index, [this, index] { loop(index); }));
+            } catch (...) {  // std::system_error (no more threads) or std::bad_alloc
+                return;
+            }
+        }
+    }
+
+    void loop(std::int64_t index) {
+        std::uint64_t seen = 0;
+        {
+            std::lock_guard<std::mutex> lock(m_);
+            seen = generation_;  // a job that started before this worker existed is not joined late
+        }
+        for (;;) {
+            std::shared_ptr<Job> job;
+            {
+                std::unique_lock<std::mutex> lock(m_);
+                wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+                if (stop_) return;
+                seen = generation_;
+                job = current_;
+            }
+            if (job && index <= job->max_workers) job->work();
+        }
+    }
+
+    std::mutex run_mutex_;  // one job at a time
+    std::mutex m_;
+    std::condition_variable wake_;
+    std::vector<std::thread> workers_;
+    std::shared_ptr<Job> current_;
+    std::uint64_t generation_ = 0;
+    bool stop_ = false;
+};
+
+// Never destroyed: workers may be blocked in it at process exit, and a forked child leaks
+// the parent's (whose threads do not exist there) instead of joining it.
+std::atomic<Pool*> g_pool{nullptr};
+std::once_flag g_atfork_once;
+
+void drop_pool_in_child() { g_pool.store(nullptr, std::memory_order_relaxed); }
+
+Pool& pool() {
+    std::call_once(g_atfork_once, [] { pthread_atfork(nullptr, nullptr, drop_pool_in_child); });
+    Pool* p = g_pool.load(std::memory_order_acquire);
+    if (!p) {
+        auto* fresh = new Pool();
+        if (g_pool.compare_exchange_strong(p, fresh, std::memory_order_acq_rel)) {
+            p = fresh;
+        } else {
+            delete fresh;  // another thread installed one first (p now points to it)
+        }
+    }
+    return *p;
 }
 }  // namespace
 
@@ -44,11 +182,27 @@ std::thread start_worker_thread(std::int64_t index, std::function<void()> work) 
     return std::thread(std::move(work));
 }
 
+void reset_thread_pool_for_testing() { pool().stop_all(); }
+
+void run_chunks(std::int64_t n_chunks, int n_threads, const std::function<void(std::int64_t)>& chunk) {
+    auto job = std::make_shared<Job>();
+    job->chunk = &chunk;
+    job->n_chunks = n_chunks;
+    job->errors.resize(static_cast<std::size_t>(n_chunks));
+    if (!pool().run(job, n_threads)) job->work();  // busy (another caller, or nested): inline
+    for (auto& e : job->errors)
+        if (e) std::rethrow_exception(e);
+}
+
 void parallel_for_check(std::int64_t n, int fail_thread_start_after, std::int64_t throw_at, std::int32_t* hits) {
     struct ResetHook {
-        ~ResetHook() { set_thread_start_failure_for_testing(-1); }
+        ~ResetHook() {
+            set_thread_start_failure_for_testing(-1);
+            reset_thread_pool_for_testing();  // the next call starts its workers normally
+        }
     } reset_hook;
     set_thread_start_failure_for_testing(fail_thread_start_after);
+    reset_thread_pool_for_testing();  // workers are started anew, under the hook
     std::fill(hits, hits + n, 0);
     parallel_for(n, std::int64_t(1) << 15, [&](std::int64_t begin, std::int64_t end) {
         for (std::int64_t i = begin; i < end; ++i) ++hits[i];

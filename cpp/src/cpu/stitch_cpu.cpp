@@ -12,25 +12,54 @@
 
 namespace cupatch {
 
+namespace {
+// Row loops of the CPU blend, separately rounded float32 operations in blend_voxel()'s
+// order (hence the same bits as the GPU), written over non-aliasing rows so that they
+// vectorise; on x86-64 an AVX2 clone is picked at load time where the CPU has it (the
+// same IEEE operations, only wider).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(__SANITIZE_THREAD__)
+#define CUPATCH_ROW_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CUPATCH_ROW_CLONES
+#endif
+
+// w[i] = weight_zy * wx[i]  (blend_weight_x)
+CUPATCH_ROW_CLONES void scale_row(float* __restrict w, float weight_zy, const float* __restrict wx, index_t n) {
+    for (index_t i = 0; i < n; ++i) w[i] = mul_rn(weight_zy, wx[i]);
+}
+// acc[i] += w[i] * v[i]
+CUPATCH_ROW_CLONES void accumulate_row(float* __restrict acc, const float* __restrict w, const float* __restrict v, index_t n) {
+    for (index_t i = 0; i < n; ++i) acc[i] = add_rn(acc[i], mul_rn(w[i], v[i]));
+}
+// out[i] += acc[i]
+CUPATCH_ROW_CLONES void add_row(float* __restrict out, const float* __restrict acc, index_t n) {
+    for (index_t i = 0; i < n; ++i) out[i] = add_rn(out[i], acc[i]);
+}
+// One covering tile: out[i] += (0 + w[i] * v[i]), the sum blend_accumulate() forms.
+CUPATCH_ROW_CLONES void add_weighted_row(float* __restrict out, const float* __restrict w, const float* __restrict v, index_t n) {
+    for (index_t i = 0; i < n; ++i) out[i] = add_rn(out[i], add_rn(0.0f, mul_rn(w[i], v[i])));
+}
+}  // namespace
+
 void stitch_crop_cpu(const StitchArgs& a) {
-    // Threads take whole tiles; each tile's spec and output are decoded once and only its
-    // kept rows are visited.
-    const index_t TZ = a.tile[0], TY = a.tile[1];
-    parallel_for(a.n_tiles, a.channels * TZ * TY * a.tile[2], [&](index_t begin, index_t end) {
-        for (index_t b = begin; b < end; ++b) {
+    // Items are tile planes (b, c, tz), so a batch of a few large 3-D tiles still splits
+    // into many chunks (a late worker then holds up little); each item decodes its tile's
+    // spec and output and visits only the kept rows.
+    const index_t C = a.channels, TZ = a.tile[0], TY = a.tile[1];
+    parallel_for(a.n_tiles * C * TZ, TY * a.tile[2], [&](index_t begin, index_t end) {
+        for (index_t item = begin; item < end; ++item) {
+            const index_t b = item / (C * TZ), c = (item / TZ) % C, tz = item % TZ;
             const TileSpec t = load_tile_spec(a, b);
             if (!tile_target_valid(a, t)) continue;
+            if (tz < max_i(t.crop[0], 0) || tz >= min_i(t.crop[0] + t.size[0], TZ)) continue;
             const OutputView o = load_output(a.outputs, t.data_idx);
-            const index_t z0 = max_i(t.crop[0], 0), z1 = min_i(t.crop[0] + t.size[0], TZ);
             const index_t y0 = max_i(t.crop[1], 0), y1 = min_i(t.crop[1] + t.size[1], TY);
-            for (index_t c = 0; c < a.channels; ++c)
-                for (index_t tz = z0; tz < z1; ++tz)
-                    for (index_t ty = y0; ty < y1; ++ty) {
-                        const CropRow r = crop_row_of(a, t, o, b, c, tz, ty);
-                        if (r.hi > r.lo)
-                            std::memcpy(r.out + r.dst + r.lo, a.tiles + r.src + r.lo,
-                                        static_cast<std::size_t>(r.hi - r.lo) * sizeof(float));
-                    }
+            for (index_t ty = y0; ty < y1; ++ty) {
+                const CropRow r = crop_row_of(a, t, o, b, c, tz, ty);
+                if (r.hi > r.lo)
+                    std::memcpy(r.out + r.dst + r.lo, a.tiles + r.src + r.lo, static_cast<std::size_t>(r.hi - r.lo) * sizeof(float));
+            }
         }
     });
 }
@@ -77,18 +106,30 @@ void stitch_blend_cpu(const StitchArgs& a) {
         std::sort(cuts.begin(), cuts.end());
         cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
     };
-    parallel_for(B, tile_voxels * 4, [&](index_t begin, index_t end) {
+    // Items are (tile, slice): a Z plane of a 3-D tile, or kSliceRows Y rows of a 2-D one,
+    // so that even a few large tiles split into many chunks. Which item adds a voxel does
+    // not change what is added to it.
+    constexpr index_t kSliceRows = 16;
+    const int slice_axis = a.ndim == 3 ? 0 : 1;
+    const index_t slice_rows = a.ndim == 3 ? 1 : kSliceRows;
+    const index_t n_slices = (a.tile[slice_axis] + slice_rows - 1) / slice_rows;
+    parallel_for(B * n_slices, tile_voxels * 4 / n_slices, [&](index_t begin, index_t end) {
         std::vector<index_t> zcuts, ycuts, xcuts;
         std::vector<std::int32_t> band;
         std::vector<Segment> segments;
         std::vector<float> weight_zy, weights, acc;
         std::vector<index_t> tile_row;
-        for (index_t b = begin; b < end; ++b) {
+        for (index_t item = begin; item < end; ++item) {
+            const index_t b = item / n_slices, slice = item % n_slices;
             if (!valid[b]) continue;
             const TileSpec& tb = specs[b];
             const OutputView o = load_output(a.outputs, tb.data_idx);
-            index_t lo[3], hi[3];  // window clipped to the output slab
+            index_t lo[3], hi[3];  // window clipped to the output slab, then to the slice
             if (!clip_to_slab(windows[b], o, lo, hi)) continue;
+            const index_t first = tb.coords[slice_axis] + slice * slice_rows;
+            lo[slice_axis] = max_i(lo[slice_axis], first);
+            hi[slice_axis] = min_i(hi[slice_axis], first + slice_rows);
+            if (hi[slice_axis] <= lo[slice_axis]) continue;
             const index_t n_channels = std::min(a.channels, o.shape[1]);
             const index_t plane = o.shape[2] * o.shape[3] * o.shape[4];
             const index_t wshape[5] = {o.shape[0], 1, o.shape[2], o.shape[3], o.shape[4]};
@@ -141,28 +182,28 @@ void stitch_blend_cpu(const StitchArgs& a) {
                                 acc.resize(static_cast<std::size_t>(n));
                                 for (std::size_t j = 0; j < m; ++j) {
                                     const int c = seg.cover[j];
-                                    const index_t coord_x = specs[band[c]].coords[2];
-                                    const unsigned flag_x = windows[band[c]].flag[2];
-                                    float* wj = weights.data() + j * n;
-                                    for (index_t i = 0; i < n; ++i) wj[i] = blend_weight_x(a, weight_zy[c], flag_x, x0 + i - coord_x);
+                                    const index_t px = x0 - specs[band[c]].coords[2];  // >= 0 (x inside the window)
+                                    const float* wx = a.window + ((a.ndim - 1) * 4 + windows[band[c]].flag[2]) * a.window_len + px;
+                                    scale_row(weights.data() + j * n, weight_zy[c], wx, n);  // = blend_weight_x()
                                 }
                                 for (index_t ch = 0; ch < n_channels; ++ch) {
+                                    float* out = o.data + (out_row + ch * plane + x0);
+                                    const float* v0 = a.tiles + (tile_row[seg.cover[0]] + ch * tile_voxels + x0);
+                                    if (m == 1) {  // most voxels: one covering tile
+                                        add_weighted_row(out, weights.data(), v0, n);
+                                        continue;
+                                    }
                                     std::fill(acc.begin(), acc.end(), 0.0f);
                                     for (std::size_t j = 0; j < m; ++j) {
-                                        const float* wj = weights.data() + j * n;
                                         const float* v = a.tiles + (tile_row[seg.cover[j]] + ch * tile_voxels + x0);
-                                        for (index_t i = 0; i < n; ++i) acc[i] = add_rn(acc[i], mul_rn(wj[i], v[i]));
+                                        accumulate_row(acc.data(), weights.data() + j * n, v, n);
                                     }
-                                    float* out = o.data + (out_row + ch * plane + x0);
-                                    for (index_t i = 0; i < n; ++i) out[i] = add_rn(out[i], acc[i]);
+                                    add_row(out, acc.data(), n);
                                 }
+                                if (!o.weight) continue;  // normalised by the caller (a geometry weight map)
                                 std::fill(acc.begin(), acc.end(), 0.0f);
-                                for (std::size_t j = 0; j < m; ++j) {
-                                    const float* wj = weights.data() + j * n;
-                                    for (index_t i = 0; i < n; ++i) acc[i] = add_rn(acc[i], wj[i]);
-                                }
-                                float* wt = o.weight + (weight_row + x0);
-                                for (index_t i = 0; i < n; ++i) wt[i] = add_rn(wt[i], acc[i]);
+                                for (std::size_t j = 0; j < m; ++j) add_row(acc.data(), weights.data() + j * n, n);
+                                add_row(o.weight + (weight_row + x0), acc.data(), n);
                             }
                         }
                     }

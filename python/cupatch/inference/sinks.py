@@ -1,8 +1,9 @@
 """Stitching sinks: where predicted tiles are stitched, one ``stitch_tiles`` launch a batch.
 
-:class:`MemorySink` stitches into full-size outputs on the working device (crop, or a
-``BlendAccumulator``). :class:`SlabSink` streams: it keeps only an output slab per sample
-covering the rows of tiles still open, and hands every region no later tile touches
+:class:`MemorySink` stitches into full-size outputs on the working device (crop, or blend
+divided once by the tiling's :class:`~cupatch.inference.weightmap.WeightMap`; a
+``BlendAccumulator`` when tiles are skipped). :class:`SlabSink` streams: it keeps only an
+output slab per sample covering the rows of tiles still open, and hands every region no later tile touches
 (blend: divided by its weights), cast to the output dtype and copied to the host, to a
 :class:`~cupatch.inference.writers.Writer`.
 """
@@ -12,8 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from .._layouts import tile_columns
+from .._windows import window_table
 from ..ops import BlendAccumulator, stitch_tiles
 from .plan import Tiling
+from .weightmap import WeightMap
 from .writers import BackgroundWriter, Writer
 
 __all__ = ["HostCopier", "MemorySink", "SlabSink", "cast"]
@@ -82,20 +85,30 @@ class MemorySink:
     def __init__(self, xp, mode: str, window: str | None, tiling: Tiling, c_out: int, dtype, fill: float | None = None):
         shape = (tiling.n_samples, c_out, *tiling.spatial)
         self.xp, self.mode, self.dtype, self.fill = xp, mode, np.dtype(dtype), fill
+        self.acc = self.weight_map = self.table = None
         if mode == "crop":
             self.output = xp.zeros(shape, dtype=np.float32) if not fill else xp.full(shape, fill, dtype=np.float32)
-            self.acc = None
-        else:
+        elif fill is None:  # every tile is stitched: divide once by the geometry's weight sums
+            self.output = xp.zeros(shape, dtype=np.float32)
+            table = window_table(tiling.tile, tiling.overlap, window)
+            self.table = table if xp is np else xp.asarray(table)
+            self.weight_map = WeightMap(tiling, table, xp)
+        else:  # skipped tiles: the weights say which voxels a stitched tile covers
             self.acc = BlendAccumulator([shape], tiling.tile, tiling.overlap, window=window, array_module=xp)
 
     def add(self, tiles, table, tile_index, next_tile=None) -> None:
-        if self.acc is None:
-            stitch_tiles(tiles, table, [self.output], mode="crop")
-        else:
+        if self.acc is not None:
             self.acc.add(tiles, table)
+        elif self.weight_map is not None:
+            stitch_tiles(tiles, table, [self.output], mode="blend", window_table=self.table)
+        else:
+            stitch_tiles(tiles, table, [self.output], mode="crop")
 
     def finish(self):
         """The stitched SC(Z)YX output on the working device, in the output dtype."""
+        if self.weight_map is not None:
+            self.weight_map.divide(self.output)
+            self.weight_map = None  # divided once
         output = self.output if self.acc is None else self.acc.finalize()[0]
         if self.acc is not None and self.fill:  # finalize leaves 0 where no tile has weight
             output = self.xp.where(self.acc.weights[0] > 0, output, self.xp.float32(self.fill))
@@ -132,6 +145,9 @@ class SlabSink:
         self.writes = BackgroundWriter(writer) if self.background else writer
         self.ranges = tiling.crop_range if mode == "crop" else tiling.blend_range
         self.slabs: dict[int, list] = {}  # sample -> [lo, values, weights]
+        # Every tile stitched: blended rows are divided by the geometry's weight sums, no
+        # weights are accumulated (with skipped tiles they say where a stitched tile wrote).
+        self.weight_map = WeightMap(tiling, table, xp) if mode == "blend" and fill is None else None
         self.copy_to_host = HostCopier(xp)
         self.peak_rows = 0
         columns = tile_columns(len(tiling.tile))
@@ -142,7 +158,8 @@ class SlabSink:
         shape = (1, self.c_out, rows, *rest)
         crop_fill = self.mode == "crop" and self.fill
         values = self.xp.full(shape, self.fill, dtype=np.float32) if crop_fill else self.xp.zeros(shape, dtype=np.float32)
-        weights = self.xp.zeros((1, 1, rows, *rest), dtype=np.float32) if self.mode == "blend" else None
+        accumulate = self.mode == "blend" and self.weight_map is None
+        weights = self.xp.zeros((1, 1, rows, *rest), dtype=np.float32) if accumulate else None
         return values, weights
 
     def _ensure(self, sample: int, need_lo: int, need_hi: int) -> list:
@@ -196,7 +213,7 @@ class SlabSink:
                 specs,
                 outputs,
                 mode="blend",
-                weights=weights,
+                weights=None if self.weight_map is not None else weights,
                 window_table=self.table,
                 image_shapes=image_shapes,
                 origins=origins,
@@ -245,7 +262,9 @@ class SlabSink:
         """Write rows ``[lo, final)`` of a slab (blend: divided by the weights), cast."""
         k = final - lo
         block = values[0, :, :k]
-        if weights is not None and self.fill is None:
+        if self.weight_map is not None:  # rows below k are not used again: divide in place
+            self.weight_map.divide(block, lo)
+        elif weights is not None and self.fill is None:
             block = block / weights[0, :, :k]
         elif weights is not None:  # skipped tiles: fill where no stitched tile has weight
             w = weights[0, :, :k]

@@ -59,7 +59,7 @@ def _output_table(outputs, weights, origins, image_shapes, ndim: int, n_channels
                 raise ValueError(f"outputs[{i}] (origin {og}, shape {out.shape[2:]}) does not fit in image_shapes[{i}] = {s}")
     wts = [None] * n
     if blend:
-        wts = _weights(weights, outs, xp)
+        wts = [None] * n if weights is None else _weights(weights, outs, xp)
         _check_disjoint_memory(outs + wts)
     for i, (og, s) in enumerate(zip(orig, shapes)):
         if max(*og, *s) >= EXTENT_LIMIT:
@@ -77,8 +77,6 @@ def _output_table(outputs, weights, origins, image_shapes, ndim: int, n_channels
 def _weights(weights, outs, xp) -> list:
     """The blend weight accumulators: one float32 (S, 1, *spatial) array per output."""
     n = len(outs)
-    if weights is None:
-        raise ValueError('mode="blend" needs weights (one float32 (S, 1, *spatial) array per output)')
     if not isinstance(weights, (list, tuple)) or len(weights) != n:
         raise ValueError(f"weights must be a list with one array per output ({n})")
     wts = [as_backend_array(w, xp, f"weights[{i}]", writable=True) for i, w in enumerate(weights)]
@@ -97,7 +95,7 @@ def _check_disjoint_memory(arrays) -> None:
     """Blending adds into outputs and weights with one writer per voxel; arrays sharing
     memory (the same output given for two data_idx, a weight array inside an output...)
     would break that rule (lost updates, nondeterministic results), so refuse them."""
-    spans = sorted((*byte_range(a), i) for i, a in enumerate(arrays) if a.size)
+    spans = sorted((*byte_range(a), i) for i, a in enumerate(arrays) if a is not None and a.size)
     n_out = len(arrays) // 2
     name = lambda i: f"outputs[{i}]" if i < n_out else f"weights[{i - n_out}]"  # noqa: E731
     for (s0, e0, i0), (s1, _, i1) in zip(spans, spans[1:]):
@@ -157,7 +155,9 @@ def stitch_tiles(
         over each tile's read window clipped to the image; divide afterwards (or use
         :class:`BlendAccumulator`).
     weights : list of float32 arrays (S, 1, *spatial), optional
-        Blend weight accumulators, one per output (required for ``blend``).
+        Blend weight accumulators, one per output. Without them ``blend`` adds only the
+        weighted tiles, for callers that divide by a weight-sum map they know from the
+        tiling geometry (as :func:`cupatch.predict_tiled` does).
     window_table : float32 array (ndim, 4, T), optional
         Blend window from :func:`cupatch.window_table` (required for ``blend``).
     image_shapes : list of (Z)YX tuples, optional
