@@ -80,3 +80,14 @@ def test_filter_map_is_careamics(shape, patch, coverage):
     theirs = CAREAMICS["filters"].MaxPatchFilter.filter_map(image, patch, coverage)
     np.testing.assert_array_equal(ours, theirs)
     np.testing.assert_array_equal(MaxPatchFilter.apply_filter(ours, 20.0), theirs > 20.0)
+
+
+def test_negative_thresholds_count_the_zero_padding():
+    """With a threshold below 0 the zeros beyond the region border exceed it (mode constant)."""
+    rng = np.random.default_rng(6)
+    batch = -rng.random((8, 1, 12, 12)).astype(np.float32) * 3
+    batch[0] = -5.0
+    batch[1, 0, 5, 5] = -0.25
+    for t in (-4.0, -1.0, -0.25, -0.1, 0.0):
+        for coverage in (0.1, 0.25, 0.5, 0.9):
+            check_batch(MaxPatchFilter(t, coverage), batch)

@@ -112,7 +112,7 @@ def filter_background(
     Regions are evaluated where the stacks live: stacks held as CuPy arrays on the GPU,
     NumPy and disk stacks on the CPU (a disk stack is read one sample at a time).
     """
-    from ..ops import gather_patches
+    from ..ops import SourceTable, gather_patches
     from ..patching import StratifiedPatching
     from ..stacks import as_stacks
 
@@ -159,9 +159,14 @@ def filter_background(
                 specs[:, 2:] = np.tile(cells * np.array(patch), (len(samples), 1))
                 channels = [ref] if only is None else None
                 decisions = np.empty(len(specs), dtype=bool)
-                device = "gpu" if is_cupy_array(source) else "cpu"
+                table = SourceTable([source])  # validated once, reused by every batch
+                device = "gpu" if table.is_gpu else "cpu"
+                buffer = None  # one output buffer for all batches (no allocation per batch)
                 for sl in region_batches(len(specs), region, batch_size, device):
-                    regions = gather_patches([source], specs[sl], region, channels=channels)
+                    n = sl.stop - sl.start
+                    if buffer is None or len(buffer) < n:
+                        buffer = table.xp.empty((n, 1, *region), dtype=np.float32)
+                    regions = gather_patches(table, specs[sl], region, channels=channels, out=buffer[:n])
                     decisions[sl] = host(patch_filter.filter_out_batch(regions))
                     if bar is not None:
                         bar.update(sl.stop - sl.start)
