@@ -1,6 +1,8 @@
 """One Dask cluster per test module: a LocalCluster of 2 worker processes, 1 thread each.
 
-The workers find the test models (``dist_models``) through ``PYTHONPATH``.
+Test modules import the ``client`` fixture from here (a ``conftest.py`` in this directory
+would shadow the suite's top-level ``conftest`` module, which other tests import). The
+workers find the test models (``dist_models``) through ``PYTHONPATH``.
 """
 
 from __future__ import annotations
