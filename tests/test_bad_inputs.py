@@ -549,6 +549,7 @@ REJECTED = [
     ("predict_tiled/overlap-as-large-as-tile", lambda: predict(overlaps=8), ValueError, "overlaps (8, 8) must be smaller than tile_size (8, 8)"),
     ("predict_tiled/overlap-odd-crop", lambda: predict(overlaps=3), ValueError, "overlaps must be even in crop mode"),
     ("predict_tiled/overlap-negative", lambda: predict(overlaps=-2), ValueError, "overlaps must be non-negative"),
+    ("predict_tiled/axes-missing-for-an-array", lambda: predict(axes=None), ValueError, "axes is required to build a stack from ndarray: it carries no axes metadata"),
     ("predict_tiled/overlaps-missing", lambda: predict(overlaps=None), TypeError, "predict_tiled() missing required argument 'overlaps'"),
     ("predict_tiled/overlaps-and-deprecated-overlap", lambda: predict(overlap=2), TypeError, "got both 'overlaps' and its deprecated alias 'overlap'"),
     ("predict_tiled/overlap-float", lambda: predict(overlaps=2.0), TypeError, "overlaps must be a sequence of ints, got 2.0 (float)"),

@@ -49,6 +49,8 @@ def test_axes_scale_and_units_from_the_metadata(tmp_path, version):
     assert [a.get("unit") for a in stack.ome.axes_metadata] == [None, "micrometer", "micrometer", "micrometer"]
     np.testing.assert_array_equal(stack.read_region(0, (0, 0, 0), (3, 32, 40)), data)
     assert source_axes(str(path)) == "CZYX"
+    in_memory = as_stack(str(path), placement="cpu")  # placed in memory, it keeps the OME metadata
+    assert in_memory.ome == stack.ome and in_memory.array is not None
     assert as_stack(str(path), "CZYX").original_axes == "CZYX"  # given axes are checked
     with pytest.raises(ValueError, match="do not match the OME-Zarr image's axes 'CZYX'"):
         as_stack(str(path), "ZCYX")

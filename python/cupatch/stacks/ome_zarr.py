@@ -204,3 +204,9 @@ class OmeZarrStack(ZarrStack):
                 f"names {len(self.ome.axes)} axes ({self.ome.axes})"
             )
         super().__init__(array, self.ome.axes)
+
+    def to_device(self, placement: str):
+        """As :meth:`LazyStack.to_device`; the in-memory stack keeps :attr:`ome`."""
+        stack = super().to_device(placement)
+        stack.ome = self.ome
+        return stack
