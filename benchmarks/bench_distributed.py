@@ -103,7 +103,7 @@ def run_dask(n_workers: int, volume: str, out: Path, args, region_shape):
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), old]))
     try:
         cluster = distributed.LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
         )
     finally:
         os.environ.pop("PYTHONPATH") if old is None else os.environ.__setitem__("PYTHONPATH", old)

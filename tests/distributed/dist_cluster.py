@@ -22,7 +22,7 @@ def client():
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), old]))
     try:
         cluster = distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, worker_dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", worker_dashboard_address=":0"
         )
     finally:
         if old is None:
