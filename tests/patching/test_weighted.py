@@ -114,6 +114,7 @@ def test_several_stacks_and_shared_maps():
     strategy = WeightedPatching(shapes, (4, 4), [np.ones((4, 4)), np.ones((1, 9, 12), dtype=np.uint8)], seed=2)
     assert isinstance(strategy, Patching)
     assert strategy.divisor == ((4, 4), (1, 1))
+    assert len(strategy._cum) == 16 + 9 * 12  # the first stack's map is kept once for both samples
     assert strategy.data_shapes == tuple(shapes)
     for i in range(strategy.n_patches):
         spec = strategy.get_patch_spec(i)

@@ -114,60 +114,68 @@ class WeightedPatching(SeededPatching):
     ):
         super().__init__(data_shapes, patch_size, seed)
         label_balanced = as_bool(label_balanced, "label_balanced")
-        maps = _as_weight_arrays(weights, len(self._data_shapes))
         nd = self._ndim
-        cum_parts, cell_parts, mass, cells_per_sample = [], [], [], []
         self._divisor, self._map_shape = [], []
-        for k, (shape, w) in enumerate(zip(self._data_shapes, maps)):
-            name = f"weights[{k}]"
-            if w.ndim == nd + 1:
-                if w.shape[0] != shape[0]:
-                    raise ValueError(f"{name} has {w.shape[0]} sample maps but data_shapes[{k}] has {shape[0]} samples")
-                per_sample = [w[s] for s in range(shape[0])]
-            elif w.ndim == nd:
-                per_sample = [w] * shape[0]
-            else:
-                raise ValueError(
-                    f"{name} must have shape (S, *spatial) or spatial ({nd} axes) for data_shapes[{k}] {shape}, "
-                    f"got shape {w.shape}"
-                )
-            self._divisor.append(resolution_divisor(shape[2:], w.shape[-nd:], name, divisor))
-            self._map_shape.append(tuple(w.shape[-nd:]))
-            if label_balanced and w.dtype.kind not in "biu":
-                raise TypeError(f"label_balanced=True needs integer or bool label maps, {name} has dtype {w.dtype}")
-            if not label_balanced and w.dtype.kind == "f":
-                if not np.isfinite(w).all():
-                    raise ValueError(f"{name} must be finite; it holds NaN or infinity")
-            if not label_balanced and w.dtype.kind in "if" and (w < 0).any():
-                raise ValueError(f"{name} must be >= 0; its smallest weight is {w.min()}")
-            shared = None
+        # one running sum per distinct map (a map shared by a stack's samples is kept once)
+        cum_parts, cell_parts, map_mass, sample_map = [], [], [], []
+        for k, (shape, w) in enumerate(zip(self._data_shapes, _as_weight_arrays(weights, len(self._data_shapes)))):
+            per_sample = self._check_map(k, shape, w, label_balanced, divisor)
             for s, m in enumerate(per_sample):
-                if shared is None or m is not per_sample[0]:
+                if s == 0 or m is not per_sample[0]:
                     m = balanced_label_weights(m) if label_balanced else m.astype(np.float64, copy=False)
                     flat = m.reshape(-1)
                     cells = np.flatnonzero(flat)
-                    shared = (cells, np.cumsum(flat[cells]))
-                cells, cum = shared
-                cell_parts.append(cells)
-                cum_parts.append(cum)
-                mass.append(float(cum[-1]) if len(cum) else 0.0)
-                cells_per_sample.append(len(cells))
-        mass_arr = np.array(mass, dtype=np.float64)
-        if not (mass_arr > 0).any():
+                    cum = np.cumsum(flat[cells])
+                    cell_parts.append(cells)
+                    cum_parts.append(cum)
+                    map_mass.append(float(cum[-1]) if len(cum) else 0.0)
+                sample_map.append(len(cum_parts) - 1)
+        map_mass = np.array(map_mass, dtype=np.float64)
+        self._sample_map_id = np.array(sample_map, dtype=np.int64)
+        mass = map_mass[self._sample_map_id]
+        if not (mass > 0).any():
             raise ValueError("weights are 0 everywhere: at least one voxel needs a positive weight")
-        # one running sum over every sample: sample g owns [start[g], start[g + 1]), offset by base[g]
-        self._base = np.concatenate([[0.0], np.cumsum(mass_arr)])
-        self._mass = mass_arr
-        self._cum = np.concatenate([c + b for c, b in zip(cum_parts, self._base[:-1])])
+        # all maps in one running sum: map j owns [start[j], start[j + 1]), offset by base[j]
+        base = np.concatenate([[0.0], np.cumsum(map_mass)])
+        self._cum = np.concatenate([c + b for c, b in zip(cum_parts, base[:-1])])
         self._cell = np.concatenate(cell_parts).astype(np.int64)
-        self._start = np.concatenate([[0], np.cumsum(cells_per_sample)]).astype(np.int64)
-        self._bins = self._weighted_bins(mass_arr, n_patches)
+        start = np.concatenate([[0], np.cumsum([len(c) for c in cell_parts])]).astype(np.int64)
+        self._base = base[self._sample_map_id]  # per sample, from here on
+        self._mass = mass
+        self._start = start[self._sample_map_id]
+        self._end = start[self._sample_map_id + 1]
+        self._bins = self._weighted_bins(mass, n_patches)
         stack_of_sample = self._bins.sample_data_idx
         self._sample_spatial = np.array([self._data_shapes[k][2:] for k in stack_of_sample], np.int64).reshape(-1, nd)
         self._sample_map = np.array([self._map_shape[k] for k in stack_of_sample], np.int64).reshape(-1, nd)
         self._sample_divisor = np.array([self._divisor[k] for k in stack_of_sample], np.int64).reshape(-1, nd)
         self._half = np.array(self._patch_size, dtype=np.int64) // 2
         self._last_corner = np.maximum(0, self._sample_spatial - np.array(self._patch_size, dtype=np.int64))
+
+    def _check_map(self, k: int, shape, w: np.ndarray, label_balanced: bool, divisor) -> list[np.ndarray]:
+        """Stack ``k``'s map checked (shape, divisor, values), as one (Z)YX map per sample
+        (the same object for every sample when shared)."""
+        nd, name = self._ndim, f"weights[{k}]"
+        if w.ndim == nd + 1:
+            if w.shape[0] != shape[0]:
+                raise ValueError(f"{name} has {w.shape[0]} sample maps but data_shapes[{k}] has {shape[0]} samples")
+            per_sample = [w[s] for s in range(shape[0])]
+        elif w.ndim == nd:
+            per_sample = [w] * shape[0]
+        else:
+            raise ValueError(
+                f"{name} must have shape (S, *spatial) or spatial ({nd} axes) for data_shapes[{k}] {shape}, "
+                f"got shape {w.shape}"
+            )
+        self._divisor.append(resolution_divisor(shape[2:], w.shape[-nd:], name, divisor))
+        self._map_shape.append(tuple(w.shape[-nd:]))
+        if label_balanced and w.dtype.kind not in "biu":
+            raise TypeError(f"label_balanced=True needs integer or bool label maps, {name} has dtype {w.dtype}")
+        if not label_balanced and w.dtype.kind == "f" and not np.isfinite(w).all():
+            raise ValueError(f"{name} must be finite; it holds NaN or infinity")
+        if not label_balanced and w.dtype.kind in "if" and (w < 0).any():
+            raise ValueError(f"{name} must be >= 0; its smallest weight is {w.min()}")
+        return per_sample
 
     def _weighted_bins(self, mass: np.ndarray, n_patches) -> SampleBins:
         n_samples = [s[0] for s in self._data_shapes]
@@ -204,7 +212,7 @@ class WeightedPatching(SeededPatching):
         )
         target = self._base[g] + uniform01(h_cell) * self._mass[g]
         pos = np.searchsorted(self._cum, target, side="right")
-        pos = np.clip(pos, self._start[g], self._start[g + 1] - 1)  # float rounding at the ends
+        pos = np.clip(pos, self._start[g], self._end[g] - 1)  # float rounding at the ends
         cell = unravel_c_order(self._cell[pos], self._sample_map[g])
         d = self._sample_divisor[g]
         lo = cell * d
