@@ -285,3 +285,8 @@ def test_gpu_matches_cpu(tmp_path, blend):
 
     predict_tiled(content_dependent, image, device="gpu", **{**kwargs, "skip": empty})
     assert set(kinds) == {"cupy"}
+    filters = pytest.importorskip("cupatch.filters")
+    by_filter = {**kwargs, "skip": filters.MaxPatchFilter(threshold=0.99)}
+    _, cpu_stats = run_prediction(content_dependent, image, device="cpu", **by_filter)
+    gpu_out, gpu_stats = run_prediction(content_dependent, image, device="gpu", **by_filter)
+    assert gpu_stats.n_skipped == cpu_stats.n_skipped > 0
