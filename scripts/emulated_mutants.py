@@ -32,7 +32,7 @@ class Mutant:
 
 
 MUTANTS = (
-    Mutant("gather: a lane skips elements of rows wider than 40", "cpp/src/cuda/gather_cuda.cu",
+    Mutant("gather: a lane skips elements of rows wider than 40", "cpp/src/cuda/gather_cuda.cuh",
            "for (int qx = L.x0; qx < width; qx += L.group) {",
            "for (int qx = L.x0; qx < width; qx += L.group + (width > 40)) {"),
     Mutant("crop: the last element of each row is not stored", "cpp/src/cuda/stitch_cuda.cu",
