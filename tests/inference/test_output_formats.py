@@ -149,6 +149,14 @@ def test_ome_tiff_gets_the_pixel_size_of_an_ome_input(tmp_path):
     assert 'PhysicalSizeX="0.25"' in pixels and 'PhysicalSizeZ="2.0"' in pixels and "µm" in pixels
 
 
+def test_imagej_tiff_gets_the_pixel_size_of_an_ome_input(tmp_path):
+    source = write_ome_input(tmp_path / "in.ome.zarr")
+    predict(str(source), tmp_path / "p.tif", target_axes="ZCYX")  # ImageJ's order: a hyperstack
+    with tifffile.TiffFile(tmp_path / "p.tif") as tif:
+        assert tif.is_imagej and tif.imagej_metadata["unit"] == "um" and tif.imagej_metadata["spacing"] == 2.0
+        assert tif.pages[0].resolution == (4.0, 2.0)  # pixels per µm along X (0.25 µm) and Y (0.5 µm)
+
+
 def test_bigtiff_when_large(tmp_path, monkeypatch):
     assert metadata.tiff_kwargs(".tif", "ZYX", np.float32, 2**33)[1]["bigtiff"] is True
     assert metadata.tiff_kwargs(".tif", "ZYX", np.float32, 2**33)[0] == "ome"  # ImageJ files stay below 4 GB
