@@ -88,3 +88,15 @@ def test_filter_map_is_careamics():
     np.testing.assert_array_equal(
         MeanStdPatchFilter.apply_filter(ours, 20.0, 5.0), CAREAMICS["filters"].MeanStdPatchFilter.apply_filter(theirs, 20.0, 5.0)
     )
+
+
+def test_strided_regions():
+    """A channel of a multi-channel batch is a strided view: still filter_out's decisions."""
+    rng = np.random.default_rng(9)
+    tiles = rng.random((6, 2, 9, 11)).astype(np.float32)
+    tiles[2, 0] = 0.5
+    view = tiles[:, :1]
+    assert not view.flags.c_contiguous
+    for f in [MeanStdPatchFilter(float(np.mean(view[1]))), MeanStdPatchFilter(0.0, float(np.std(view[3]))),
+              MeanStdPatchFilter(0.5, 0.0)]:
+        check_batch(f, view)

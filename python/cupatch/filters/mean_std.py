@@ -32,10 +32,11 @@ class MeanStdPatchFilter:
 
     Notes
     -----
-    Same arguments, checks and rule as CAREamics' ``MeanStdPatchFilter``. On the CPU the
-    batch computes the means and standard deviations exactly as NumPy does for one region.
-    On the GPU they are computed in float64 with a bound on their distance to NumPy's
-    value; the few regions within that bound of a threshold are decided on the host.
+    Same arguments, checks and rule as CAREamics' ``MeanStdPatchFilter``. For a C-contiguous
+    NumPy batch the means and standard deviations are computed exactly as NumPy computes
+    them for one region. On the GPU (and for strided batches) they are computed in float64
+    with a bound on their distance to NumPy's value; the few regions within that bound of a
+    threshold are decided on the host by :meth:`filter_out`.
     """
 
     def __init__(self, mean_threshold: float, std_threshold: float | None = None) -> None:
@@ -70,10 +71,12 @@ class MeanStdPatchFilter:
         b = int(x.shape[0])
         if b == 0:
             return xp.zeros(0, dtype=bool)
-        rows = xp.ascontiguousarray(x.reshape(b, -1))
-        if xp is np:  # row reductions of a C-contiguous array sum in NumPy's per-region order
+        if xp is np and x.flags.c_contiguous:
+            # row reductions of a C-contiguous batch sum in NumPy's order for one region
+            rows = x.reshape(b, -1)
             with np.errstate(all="ignore"):
                 return self._decide(np.mean(rows, axis=1), np.std(rows, axis=1), np)
+        # GPU, or strided regions (NumPy sums a strided region in another order)
         return self.bounded_decisions(x, xp)
 
     def bounded_decisions(self, x, xp):
