@@ -20,12 +20,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from .._layouts import patch_columns
-from .._random import Stream, uniform01
+from .._random import Stream, uniform01, uniform_int_scalar
 from .._resolution import resolution_divisor
 from .._validation import as_bool, as_indices, as_int
 from ._base import INDEX_LIMIT, SeededPatching, new_table
 from ._bins import SampleBins, unravel_c_order
-from .random import _n_patches_per_sample, draw_int, stream_hashes
+from .random import _n_patches_per_sample, _splitmix64_int, draw_int, stream_hashes
+from .specs import PatchSpecs
 
 __all__ = ["WeightedPatching", "balanced_label_weights"]
 
@@ -221,6 +222,32 @@ class WeightedPatching(SeededPatching):
         for a in range(nd):
             centre[:, a] += draw_int(h_coord[a], length[:, a]).astype(np.int64)
         return centre
+
+    def _spec_one(self, index: int) -> PatchSpecs:
+        """Scalar twin of :meth:`_table` on Python ints and floats (the same operations, so
+        the same bits); one ``searchsorted`` call."""
+        if not hasattr(self, "_scalars"):
+            self._scalars = [a.tolist() for a in (self._base, self._mass, self._start, self._end)] + [
+                a.tolist() for a in (self._sample_map, self._sample_divisor, self._sample_spatial, self._last_corner)
+            ]
+        base, mass, start, end, map_shape, divisor, spatial, last = self._scalars
+        data_idx, sample_idx, _ = self._bins.locate_one(index)
+        g = int(self._bins.stack_first_sample[data_idx]) + sample_idx
+        prefix = _splitmix64_int(_splitmix64_int(_splitmix64_int(self._seed) ^ self._epoch) ^ index)
+        u = float(_splitmix64_int(prefix ^ Stream.REGION) >> 11) * 2.0**-53
+        pos = int(np.searchsorted(self._cum, base[g] + u * mass[g], side="right"))
+        flat = int(self._cell[min(max(pos, start[g]), end[g] - 1)])
+        cell = []
+        for n in reversed(map_shape[g]):
+            flat, c = divmod(flat, n)
+            cell.append(c)
+        coords = []
+        for a, c in enumerate(reversed(cell)):
+            lo = c * divisor[g][a]
+            h = _splitmix64_int(prefix ^ (Stream.COORD_IN_BOX + a))
+            centre = lo + uniform_int_scalar(h, min(divisor[g][a], spatial[g][a] - lo))
+            coords.append(min(max(centre - self._patch_size[a] // 2, 0), last[g][a]))
+        return {"data_idx": data_idx, "sample_idx": sample_idx, "coords": tuple(coords), "patch_size": self._patch_size}
 
     def _table(self, indices: np.ndarray) -> np.ndarray:
         g = self._bins.global_sample(indices)
