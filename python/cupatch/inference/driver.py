@@ -149,7 +149,8 @@ def predict_tiled(
         cell. A callable ``skip(tiles) -> bool per tile`` gets each batch of raw input
         tiles (model input channels, float32, not normalised) and returns True for tiles
         to skip; an object with ``filter_out_batch`` (a ``cupatch.filters`` patch filter)
-        is called on their first channel ``(B, 1, ...)``. The tiles that run are batched
+        is called on their first channel ``(B, 1, ...)`` (a mask is given as the mask, not
+        as a ``MaskPatchFilter``, which would see image tiles). The tiles that run are batched
         in full batches. If every tile of an image is skipped, its first tile runs (it
         gives the output channels and dtype).
     skip_value : float, default 0.0
