@@ -661,6 +661,7 @@ ACCEPTED = [
     ("window_table/uniform-without-overlaps", lambda: cp.window_table((4, 4), None, "uniform"), _shape((2, 4, 4))),
     ("window_table/overlap-one-below-tile", lambda: cp.window_table((4, 4), (3, 3)), _shape((2, 4, 4))),
     ("RandomPatching/patch_size-int", lambda: cp.RandomPatching(SHAPES, 4, seed=0).patch_size, lambda p: p == (4, 4)),
+    ("FixedPatching/patch_size-int", lambda: cp.FixedPatching([{**PATCH_SPEC, "patch_size": 4}]).patch_size, lambda p: p == (4, 4)),
     ("TiledPatching/sizes-int", lambda: cp.TiledPatching(SHAPES, 4, 2).spec_table([0]), _shape((1, 10))),
     ("RandomPatching/spec_table-empty", lambda: patching("RandomPatching").spec_table([]), _shape((0, 4))),
     ("RandomPatching/image-equals-patch", lambda: cp.RandomPatching([(1, 1, 4, 4)], (4, 4), seed=0).n_patches, lambda n: n == 1),

@@ -8,7 +8,7 @@ import numpy as np
 
 from .._layouts import TILE_AXIS_FIELDS, patch_columns, tile_columns
 from ._base import BasePatching
-from .._validation import as_index, as_indices, as_int, as_int_tuple
+from .._validation import as_index, as_indices, as_int, as_int_tuple, ensure_tuple_rep
 from .specs import PatchSpecs, is_tile_specs
 
 __all__ = ["FixedPatching"]
@@ -24,7 +24,7 @@ class FixedPatching(BasePatching):
     ----------
     specs : sequence of PatchSpecs
         The specs, in index order. All must have the same number of spatial dimensions
-        and the same ``patch_size``. When every spec is a tile spec
+        and the same ``patch_size`` (one int: that size on every axis). When every spec is a tile spec
         (:func:`~cupatch.is_tile_specs`), :meth:`spec_table` returns a tile table.
 
     Notes
@@ -47,7 +47,7 @@ class FixedPatching(BasePatching):
         ndim = len(as_int_tuple(specs[0]["coords"], "specs[0]['coords']"))
         if ndim not in (2, 3):
             raise ValueError(f"specs[0]['coords'] must have 2 or 3 entries, got {ndim}")
-        patch_size = as_int_tuple(specs[0]["patch_size"], "specs[0]['patch_size']", length=ndim, minimum=1)
+        patch_size = ensure_tuple_rep(specs[0]["patch_size"], ndim, "specs[0]['patch_size']", minimum=1)
         self._tiles = all(is_tile_specs(s) for s in specs)
         self._columns = columns = tile_columns(ndim) if self._tiles else patch_columns(ndim)
         table = np.empty((len(specs), max(c.stop for c in columns.values())), dtype=np.int64)
@@ -58,7 +58,7 @@ class FixedPatching(BasePatching):
             if table[i, columns["data_idx"]][0] < 0 or table[i, columns["sample_idx"]][0] < 0:
                 raise ValueError(f"specs[{i}] has a negative data_idx or sample_idx")
             table[i, columns["coords"]] = as_int_tuple(s["coords"], f"specs[{i}]['coords']", length=ndim)
-            size = as_int_tuple(s["patch_size"], f"specs[{i}]['patch_size']", length=ndim, minimum=1)
+            size = ensure_tuple_rep(s["patch_size"], ndim, f"specs[{i}]['patch_size']", minimum=1)
             if size != patch_size:
                 raise ValueError(
                     f"specs[{i}]['patch_size'] is {size} but specs[0]['patch_size'] is {patch_size}; "
