@@ -83,7 +83,8 @@ class MeanStdPatchFilter:
         """Decisions from float64 statistics and an error bound, ties re-decided exactly.
 
         The bound covers NumPy's pairwise float summation (error below
-        ``(2 log2 n + 18) eps`` times the sum of magnitudes), the rounding of the deviations
+        ``(runs + 2 log2 run + 18) eps`` times the sum of magnitudes, one run for a contiguous
+        region, one per innermost row for a strided one), the rounding of the deviations
         and of the threshold, and overflow of the sums; regions within it of a threshold, or
         whose sums could overflow, go to :meth:`filter_out`. Used on the GPU; it works on any
         module (the tests run it on NumPy too).
@@ -93,7 +94,11 @@ class MeanStdPatchFilter:
         n = rows.shape[1]
         res = _result_dtype(x.dtype)
         eps, big = float(np.finfo(res).eps), float(np.finfo(res).max)
-        gamma = (2.0 * np.log2(max(n, 2)) + 18.0) * eps
+        # NumPy sums a contiguous region pairwise in one loop; a strided one pairwise per
+        # innermost run and those runs one after the other
+        region = x[0]
+        inner = n if region.flags.c_contiguous else (int(x.shape[-1]) if region.strides[-1] == region.itemsize else 1)
+        gamma = (n // inner + 2.0 * np.log2(max(inner, 2)) + 18.0) * eps
         r64 = rows.astype(np.float64)
         mean = r64.mean(axis=1)
         std = r64.std(axis=1)
