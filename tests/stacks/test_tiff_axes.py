@@ -43,3 +43,10 @@ def test_files_that_do_not_name_their_axes_need_them(tmp_path):
     with pytest.raises(ValueError, match="axes is required.*plain.tif.*carries no axes metadata"):
         as_stack(str(path))
     assert as_stack(str(path), "ZYX").original_axes == "ZYX"
+
+
+def test_a_missing_file_is_not_found_with_or_without_axes(tmp_path):
+    for axes in (None, "YX"):
+        with pytest.raises(FileNotFoundError, match="missing.tif"):
+            as_stack(str(tmp_path / "missing.tif"), axes)
+

@@ -166,6 +166,8 @@ def as_stack(obj, axes: str | None = None, *, placement: str = "auto", level: in
     if level is not None:
         raise ValueError(f"level applies to OME-Zarr images only; {_shown(obj)} is not one")
     if axes is None:
+        if node is None and isinstance(obj, (str, os.PathLike)) and not os.path.exists(obj):
+            raise FileNotFoundError(f"image file not found: {str(obj)!r}")
         axes = source_axes(node if node is not None else obj)
         if axes is None:
             raise _axes_required(obj)
