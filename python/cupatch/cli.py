@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
             "run replaces such an output without --overwrite."
         ),
     )
-    predict.add_argument("input", nargs="?", metavar="INPUT", help="image: .tif/.tiff, .zarr or .npy (default: built-in sample)")
+    predict.add_argument("input", nargs="?", metavar="INPUT", help="image: .tif/.tiff, .zarr (OME-Zarr included) or .npy (default: built-in sample)")
     predict.add_argument("--axes", help="axes of INPUT, e.g. YX, ZYX, SYXC, TZYX (default: from the file's OME-Zarr, OME/ImageJ TIFF or Zarr metadata, else YX)")
     predict.add_argument("--level", type=_NON_NEGATIVE, metavar="L", help="resolution level of an OME-Zarr INPUT (default 0, full resolution)")
     predict.add_argument("--tile", type=_POSITIVE, nargs="+", default=[256], metavar="T", help="tile size per spatial axis, (Z)YX, or one value for all; positive (default 256)")
