@@ -169,7 +169,7 @@ def gather_patches(
     specs : int array (B, 2 + ndim)
         Patch table: ``data_idx, sample_idx, coords...`` ((Z)YX top-left corner). Coordinates
         may be negative or run past the image: voxels outside read as 0 (before scaling).
-    patch_size : sequence of int
+    patch_size : int or sequence of int (one int: that size on every axis)
         (Z)YX patch size, ``len(patch_size) == ndim``.
     channels : sequence of int, optional
         Source channels to gather, in output order (default: all).

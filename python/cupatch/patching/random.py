@@ -68,7 +68,7 @@ class RandomPatching(SeededPatching):
     ----------
     data_shapes : sequence of sequence of int
         SC(Z)YX shape of every image stack (only S and the spatial sizes are used).
-    patch_size : sequence of int
+    patch_size : int or sequence of int (one int: that size on every axis)
         Patch size, (Z)YX; one entry per spatial axis.
     seed : int or None, optional
         Seed of the counter-based generator; ``None`` draws fresh entropy once.

@@ -32,9 +32,9 @@ class SequentialPatching(OverlapPatching):
     ----------
     data_shapes : sequence of sequence of int
         SC(Z)YX shape of every image stack.
-    patch_size : sequence of int
+    patch_size : int or sequence of int (one int: that size on every axis)
         Window size, (Z)YX.
-    overlaps : sequence of int or None, optional
+    overlaps : int, sequence of int or None, optional
         Overlap between neighbouring windows per axis (``0 <= overlap < patch``; odd
         values are allowed, there is no stitching). ``None`` means no overlap.
 

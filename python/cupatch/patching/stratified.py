@@ -131,7 +131,7 @@ class StratifiedPatching(SeededPatching):
     ----------
     data_shapes : sequence of sequence of int
         SC(Z)YX shape of every image stack.
-    patch_size : sequence of int
+    patch_size : int or sequence of int (one int: that size on every axis)
         Patch size, (Z)YX.
     seed : int or None, optional
         Seed of the counter-based generator; ``None`` draws fresh entropy once.

@@ -78,9 +78,9 @@ class TiledPatching(OverlapPatching):
     ----------
     data_shapes : sequence of sequence of int
         SC(Z)YX shape of every image stack.
-    patch_size : sequence of int
+    patch_size : int or sequence of int (one int: that size on every axis)
         Tile size, (Z)YX.
-    overlaps : sequence of int
+    overlaps : int or sequence of int
         Overlap between neighbouring tiles per axis, ``0 <= overlap < tile``. Even
         overlaps give CAREamics' tiles exactly; odd overlaps are accepted (CAREamics'
         configuration rejects them) and still partition the image exactly, see

@@ -68,7 +68,7 @@ class WeightedPatching(SeededPatching):
     ----------
     data_shapes : sequence of sequence of int
         SC(Z)YX shape of every image stack.
-    patch_size : sequence of int
+    patch_size : int or sequence of int (one int: that size on every axis)
         Patch size, (Z)YX.
     weights : array or list of arrays
         One map per stack (a single array for a single stack), of shape ``(S, *M)`` (one
