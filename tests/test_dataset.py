@@ -129,6 +129,24 @@ def _strategies():
     }
 
 
+def test_get_batch_builds_the_spec_table_once_and_separate_specs(monkeypatch):
+    """One spec table per batch (arrays and metadata); input and target get their own
+    region_spec arrays, equal to each other."""
+    a = [_image((3, 19, 21, 2), seed=1)]
+    ds = PatchDataset(a, _strategies()["random"], axes="SYXC", targets=[x[..., :1] for x in a], channels=[1],
+                      augmentations=Augmentations(seed=5), device="cpu", progress=False)
+    calls = []
+    build = ds.patching.spec_table
+    monkeypatch.setattr(ds.patching, "spec_table", lambda idx: calls.append(1) or build(idx))
+    x, y = ds.get_batch([0, 3, 5])
+    assert len(calls) == 1
+    for key, value in x.region_spec.items():
+        other = y.region_spec[key]
+        for u, v in zip(value if isinstance(value, list) else [value], other if isinstance(other, list) else [other]):
+            np.testing.assert_array_equal(u, v)
+            assert not np.shares_memory(u, v)
+
+
 @pytest.mark.parametrize("placement", ["auto", "disk"])
 @pytest.mark.parametrize("strategy", list(_strategies()))
 def test_get_batch_equals_items_and_reference(xp, strategy, placement):

@@ -76,3 +76,12 @@ def test_resolve_seed_none_is_fresh_and_in_range():
     a, b = resolve_seed(None), resolve_seed(None)
     assert 0 <= a < 2**64 and 0 <= b < 2**64
     assert a != b
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2**63 + 5, -3])
+def test_hash4_indices_is_hash4(seed):
+    """The native batch hash used by the augmentation and random patching draws."""
+    from cupatch._random import hash4_indices
+
+    idx = np.arange(-5, 300, dtype=np.int64)
+    np.testing.assert_array_equal(hash4_indices(seed, 4, idx, 17), hash4(seed, 4, idx, 17))

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._backend import array_module
-from ._random import Stream, hash4, resolve_seed, uniform01, uniform_int
+from ._random import Stream, hash4_indices, resolve_seed, uniform01, uniform_int
 from ._validation import as_bool, as_int, as_int_tuple, as_probability, is_int, look_up_option
 
 __all__ = ["Augmentations", "apply_augmentations"]
@@ -104,16 +104,16 @@ class Augmentations:
         if n == 0:
             return flip_y, flip_x, rot
         if self.flip and self.p_flip > 0:
-            apply = uniform01(hash4(self.seed, epoch, indices, Stream.AUG_FLIP_APPLY)) < self.p_flip
+            apply = uniform01(hash4_indices(self.seed, epoch, indices, Stream.AUG_FLIP_APPLY)) < self.p_flip
             if self.flip_axes == "YX":
-                along_x = uniform_int(hash4(self.seed, epoch, indices, Stream.AUG_FLIP_AXIS), 2) == 1
+                along_x = uniform_int(hash4_indices(self.seed, epoch, indices, Stream.AUG_FLIP_AXIS), 2) == 1
             else:
                 along_x = np.full(n, self.flip_axes == "X")
             flip_y = apply & ~along_x
             flip_x = apply & along_x
         if self.rot90 and self.p_rot90 > 0:
-            apply = uniform01(hash4(self.seed, epoch, indices, Stream.AUG_ROT_APPLY)) < self.p_rot90
-            k = 1 + uniform_int(hash4(self.seed, epoch, indices, Stream.AUG_ROT_K), 3)
+            apply = uniform01(hash4_indices(self.seed, epoch, indices, Stream.AUG_ROT_APPLY)) < self.p_rot90
+            k = 1 + uniform_int(hash4_indices(self.seed, epoch, indices, Stream.AUG_ROT_K), 3)
             rot = np.where(apply, k, 0).astype(np.int32)
         return flip_y, flip_x, rot
 

@@ -15,6 +15,7 @@ from there. So a dataset larger than GPU memory trains too.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -84,6 +85,15 @@ class _Role:
         if self._table is None:
             self._table = SourceTable(self.source_arrays())
         return self._table
+
+
+def _copy_field(value):
+    """A copy of a collated ``region_spec`` field: an array, per-axis arrays, or anything else."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, list) and all(isinstance(v, np.ndarray) for v in value):
+        return type(value)(v.copy() for v in value)
+    return copy.deepcopy(value)
 
 
 class PatchDataset:
@@ -413,7 +423,10 @@ class PatchDataset:
     def gather_arrays(self, indices) -> tuple[Any, Any]:
         """Batch arrays only (no metadata): ``(input, target)``, target None without targets."""
         indices = as_indices(np.asarray(indices).reshape(-1), len(self))
-        table = self.patching.spec_table(indices)
+        return self._gather_table(indices, self.patching.spec_table(indices))
+
+    def _gather_table(self, indices: np.ndarray, table: np.ndarray) -> tuple[Any, Any]:
+        """:meth:`gather_arrays` for checked ``indices`` whose spec ``table`` is built."""
         specs = np.ascontiguousarray(table[:, : 2 + self.ndim])
         patch_size = self._batch_patch_size(specs)
         flags = self.augmentations.draw(indices, self.epoch) if self.augmentations is not None else None
@@ -451,35 +464,45 @@ class PatchDataset:
         :func:`cupatch.collate_regions` of the ``__getitem__`` items.
         """
         indices = as_indices(np.asarray(indices).reshape(-1), len(self))
-        x, y = self.gather_arrays(indices)
-        table = self.patching.spec_table(indices)
-        x_region = self._collated(x, table, indices, self.input_stacks, self.channels, self.axes)
-        if y is None:
-            return (x_region,)
-        return x_region, self._collated(y, table, indices, self.target_stacks, None, self.target_axes)
-
-    def _collated(self, data, table, indices, stacks, channels, axes):
-        """Collated ImageRegionData built from the spec table (no per-item dicts)."""
+        table = self.patching.spec_table(indices)  # built once, for the arrays and the metadata
+        x, y = self._gather_table(indices, table)
+        # Collated ImageRegionData from the spec table (no per-item dicts); the input and the
+        # target share the coordinates, so the region_spec is collated once.
         data_idx = table[:, patch_columns(self.ndim)["data_idx"]][:, 0]
         region_spec = self._collated_specs(table, indices, data_idx)
-        return collate_table(data, data_idx, self._metadata(stacks, channels, axes), region_spec)
+        x_region = collate_table(x, data_idx, self._metadata(self.input_stacks, self.channels, self.axes), region_spec)
+        if y is None:
+            return (x_region,)
+        y_spec = {k: _copy_field(v) for k, v in region_spec.items()}  # its own arrays, as a second collation's
+        meta = self._metadata(self.target_stacks, None, self.target_axes)
+        return x_region, collate_table(y, data_idx, meta, y_spec)
 
     def _collated_specs(self, table: np.ndarray, indices: np.ndarray, data_idx: np.ndarray) -> dict:
         """The collated ``region_spec`` of a batch (:func:`cupatch.region.collate_spec_table`)."""
         if not len(indices):
             return {}
         nd = self.ndim
-        size = self.patching.patch_size
+        patching = self.patching
+        # What depends on the strategy only (its spec keys, per-stack sizes and tile counts) is
+        # looked up once per strategy object, not per batch.
+        fixed = self._spec_cache.get(id(patching)) if hasattr(self, "_spec_cache") else None
+        if fixed is None or fixed[0] is not patching:
+            size = patching.patch_size
+            stack_sizes = None if size is not None else np.array([s.data_shape[2:] for s in self.input_stacks], dtype=np.int64)
+            totals = None
+            if hasattr(patching, "total_tiles"):
+                totals = np.array([patching.total_tiles(k) for k in range(len(self.input_stacks))], np.int64)
+            keys = list(patching.get_patch_spec(int(indices[0])).keys())
+            fixed = (patching, size, stack_sizes, totals, keys)
+            self._spec_cache = {id(patching): fixed}
+        _, size, stack_sizes, totals, keys = fixed
         if size is not None:
             sizes = np.broadcast_to(np.asarray(size, dtype=np.int64), (len(table), nd))
         else:
-            sizes = np.array([s.data_shape[2:] for s in self.input_stacks], dtype=np.int64)[data_idx]
-        totals = None
-        if hasattr(self.patching, "total_tiles"):
-            totals = np.array([self.patching.total_tiles(k) for k in range(len(self.input_stacks))], np.int64)
+            sizes = stack_sizes[data_idx]
         return collate_spec_table(
-            table, nd, list(self.patching.get_patch_spec(int(indices[0])).keys()), patch_sizes=sizes,
-            total_tiles=totals, specs=lambda: [self.patching.get_patch_spec(int(i)) for i in indices],
+            table, nd, keys, patch_sizes=sizes,
+            total_tiles=totals, specs=lambda: [patching.get_patch_spec(int(i)) for i in indices],
         )
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .._layouts import patch_columns
-from .._random import Stream, draw_uniform_int, splitmix64, uniform_int_scalar
+from .._random import Stream, draw_uniform_int, hash4_indices, uniform_int_scalar
 from ._base import SeededPatching, new_table
 from .specs import PatchSpecs
 
@@ -38,16 +38,15 @@ def _splitmix64_int(x: int) -> int:
 def stream_hashes(seed: int, epoch: int, indices: np.ndarray, streams: Sequence[int]) -> list[np.ndarray]:
     """``hash4(seed, epoch, indices, s)`` for several streams, sharing the common prefix.
 
-    Equal to calling :func:`cupatch._random.hash4` once per stream, but the first three
-    SplitMix64 rounds are computed once, and tiny batches (single specs) use Python ints,
-    which is much cheaper than NumPy calls on one-element arrays.
+    Equal to calling :func:`cupatch._random.hash4` once per stream: batches use its native
+    twin (:func:`cupatch._random.hash4_indices`), tiny batches (single specs) Python ints
+    with the first three SplitMix64 rounds shared, cheaper than a call per stream.
     """
     if len(indices) <= 16:
         prefix = _splitmix64_int(_splitmix64_int(seed & _MASK64) ^ (epoch & _MASK64))
         rows = [_splitmix64_int(prefix ^ (i & _MASK64)) for i in indices.tolist()]
         return [np.array([_splitmix64_int(r ^ int(s)) for r in rows], dtype=np.uint64) for s in streams]
-    prefix = splitmix64(splitmix64(splitmix64(np.uint64(seed)) ^ np.uint64(epoch)) ^ indices.view(np.uint64))
-    return [splitmix64(prefix ^ np.uint64(s)) for s in streams]
+    return [hash4_indices(seed, epoch, indices, s) for s in streams]  # native, the same bits
 
 
 def draw_int(h: np.ndarray, n: np.ndarray) -> np.ndarray:
