@@ -16,10 +16,11 @@ work.
 
 Reported per run: wall time, tiles/s (tiles of the global tiling per second), tiles run
 (halo tiles are recomputed by both neighbouring tasks), tasks, the scheduler overhead per
-task (mean idle gap between consecutive tasks on a worker, from Dask's task stream), bytes
+task (the wall time of 200 empty tasks on the same cluster, per task; the mean idle gap
+between consecutive region tasks on a worker, from Dask's task stream, is in the JSON), bytes
 moved between worker processes (Dask's transfer logs: ``transfer_incoming_log`` and
-``transfer_outgoing_bytes_total``) and the pickled size of one task's arguments (its
-metadata); the speed-up of 2 workers over 1 and over the single process; and the machine's
+``transfer_outgoing_bytes_total``), the pickled size of one task's arguments (its
+metadata) and of its reply; the speed-up of 2 workers over 1 and over the single process; and the machine's
 load average (``os.getloadavg``) before and after, since other work may share the cores.
 
 Run::
@@ -79,6 +80,18 @@ def _transfer_bytes(client) -> int:
     return int(sum(client.run(count).values()))
 
 
+def _noop(i):
+    return i
+
+
+def _round_trip_s(client, n: int = 200) -> float:
+    """Scheduler overhead per task: the wall time of ``n`` empty tasks on the cluster, per task."""
+    client.gather(client.map(_noop, range(20), pure=False))  # warm
+    t0 = time.perf_counter()
+    client.gather(client.map(_noop, range(n), pure=False))
+    return (time.perf_counter() - t0) / n
+
+
 def _gaps(task_stream: list[dict]) -> tuple[float, int]:
     """Mean idle gap (s) between consecutive region tasks on a worker, and the task count."""
     by_worker: dict[str, list[tuple[float, float]]] = {}
@@ -127,7 +140,8 @@ def run_dask(n_workers: int, volume: str, out: Path, args, region_shape):
             )  # fmt: skip
         moved = _transfer_bytes(client) - before
         gap, n_tasks = _gaps(stream.data)
-    return stats, moved, gap, n_tasks
+        round_trip = _round_trip_s(client)
+    return stats, moved, gap, n_tasks, round_trip
 
 
 def main(argv=None) -> None:
@@ -175,15 +189,15 @@ def main(argv=None) -> None:
             for n_workers in (2, 1):  # the 2-worker automatic regions, reused for 1 worker
                 load = os.getloadavg()[0]
                 out = tmp / f"dask-{n_workers}.zarr"
-                stats, moved, gap, _ = run_dask(n_workers, volume, out, args, region_shape)
+                stats, moved, gap, _, round_trip = run_dask(n_workers, volume, out, args, region_shape)
                 region_shape = stats.region_shapes[0]
                 result = zarr.open_array(str(out))[...]
                 method = f"dask {n_workers} worker{'s' if n_workers > 1 else ''}"
                 runs.setdefault(method, []).append({
                     "method": method, "workers": n_workers, "seconds": stats.wall_s, "tiles": stats.n_tiles,
                     "tiles_per_s": stats.tiles_per_s, "tiles_run": stats.n_tiles_run, "tasks": stats.n_tasks,
-                    "task_gap_ms": gap * 1e3, "bytes_moved": moved,
-                    "reply_bytes": len(pickle.dumps(stats.results[0])),  # what a task sends back
+                    "task_gap_ms": gap * 1e3, "overhead_ms": round_trip * 1e3, "bytes_moved": moved,
+                    "task_bytes": stats.task_bytes, "reply_bytes": len(pickle.dumps(stats.results[0])),
                     "region_shape": list(region_shape), "round": round_, "load1_before": load,
                     "bit_identical": bool(np.array_equal(result, reference)) if args.blend == "crop" else None,
                     "max_abs_diff": float(np.abs(result.astype(np.float64) - reference).max()),
@@ -215,8 +229,8 @@ def main(argv=None) -> None:
     }  # fmt: skip
     columns = [
         ("method", "method", ""), ("seconds", "s", ".2f"), ("tiles_per_s", "tiles/s", ".2f"),
-        ("tiles_run", "tiles run", "d"), ("tasks", "tasks", "d"), ("task_gap_ms", "gap/task ms", ".1f"),
-        ("bytes_moved", "bytes moved", "d"), ("reply_bytes", "reply B", "d"), ("bit_identical", "identical", ""),
+        ("tiles_run", "tiles run", "d"), ("tasks", "tasks", "d"), ("overhead_ms", "overhead/task ms", ".2f"),
+        ("bytes_moved", "bytes moved", "d"), ("task_bytes", "task B", "d"), ("reply_bytes", "reply B", "d"), ("bit_identical", "identical", ""),
     ]  # fmt: skip
     table = format_table(rows, columns)
     table += (

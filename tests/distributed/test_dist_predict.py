@@ -173,3 +173,16 @@ def test_automatic_regions(client, tmp_path):
     # chunks: the tile step (48) grown to >= 1 MiB; then at least two tasks per worker
     assert out.chunks == (384, 700) and stats.region_shapes == [(384, 700)] and stats.n_tasks == 4
     _assert_blend_close(out[...], _reference(dist_models.affine, image, **args))
+
+
+def test_zarr_group_path_and_array_object(client, images, tmp_path):
+    image = images["2d"]
+    group = zarr.open_group(str(tmp_path / "group.zarr"), mode="w")
+    array = group.create_array("raw", data=image, chunks=(1, 32, 32))
+    args = dict(axes="SYX", tile_size=32, overlaps=8, blend="crop")
+    reference = _reference(dist_models.affine, image, **args)
+    for k, data in enumerate([str(tmp_path / "group.zarr"), array]):  # a group holding one array; the array
+        out, _ = run_distributed(
+            dist_models.affine, data, out=tmp_path / f"out{k}.zarr", region_shape=24, chunks=24, progress=False, **args
+        )
+        np.testing.assert_array_equal(out[...], reference)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -82,3 +84,32 @@ def test_every_tile_belongs_to_some_region():
         seen.update(region_tiles(patching.axis_tiles(0), tile, spatial, lo, hi, "crop")[0].tolist())
     assert seen == set(range(len(patching)))
     assert list(itertools.islice(sorted(seen), 3)) == [0, 1, 2]
+
+
+def test_importing_cupatch_and_its_distributed_package_does_not_import_dask():
+    code = (
+        "import sys, cupatch, cupatch.distributed; "
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')); "
+        "assert not loaded, loaded"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_a_client_is_needed(tmp_path):
+    pytest.importorskip("distributed")
+    import zarr
+
+    from cupatch.distributed import predict_tiled
+
+    zarr.create_array(store=str(tmp_path / "in.zarr"), data=np.zeros((40, 40), np.float32))
+    args = dict(axes="YX", tile_size=32, overlaps=8, out=tmp_path / "out.zarr", progress=False)
+    with pytest.raises(TypeError, match="client must be a dask.distributed.Client"):
+        predict_tiled(abs, str(tmp_path / "in.zarr"), client="tcp://localhost:8786", **args)
+    from distributed import default_client
+
+    try:
+        default_client()
+    except ValueError:  # no client running: the message says how to start one
+        with pytest.raises(ValueError, match="needs a running dask.distributed.Client"):
+            predict_tiled(abs, str(tmp_path / "in.zarr"), **args)
+    assert not (tmp_path / "out.zarr").exists()

@@ -46,6 +46,7 @@ class DistributedStats:
     n_tiles_run: int = 0  # tiles the tasks of this call ran (halo tiles counted once per task)
     wall_s: float = 0.0
     task_s: float = 0.0  # sum of the tasks' own times
+    task_bytes: int = 0  # pickled arguments of one task (its metadata: no image data)
     region_shapes: list = field(default_factory=list)
     results: list = field(default_factory=list)  # RegionResult of every task run
 
@@ -266,6 +267,10 @@ def run_distributed(model, data, *, client=None, out=None, resume=False, factory
         stats.n_skipped += job.grid.n_tasks - len(todo)
         pending.extend((job, t) for t in todo)
 
+    if pending:
+        from distributed.protocol.pickle import dumps
+
+        stats.task_bytes = len(dumps(pending[0] + (spec,)))
     futures = {}
     for job, task_id in pending:
         block = _task_block(client, job, task_id)
