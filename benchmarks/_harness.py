@@ -76,14 +76,28 @@ def time_per_call(xp, fn: Callable[[], Any], *, min_time: float = 0.3, calls: in
     return timer_for(xp)(several, min_time=min_time) / k
 
 
-def copy_roof(xp, nbytes: int, *, min_time: float = 0.3) -> float:
+#: CPU copy roofs read from a pool of source buffers at least this large, one after the
+#: other, so that each copy reads memory the caches do not hold (like a gather from a large
+#: image); copying one small buffer again and again measures cache bandwidth instead.
+COLD_POOL_BYTES = 256 << 20
+
+
+def copy_roof(xp, nbytes: int, *, min_time: float = 0.3, cold: bool = True) -> float:
     """Effective bandwidth (GB/s, bytes read + written) of a plain copy moving ``nbytes``
-    in total: a device-to-device copy on the GPU, ``numpy.copyto`` on the CPU."""
+    in total: a device-to-device copy on the GPU, ``numpy.copyto`` on the CPU (from a
+    cache-cold source unless ``cold=False``; the destination is reused, as a batch is)."""
     half = max(int(nbytes // 2), 1 << 20)
-    src = xp.ones(half // 4, dtype=np.float32)
-    dst = xp.empty_like(src)
-    seconds = time_per_call(xp, lambda: xp.copyto(dst, src), min_time=min_time)
-    return 2 * src.nbytes / seconds / 1e9
+    dst = xp.empty(half // 4, dtype=np.float32)
+    n_src = max(1, -(-COLD_POOL_BYTES // half)) if (cold and xp is np) else 1
+    sources = [xp.ones(half // 4, dtype=np.float32) for _ in range(n_src)]
+    turn = [0]
+
+    def copy():
+        xp.copyto(dst, sources[turn[0] % n_src])
+        turn[0] += 1
+
+    seconds = time_per_call(xp, copy, min_time=min_time)
+    return 2 * dst.nbytes / seconds / 1e9
 
 
 def gpu_usable() -> tuple[bool, str]:

@@ -8,7 +8,10 @@ measures, in the same run:
   CuPy (GPU): ``out[b] = src[d, s, :, y:y+P, x:x+P]`` into a preallocated float32 batch,
   ``out[...] = tile[...]`` for crop stitching and ``out += w * tile; weight += w`` for blend;
 * ``copy-roof``: a plain copy (device-to-device on the GPU, ``numpy.copyto`` on the CPU)
-  moving the same number of bytes.
+  moving the same number of bytes; on the CPU each copy reads a source the caches do not
+  hold (a pool of buffers of 256 MB or more, in turn), as a gather from a large image
+  does, while copying one small buffer repeatedly would measure cache bandwidth (kept in
+  the JSON as ``warm_roof_gbps``).
 
 Effective bandwidth counts bytes read + bytes written by the operation (gather: source
 voxels read + output written; crop: kept tile voxels read + written; blend: tile voxels read
@@ -156,7 +159,9 @@ def bench_gather(xp, cases, min_time, roof_cache):
         t_ours = H.time_per_call(xp, lambda: gather_patches(table, specs_dev, patch, out=out), min_time=min_time)
         t_loop = H.time_per_call(xp, lambda: gather_loop(xp, [src], specs, patch, loop_out), min_time=min_time, calls=1)
         roof = roof_cache.setdefault(nbytes, H.copy_roof(xp, nbytes, min_time=min_time))
-        base = dict(op="gather", case=name, batch=batch, item=f"{'x'.join(map(str, patch))} u16->f32", mbytes=nbytes / 1e6)
+        warm = H.copy_roof(xp, nbytes, min_time=min_time, cold=False)
+        base = dict(op="gather", case=name, batch=batch, item=f"{'x'.join(map(str, patch))} u16->f32", mbytes=nbytes / 1e6,
+                    warm_roof_gbps=warm)  # fmt: skip
         rows.extend(result_rows(base, nbytes, t_ours, t_loop, roof))
         del src, table, out, loop_out
     return rows

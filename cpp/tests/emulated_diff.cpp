@@ -331,7 +331,8 @@ void blend_case(bool small, bool pile) {
     index_t image[3], samples;
     StitchCase c = random_image_setup(small, image, samples);
     const index_t n_outputs = pick(1, 2);
-    for (index_t i = 0; i < n_outputs; ++i) c.outputs.push_back(make_output(samples, c.channels, image, chance(0.5), true));  // blending needs weights
+    // a quarter of the outputs without weight arrays: blending then adds only the weighted sums
+    for (index_t i = 0; i < n_outputs; ++i) c.outputs.push_back(make_output(samples, c.channels, image, chance(0.5), chance(0.75)));
     // A pile of more than 256 tiles overflows the kernel's shared candidate list (whole-batch scan).
     const index_t n_tiles = pile ? (chance(0.5) ? pick(kBlendMaxCover + 1, 256) : pick(257, small ? 300 : 400))
                                  : pick(1, small ? 30 : 80);
