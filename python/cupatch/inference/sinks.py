@@ -3,9 +3,9 @@
 :class:`MemorySink` stitches into full-size outputs on the working device (crop, or blend
 divided once by the tiling's :class:`~cupatch.inference.weightmap.WeightMap`; a
 ``BlendAccumulator`` when tiles are skipped). :class:`SlabSink` streams: it keeps only an
-output slab per sample covering the rows of tiles still open, and hands every region no later tile touches
-(blend: divided by its weights), cast to the output dtype and copied to the host, to a
-:class:`~cupatch.inference.writers.Writer`.
+output slab per sample covering the rows of tiles still open, and hands every region no
+later tile touches (blend: divided by its weights), cast to the output dtype and copied
+to the host, to a :class:`~cupatch.inference.writers.Writer`.
 """
 
 from __future__ import annotations
