@@ -186,3 +186,17 @@ def test_zarr_group_path_and_array_object(client, images, tmp_path):
             dist_models.affine, data, out=tmp_path / f"out{k}.zarr", region_shape=24, chunks=24, progress=False, **args
         )
         np.testing.assert_array_equal(out[...], reference)
+
+
+@pytest.mark.parametrize("target_axes", [None, "SYXC"])
+def test_output_channels_and_target_axes(client, images, tmp_path, target_axes):
+    image = images["2d"]
+    _zarr(tmp_path / "in.zarr", image)
+    args = dict(axes="SYX", tile_size=32, overlaps=8, target_axes=target_axes, blend="crop")
+    out, _ = run_distributed(
+        dist_models.two_channels, str(tmp_path / "in.zarr"), out=tmp_path / "out.zarr", region_shape=24, chunks=24,
+        progress=False, **args,
+    )  # fmt: skip
+    reference = _reference(dist_models.two_channels, image, **args)
+    assert out.shape == reference.shape
+    np.testing.assert_array_equal(out[...], reference)
