@@ -11,7 +11,7 @@ from cupatch.distributed import run_distributed
 from cupatch.distributed.record import ATTRIBUTE, decode_ranges
 
 dist_models = pytest.importorskip("dist_models")
-from dist_cluster import client  # noqa: E402, F401  (the module's cluster fixture)
+client = pytest.importorskip("dist_cluster").client  # this module's cluster (a fixture)
 da = pytest.importorskip("dask.array")
 
 #: blend modes sum a voxel's tiles grouped by batch, and the task batches group them

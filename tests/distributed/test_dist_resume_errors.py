@@ -11,7 +11,7 @@ from cupatch.distributed import ModelFactoryError, predict_tiled, run_distribute
 from cupatch.distributed.record import ATTRIBUTE, decode_ranges
 
 dist_models = pytest.importorskip("dist_models")
-from dist_cluster import client  # noqa: E402, F401  (the module's cluster fixture)
+client = pytest.importorskip("dist_cluster").client  # this module's cluster (a fixture)
 
 ARGS = dict(axes="SYX", tile_size=32, overlaps=8, region_shape=24, chunks=24, progress=False)
 
