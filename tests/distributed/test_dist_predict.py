@@ -200,3 +200,23 @@ def test_output_channels_and_target_axes(client, images, tmp_path, target_axes):
     reference = _reference(dist_models.two_channels, image, **args)
     assert out.shape == reference.shape
     np.testing.assert_array_equal(out[...], reference)
+
+
+@pytest.mark.parametrize(("blend", "skip_value"), [("crop", np.nan), ("hann", 0.0), ("crop", 0.0)])
+def test_skip_mask_as_in_one_process(client, tmp_path, blend, skip_value):
+    volume = np.random.default_rng(2).random((2, 40, 64, 64), dtype=np.float32)  # SZYX
+    foreground = np.zeros_like(volume, dtype=bool)
+    foreground[0, 5:20, 10:30, 8:40] = True  # sample 1 is all background: only its first tile runs
+    _zarr(tmp_path / "in.zarr", volume)
+    mask = foreground[:, ::4, ::4, ::4]  # at 1/4 resolution
+    args = dict(axes="SZYX", tile_size=16, overlaps=4, blend=blend, skip=mask, skip_value=skip_value)
+    out, stats = run_distributed(
+        dist_models.affine, str(tmp_path / "in.zarr"), out=tmp_path / "out.zarr", region_shape=(12, 24, 24),
+        chunks=12, progress=False, **args,
+    )  # fmt: skip
+    reference = _reference(dist_models.affine, volume, **args)
+    assert stats.n_tiles_run < stats.n_tiles  # skipped tiles never reached the model
+    if blend == "crop":
+        np.testing.assert_array_equal(out[...], reference)
+    else:
+        _assert_blend_close(out[...], reference)

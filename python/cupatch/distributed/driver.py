@@ -12,6 +12,7 @@ its retries cancels the rest, and the error says how to resume.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import time
 import uuid
@@ -23,6 +24,7 @@ from .._validation import as_bool, as_int, ensure_tuple_rep, look_up_option
 from ..inference.destinations import COMPRESSIONS, check_outputs, mark_complete
 from ..inference.driver import _ARGUMENTS, _NoProgress
 from ..inference.plan import DEVICES, Plan, output_axes
+from ..inference.skip import check_fill, tiles_to_run
 from ..inference.writers import Layout
 from ..stacks import axes as axes_mod
 from .inputs import input_refs
@@ -124,7 +126,9 @@ def predict_tiled(model, data, *, client=None, out=None, resume: bool = False, f
 
     Same arguments and results as :func:`cupatch.predict_tiled` (every keyword not listed
     here, e.g. ``axes``, ``tile_size``, ``overlaps``, ``batch_size``, ``blend``,
-    ``channels``, ``normalization``, ``target_axes``, is passed on and checked by it), plus:
+    ``channels``, ``normalization``, ``target_axes``, ``compression``, ``skip`` (a mask) and
+    ``skip_value``, is passed on and checked by it; an option the tasks cannot apply is a
+    ``NotImplementedError`` naming it), plus:
 
     Parameters
     ----------
@@ -211,8 +215,15 @@ def _refuse_unapplied(plan: Plan) -> None:
         f.name for f in dataclasses.fields(plan)
         if f.name not in _APPLIED and getattr(plan, f.name) != f.default
     ]  # fmt: skip
-    if any(getattr(image, "skip_mask", None) is not None for image in plan.images):
-        unapplied.append("skip")
+    rule = getattr(plan, "skip", None)
+    if rule is not None and rule.decide is None:
+        unapplied.remove("skip")  # masks: decided on the client, applied by the tasks
+    elif rule is not None:
+        raise NotImplementedError(
+            "cupatch.distributed.predict_tiled takes skip= as a mask only (an array or path, as in predict_tiled); "
+            "a callable or filter object would read every tile on the client: compute a mask from it, or run "
+            "cupatch.predict_tiled"
+        )
     if unapplied:
         names = ", ".join(f"{name}=" for name in dict.fromkeys(unapplied))
         raise NotImplementedError(
@@ -246,10 +257,14 @@ def run_distributed(model, data, *, client=None, out=None, resume=False, factory
     model_ref = client.scatter(payload, broadcast=True, hash=False) if payload is not None else None
 
     jobs = [_job(plan, k, ref, device) for k, ref in enumerate(refs)]
+    keeps = _skip_keeps(plan)
+    keep_refs = [None if k is None else client.scatter(k, broadcast=True, hash=False) for k in keeps]
     start = time.perf_counter()
     probe = client.submit(probe_output, jobs[0], spec, model_ref, _probe_block(client, jobs[0]), pure=False,
                           retries=retries, key=f"cupatch-probe-{uuid.uuid4().hex}")  # fmt: skip
     c_out, dtype = probe.result()
+    if getattr(plan, "skip", None) is not None:
+        check_fill(plan.skip.value, dtype)
     # at least two tasks per worker thread, shared among the images
     min_tasks = math.ceil(2 * max(1, sum(client.nthreads().values())) / len(jobs))
     stats = DistributedStats(n_tiles=plan.n_tiles)
@@ -257,7 +272,7 @@ def run_distributed(model, data, *, client=None, out=None, resume=False, factory
     pending = []
     for job, image, path in zip(jobs, plan.images, paths):
         job, record, array = _prepare_image(
-            plan, job, image, path, c_out, dtype, region_shape, chunks, compression, min_tasks, resume
+            plan, job, image, path, c_out, dtype, region_shape, chunks, compression, min_tasks, resume, keeps[job.index]
         )
         records.append(record)
         arrays.append(array)
@@ -274,7 +289,7 @@ def run_distributed(model, data, *, client=None, out=None, resume=False, factory
     futures = {}
     for job, task_id in pending:
         block = _task_block(client, job, task_id)
-        future = client.submit(run_region, job, task_id, spec, model_ref, block, retries=retries, pure=False,
+        future = client.submit(run_region, job, task_id, spec, model_ref, block, keep_refs[job.index], retries=retries, pure=False,
                                key=f"cupatch-region-{job.index}-{task_id}-{uuid.uuid4().hex}")  # fmt: skip
         futures[future] = job.index
     bar = _progress_bar(len(futures), progress, desc="predict_tiled", unit="region")
@@ -314,7 +329,22 @@ def _job(plan: Plan, k: int, ref, device: str) -> ImageJob:
         index=k, ref=ref, data_shape=tuple(image.stack.data_shape), tile=plan.tile, overlap=plan.overlap,
         mode=plan.mode, window_table=plan.window_table, batch_size=plan.batch_size, channels=plan.channels,
         scale=plan.scale, shift=plan.shift, normalization=plan.normalization, device=device,
+        fill=None if getattr(plan, "skip", None) is None else float(plan.skip.value),
     )  # fmt: skip
+
+
+def _skip_keeps(plan: Plan) -> list:
+    """Per image, bool per tile (False: skipped by the ``skip=`` mask), or None."""
+    keeps = []
+    for image in plan.images:
+        run = tiles_to_run(plan, image, None)  # masks only: no source is opened
+        if run is None:
+            keeps.append(None)
+            continue
+        keep = np.zeros(image.tiling.n_tiles, dtype=bool)
+        keep[run] = True
+        keeps.append(keep)
+    return keeps
 
 
 def _probe_block(client, job: ImageJob):
@@ -335,7 +365,7 @@ def _task_block(client, job: ImageJob, task_id: int):
     return client.compute(job.ref.dask.lazy_box(sample, channels, w_lo, w_hi))
 
 
-def _prepare_image(plan, job, image, path, c_out, dtype, region_shape, chunks, compression, min_tasks, resume):
+def _prepare_image(plan, job, image, path, c_out, dtype, region_shape, chunks, compression, min_tasks, resume, keep):
     """Create (or reopen) one image's output and plan its regions: ``(job, record, array)``."""
     tiling = image.tiling
     out_axes = output_axes(image.axes, plan.target_axes, c_out)
@@ -353,6 +383,8 @@ def _prepare_image(plan, job, image, path, c_out, dtype, region_shape, chunks, c
     k = _region_chunks(wanted, grid_args, min_tasks, bytes_per_voxel)
     grid = RegionGrid(tiling.spatial, chunks, k, tiling.n_samples)
     fingerprint = _fingerprint(plan, image, grid, shape, dtype)
+    if keep is not None:  # which tiles run, and what fills the rest
+        fingerprint["skip"] = [hashlib.sha256(np.packbits(keep).tobytes()).hexdigest(), plan.skip.value]
     if resuming:
         record = CompletionRecord.resume(array, fingerprint, grid.n_tasks, path)
     else:

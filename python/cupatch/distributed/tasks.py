@@ -52,6 +52,7 @@ class ImageJob:
     shift: Any
     normalization: Any
     device: str  # "auto", "cpu" or "gpu", resolved on the worker
+    fill: float | None = None  # skip_value when tiles may be skipped (skip=), else None
     out: Any = None  # the output Zarr array (None for the probe)
     layout: Layout | None = None
     grid: RegionGrid | None = None
@@ -135,18 +136,27 @@ def window_box(job: ImageJob, task_id: int):
     return sample, lo, hi, local, w_lo, w_hi
 
 
-def run_region(job: ImageJob, task_id: int, spec: ModelSpec, model, block=None) -> RegionResult:
-    """Predict the region of ``task_id`` and write it into its own chunks of ``job.out``."""
+def run_region(job: ImageJob, task_id: int, spec: ModelSpec, model, block=None, keep=None) -> RegionResult:
+    """Predict the region of ``task_id`` and write it into its own chunks of ``job.out``.
+
+    ``keep`` (``skip=``): bool per tile of the image, False for the tiles that never reach
+    the model; voxels no run tile writes get ``job.fill``, as in one process.
+    """
     start = time.perf_counter()
     device, xp, runner = _setup(job, spec, model)
     sample, lo, hi, local, w_lo, w_hi = window_box(job, task_id)
     patching = _patching(job)
     n_per_sample = len(patching) // job.data_shape[0]
-    specs = np.ascontiguousarray(patching.spec_table(sample * n_per_sample + local), dtype=np.int64)
-    window = read_window(job.ref, sample, job.channels, w_lo, w_hi, block)
+    tiles = sample * n_per_sample + local
+    if keep is not None:
+        tiles = tiles[np.asarray(keep)[tiles]]
+    specs = np.ascontiguousarray(patching.spec_table(tiles), dtype=np.int64)
     size = tuple(b - a for a, b in zip(lo, hi))
     c_out = _out_channels(job)
-    values = xp.zeros((1, c_out, *size), dtype=np.float32)
+    if job.fill and job.mode == "crop":  # skipped tiles' kept regions (crop) keep the fill
+        values = xp.full((1, c_out, *size), job.fill, dtype=np.float32)
+    else:
+        values = xp.zeros((1, c_out, *size), dtype=np.float32)
     weights = xp.zeros((1, 1, *size), dtype=np.float32) if job.mode == "blend" else None
     table = None if weights is None else xp.asarray(job.window_table)
     sample_col = tile_columns(len(job.tile))["sample_idx"]
@@ -168,13 +178,21 @@ def run_region(job: ImageJob, task_id: int, spec: ModelSpec, model, block=None) 
                 image_shapes=image_shape, origins=[lo],
             )  # fmt: skip
 
-    _predict_batches(job, runner, xp, specs, window, w_lo, stitch)
-    block_out = values[0] if weights is None else values[0] / weights[0]
+    if len(tiles):
+        window = read_window(job.ref, sample, job.channels, w_lo, w_hi, block)
+        _predict_batches(job, runner, xp, specs, window, w_lo, stitch)
+    if weights is None:
+        block_out = values[0]
+    elif job.fill is None:
+        block_out = values[0] / weights[0]
+    else:  # voxels that no run tile covers get the fill
+        covered = weights[0] > 0
+        block_out = xp.where(covered, values[0] / xp.where(covered, weights[0], xp.float32(1)), xp.float32(job.fill))
     host = cast(block_out, job.out.dtype, xp)
     if xp is not np:
         host = host.get()
     ZarrWriter(job.out, job.layout).write_box(sample, lo, hi, np.ascontiguousarray(host))
-    return RegionResult(job.index, int(task_id), len(local), time.perf_counter() - start, device)
+    return RegionResult(job.index, int(task_id), len(tiles), time.perf_counter() - start, device)
 
 
 def _out_channels(job: ImageJob) -> int:
