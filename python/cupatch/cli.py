@@ -397,6 +397,8 @@ def _info() -> int:
     print(json.dumps(info, indent=2, sort_keys=True, default=str))
     if reasons:
         print(f"cupatch info: no usable GPU ({info['gpu_unavailable_reason']}); cupatch runs on the CPU", file=sys.stderr)
+    else:
+        print(f"cupatch info: {info['cuda_devices']} usable CUDA device(s); cupatch runs on the GPU by default", file=sys.stderr)
     if info.get("cuda_emulated"):
         print(
             "cupatch info: this build emulates CUDA on the CPU (CUPATCH_CUDA=EMULATE): its one CUDA device is the "
