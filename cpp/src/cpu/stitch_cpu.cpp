@@ -106,13 +106,16 @@ void stitch_blend_cpu(const StitchArgs& a) {
         std::sort(cuts.begin(), cuts.end());
         cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
     };
-    // Items are (tile, slice): a Z plane of a 3-D tile, or kSliceRows Y rows of a 2-D one,
-    // so that even a few large tiles split into many chunks. Which item adds a voxel does
-    // not change what is added to it.
-    constexpr index_t kSliceRows = 16;
+    // Items are (tile, slice): Z planes of a 3-D tile or Y rows of a 2-D one, cut so that a
+    // batch has about kTargetItems of them: a few large tiles still split into many chunks,
+    // while large batches keep whole tiles (each item repeats its tile's band setup). Which
+    // item adds a voxel does not change what is added to it.
+    constexpr index_t kTargetItems = 64;
     const int slice_axis = a.ndim == 3 ? 0 : 1;
-    const index_t slice_rows = a.ndim == 3 ? 1 : kSliceRows;
-    const index_t n_slices = (a.tile[slice_axis] + slice_rows - 1) / slice_rows;
+    const index_t extent = a.tile[slice_axis], min_rows = a.ndim == 3 ? 1 : 16;
+    const index_t wanted = std::min<index_t>((kTargetItems + B - 1) / std::max<index_t>(B, 1), (extent + min_rows - 1) / min_rows);
+    const index_t slice_rows = (extent + std::max<index_t>(wanted, 1) - 1) / std::max<index_t>(wanted, 1);
+    const index_t n_slices = (extent + slice_rows - 1) / slice_rows;
     parallel_for(B * n_slices, tile_voxels * 4 / n_slices, [&](index_t begin, index_t end) {
         std::vector<index_t> zcuts, ycuts, xcuts;
         std::vector<std::int32_t> band;
