@@ -73,3 +73,46 @@ def test_huge_thread_count_from_the_environment_still_works():
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_forked_child_starts_its_own_workers(four_threads):
+    """The worker pool survives fork: a child (a DataLoader worker) inherits no pool threads
+    and must not wait for them; it starts its own and every item still runs once."""
+    import os
+    import sys
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no os.fork on this platform")
+    from cupatch.ops import gather_patches
+
+    source = np.arange(512 * 512, dtype=np.uint16).reshape(1, 1, 512, 512)
+    specs = np.array([[0, 0, 7 * i, 5 * i] for i in range(64)], dtype=np.int64)
+    expected = gather_patches([source], specs, (64, 64))  # the pool's workers are running now
+    pid = os.fork()
+    if pid == 0:  # child: report through the exit status only
+        ok = False
+        try:
+            ok = bool((gather_patches([source], specs, (64, 64)) == expected).all())
+            ok = ok and bool((_core._parallel_for_check(5000, -1, -1) == 1).all())
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, sys.platform
+
+
+def test_concurrent_callers_share_the_pool(four_threads):
+    """Kernels called from several Python threads at once (the pool busy with one of them
+    runs the others inline) give every caller its own, complete result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cupatch.ops import gather_patches
+
+    source = np.arange(512 * 512, dtype=np.uint16).reshape(1, 1, 512, 512)
+    specs = [np.array([[0, 0, (7 * i + k) % 448, 5 * i] for i in range(64)], dtype=np.int64) for k in range(4)]
+    expected = [gather_patches([source], s, (64, 64)) for s in specs]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda k: [gather_patches([source], specs[k], (64, 64)) for _ in range(10)], range(4)))
+    for k in range(4):
+        for g in got[k]:
+            np.testing.assert_array_equal(g, expected[k])

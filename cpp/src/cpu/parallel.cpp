@@ -29,7 +29,8 @@ int default_threads() {
         const long n = std::strtol(env, nullptr, 10);  // saturates instead of overflowing like atoi
         if (n > 0) return static_cast<int>(n < kMaxThreads ? n : kMaxThreads);
     }
-    const unsigned hw = std::thread::hardware_concurrency();
+    // Asked once: hardware_concurrency() reads /sys on every call (a system call per kernel).
+    static const unsigned hw = std::thread::hardware_concurrency();
     return hw ? static_cast<int>(hw) : 1;
 }
 
