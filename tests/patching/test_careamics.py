@@ -117,6 +117,15 @@ def test_random_strategies_counts_and_mapping_equal_careamics(setup):
             assert table[i, :2].tolist() == [int(spec["data_idx"]), int(spec["sample_idx"])]
 
 
+def _check_draws_avoid(ours, shape, patch, excluded, probs):
+    """Every drawn patch lies in the image and starts in a cell that can be drawn."""
+    table = ours.spec_table(np.arange(ours.n_patches))
+    corners = table[:, 2:]
+    assert (corners >= 0).all() and (corners + np.asarray(patch) <= np.asarray(shape[2:])).all()
+    barred = set(map(tuple, excluded)) | {cell for cell, p in probs.items() if p == 0.0}
+    assert not {tuple(int(c) for c in row // np.asarray(patch)) for row in corners} & barred
+
+
 @settings(max_examples=30, deadline=None)
 @given(setup=_setup(), data=st.data())
 def test_stratified_bookkeeping_equals_careamics(setup, data):
@@ -133,7 +142,13 @@ def test_stratified_bookkeeping_equals_careamics(setup, data):
         ours.exclude_patches(0, 0, excluded)
         theirs.exclude_patches(0, 0, excluded)
         ours.set_region_probs(0, 0, probs)
-        theirs.set_region_probs(0, 0, probs)
+        try:
+            theirs.set_region_probs(0, 0, probs)
+        except (TypeError, RuntimeWarning):
+            # CAREamics' own bin packing fails on these (a float growth added to an int array,
+            # or a division by a zero bin size): cupatch must still draw valid patches
+            _check_draws_avoid(ours, shape, patch, excluded, probs)
+            return
     image = theirs.image_patching[0][0]
     areas = np.array([image.areas[i] for i in range(len(image.grid_coords))], dtype=np.int64)
     np.testing.assert_array_equal(ours.region_areas(0, 0).ravel(), areas)
