@@ -70,7 +70,15 @@ if configure_and_build "$BUILD" all -DCMAKE_BUILD_TYPE=Release; then
   cp -a python/cupatch "$BUILD/site/cupatch"
   find "$BUILD/site" -name "__pycache__" -prune -exec rm -rf {} +
   cp "$BUILD"/_core*.so "$BUILD/site/cupatch/"
-  PYTHONPATH=$BUILD/site "$PY" -c "import cupatch; b = cupatch.build_info(); assert b['cuda_emulated'] and b['cuda_devices'] == 1, b; print('emulated build:', b)" \
+  # An editable install of cupatch (pip install -e) imports through a finder that comes
+  # before PYTHONPATH: the Python steps would test that build instead, so stop and say so.
+  PYTHONPATH=$BUILD/site "$PY" -c "
+import os, sys, cupatch
+site = os.path.realpath(sys.argv[1])
+if not os.path.realpath(cupatch.__file__).startswith(site):
+    sys.exit(f'cupatch imports from {cupatch.__file__}, not {site}: an editable install shadows '
+             'PYTHONPATH; run this script from an environment without one (e.g. pip install . , not -e)')
+b = cupatch.build_info(); assert b['cuda_emulated'] and b['cuda_devices'] == 1, b; print('emulated build:', b)" "$BUILD/site" \
     || failed+=("emulated build import")
 else
   failed+=("emulated build")
