@@ -42,7 +42,7 @@ bool chance(double p) { return std::uniform_real_distribution<double>(0, 1)(rng)
 float uniform(float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); }
 
 void report(const char* what, const std::string& detail, const void* a, const void* b, std::size_t bytes) {
-    if (std::memcmp(a, b, bytes) == 0) return;
+    if (bytes == 0 || std::memcmp(a, b, bytes) == 0) return;  // empty vectors may hold null pointers
     std::size_t i = 0;
     while (static_cast<const unsigned char*>(a)[i] == static_cast<const unsigned char*>(b)[i]) ++i;
     if (++mismatches <= 10) std::printf("MISMATCH %s (%s): first differing byte %zu of %zu\n", what, detail.c_str(), i, bytes);
