@@ -12,7 +12,6 @@ strategy ends up with exactly the region probabilities of CAREamics' ``filter_ba
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import numpy as np
 

@@ -149,3 +149,22 @@ def plot_filter_map(
             ax.set_title(panel_titles[i])
     fig.suptitle(title)
     return fig
+
+
+class ThresholdMapMixin:
+    """CAREamics' ``apply_filter``/``plot_filter_map`` of a filter whose map holds one value
+    per pixel (max, mask, Shannon); the filter names its plot with ``_map_title`` and
+    ``_map_label``."""
+
+    _map_title = "Filter Map"
+    _map_label = "threshold"
+
+    @staticmethod
+    def apply_filter(filter_map: np.ndarray, threshold: float) -> np.ndarray:
+        """True where the map exceeds ``threshold``: the pixels kept for training."""
+        return np.asarray(filter_map) > threshold
+
+    @classmethod
+    def plot_filter_map(cls, image: np.ndarray, filter_map: np.ndarray, z_idx: int | None = None):
+        """The map over the image (matplotlib figure); ``z_idx`` picks the slice of 3-D data."""
+        return plot_filter_map(image, filter_map, z_idx, title=cls._map_title, label=cls._map_label)

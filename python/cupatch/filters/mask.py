@@ -9,7 +9,7 @@ import numpy as np
 
 from .._validation import as_probability
 from .base import region_batch
-from .maps import create_filter_map, plot_filter_map
+from .maps import ThresholdMapMixin, create_filter_map
 
 __all__ = ["MaskPatchFilter"]
 
@@ -18,7 +18,7 @@ def _coverage(rows, xp):
     return xp.count_nonzero(rows, axis=1) / rows.shape[1]
 
 
-class MaskPatchFilter:
+class MaskPatchFilter(ThresholdMapMixin):
     """Filter out regions of a mask whose fraction of non-zero pixels is below ``coverage``.
 
     Parameters
@@ -32,6 +32,9 @@ class MaskPatchFilter:
     regions of the *mask* (``filter_background(strategy, masks, MaskPatchFilter(...))``).
     Counts and one division: the batch is exact on every backend.
     """
+
+    _map_title = "Mask Filter Map"
+    _map_label = "coverage"
 
     def __init__(self, coverage: float) -> None:
         self.coverage = as_probability(coverage, "coverage")
@@ -59,12 +62,3 @@ class MaskPatchFilter:
         """Per-pixel map of the largest mask coverage of the regions covering the pixel."""
         return create_filter_map(image, lambda r: _coverage(r.reshape(len(r), -1), np), patch_size, "greater")
 
-    @staticmethod
-    def apply_filter(filter_map: np.ndarray, threshold: float) -> np.ndarray:
-        """True where the map exceeds ``threshold``: the pixels kept for training."""
-        return np.asarray(filter_map) > threshold
-
-    @staticmethod
-    def plot_filter_map(image: np.ndarray, filter_map: np.ndarray, z_idx: int | None = None):
-        """The map over the image (matplotlib figure)."""
-        return plot_filter_map(image, filter_map, z_idx, title="Mask Filter Map", label="coverage")

@@ -9,7 +9,7 @@ import numpy as np
 
 from .._validation import as_float, as_probability
 from .base import compare_dtype, region_batch, require_scipy_ndimage
-from .maps import create_filter_map, plot_filter_map
+from .maps import ThresholdMapMixin, create_filter_map
 
 __all__ = ["MaxPatchFilter"]
 
@@ -19,7 +19,7 @@ def _window(shape: Sequence[int]) -> tuple[int, ...]:
     return tuple(p // 2 if p > 1 else 1 for p in shape)
 
 
-class MaxPatchFilter:
+class MaxPatchFilter(ThresholdMapMixin):
     """Filter out regions whose maximum filter rarely exceeds ``threshold``.
 
     Parameters
@@ -37,6 +37,9 @@ class MaxPatchFilter:
     Same arguments and rule as CAREamics' ``MaxPatchFilter``; the threshold and coverage
     are checked (finite, and ``coverage`` in ``[0, 1]``, as CAREamics' configuration does).
     """
+
+    _map_title = "Maximum Filter Map"
+    _map_label = "threshold"
 
     def __init__(self, threshold: float, coverage: float = 0.25) -> None:
         self.threshold = as_float(threshold, "threshold")
@@ -116,12 +119,3 @@ class MaxPatchFilter:
 
         return create_filter_map(image, values, patch_size, direction="greater")
 
-    @staticmethod
-    def apply_filter(filter_map: np.ndarray, threshold: float) -> np.ndarray:
-        """True where the map exceeds ``threshold``: the pixels kept for training."""
-        return np.asarray(filter_map) > threshold
-
-    @staticmethod
-    def plot_filter_map(image: np.ndarray, filter_map: np.ndarray, z_idx: int | None = None):
-        """The map over the image (matplotlib figure); ``z_idx`` picks the slice of 3-D data."""
-        return plot_filter_map(image, filter_map, z_idx, title="Maximum Filter Map", label="threshold")

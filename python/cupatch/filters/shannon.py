@@ -10,7 +10,7 @@ import numpy as np
 
 from .._validation import as_float
 from .base import refine, region_batch
-from .maps import create_filter_map, plot_filter_map
+from .maps import ThresholdMapMixin, create_filter_map
 
 __all__ = ["ShannonPatchFilter", "batch_entropy"]
 
@@ -46,7 +46,7 @@ def batch_entropy(rows, xp):
     return xp.bincount(starts // n, weights=terms, minlength=b) / math.log(2)
 
 
-class ShannonPatchFilter:
+class ShannonPatchFilter(ThresholdMapMixin):
     """Filter out regions whose Shannon entropy (bits) is below ``threshold``.
 
     Parameters
@@ -62,6 +62,9 @@ class ShannonPatchFilter:
     entropies can differ from scikit-image's in the last bits; regions within
     ``4 (n + 8) eps`` (relative) of the threshold are decided by :meth:`filter_out`.
     """
+
+    _map_title = "Shannon Entropy Filter Map"
+    _map_label = "threshold"
 
     def __init__(self, threshold: float) -> None:
         self.threshold = as_float(threshold, "threshold", low=0.0)
@@ -92,12 +95,3 @@ class ShannonPatchFilter:
         """Per-pixel map of the largest entropy of the regions covering the pixel."""
         return create_filter_map(image, lambda r: batch_entropy(r.reshape(len(r), -1), np), patch_size, "greater")
 
-    @staticmethod
-    def apply_filter(filter_map: np.ndarray, threshold: float) -> np.ndarray:
-        """True where the map exceeds ``threshold``: the pixels kept for training."""
-        return np.asarray(filter_map) > threshold
-
-    @staticmethod
-    def plot_filter_map(image: np.ndarray, filter_map: np.ndarray, z_idx: int | None = None):
-        """The map over the image (matplotlib figure)."""
-        return plot_filter_map(image, filter_map, z_idx, title="Shannon Entropy Filter Map", label="threshold")
