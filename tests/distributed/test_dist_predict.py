@@ -113,7 +113,7 @@ def test_torch_factory_string_built_once_per_worker(client, images, tmp_path):
     _zarr(tmp_path / "in.zarr", image)
     # batch_size=1: torch's CPU convolutions may round differently for batches of other sizes,
     # and the tasks' last batches are smaller than the single-process ones
-    args = dict(axes="SYX", tile_size=32, overlaps=8, batch_size=1)
+    args = dict(axes="SYX", tile_size=32, overlaps=8, batch_size=1, device="cpu")  # a CPU torch model
     out, stats = run_distributed(
         "dist_models:build_conv", str(tmp_path / "in.zarr"), out=tmp_path / "out.zarr", region_shape=24, chunks=24,
         progress=False, **args,

@@ -295,14 +295,14 @@ def test_torch_model_in_train_mode_is_predicted_in_eval_mode_and_restored():
     seen = []
     model.register_forward_hook(lambda m, args, out: seen.append((m.training, torch.is_inference_mode_enabled())))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    got = predict_tiled(model, image, axes="YX", tile_size=16, overlaps=4, batch_size=4, progress=False)
+    got = predict_tiled(model, image, axes="YX", tile_size=16, overlaps=4, batch_size=4, device="cpu", progress=False)
     assert seen and all(s == (False, True) for s in seen)  # eval mode, under torch.inference_mode()
     assert [m.training for m in model.modules()] == [True, True, True, False, True]
     for key, value in model.state_dict().items():  # batch-norm running statistics untouched
         assert torch.equal(value, before[key]), key
     model.eval()
     with torch.no_grad():
-        expected = predict_tiled(model, image, axes="YX", tile_size=16, overlaps=4, batch_size=4, progress=False)
+        expected = predict_tiled(model, image, axes="YX", tile_size=16, overlaps=4, batch_size=4, device="cpu", progress=False)
     np.testing.assert_array_equal(got, expected)  # dropout off: the same as a model in eval()
 
 
@@ -317,7 +317,7 @@ def test_torch_model_of_another_float_dtype_gets_tiles_in_its_dtype(dtype):
         conv.bias.fill_(1.0)
     model = conv.to(torch_dtype)
     image = (np.arange(40 * 40, dtype=np.float32).reshape(40, 40) % 17) / 4
-    got = predict_tiled(model, image, axes="YX", tile_size=16, overlaps=4, progress=False)
+    got = predict_tiled(model, image, axes="YX", tile_size=16, overlaps=4, device="cpu", progress=False)
     # float64 and float16 come back in the model's dtype; bfloat16 (unknown to NumPy) as float32
     assert got.dtype == (np.float32 if dtype == "bfloat16" else np.dtype(dtype))
     np.testing.assert_allclose(got.astype(np.float64), 2 * image + 1, rtol=1e-2 if dtype != "float64" else 0)
