@@ -486,6 +486,7 @@ def test_gpu_source_tables_are_built_at_construction(monkeypatch):
     """On the GPU, resident stacks' SourceTables must be built by the constructor, on the stream
     the stacks were uploaded on, so that their ready point covers the uploads; built lazily by
     the first gather (e.g. on the loader's non-blocking prefetch stream) it would not."""
+    import cupatch._roles as roles_module
     import cupatch.dataset as dataset_module
 
     built = []
@@ -496,7 +497,7 @@ def test_gpu_source_tables_are_built_at_construction(monkeypatch):
             self.arrays = sources
 
     monkeypatch.setattr(dataset_module, "_resolve_device", lambda device: "gpu")
-    monkeypatch.setattr(dataset_module, "SourceTable", RecordingTable)
+    monkeypatch.setattr(roles_module, "SourceTable", RecordingTable)
     a = _image((2, 16, 16)).view(_CupyLikeArray)
     ds = PatchDataset(a, lambda s: RandomPatching(s, (8, 8), seed=1), axes="SYX", targets=a.copy().view(_CupyLikeArray),
                       device="gpu", placement="gpu", progress=False)

@@ -22,15 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import gpu_available, is_cupy_array, require_gpu
-from ._dtypes import OUTPUT_DTYPES, STACK_DTYPES
+from ._backend import gpu_available, require_gpu
+from ._dtypes import OUTPUT_DTYPES
 from ._layouts import patch_columns
+from ._roles import Role
 from ._staging import Staging
 from ._validation import as_bool, as_dtype, as_indices, as_int, look_up_option
 from .augmentation import Augmentations
 from .filters.background import filter_dataset_background
 from .normalization import NoNormalization, Normalization, check_normalization
-from .ops import SourceTable, gather_patches
+from .ops import gather_patches
 from .region import ImageRegionData, collate_spec_table, collate_table, stack_metadata
 from .stacks import as_stacks, validate_axes
 from .stacks.base import check_channels
@@ -51,40 +52,6 @@ def _resolve_device(device: str) -> str:
     if device == "gpu":
         require_gpu()
     return device
-
-
-class _Role:
-    """The stacks of one side of the dataset (inputs or targets) and how to gather them."""
-
-    def __init__(self, stacks, device: str, channels):
-        self.stacks = stacks
-        self.channels = channels
-        self.dtype = np.result_type(*[s.dtype for s in stacks])
-        if self.dtype not in STACK_DTYPES:
-            raise TypeError(f"the stacks' dtypes {[str(s.dtype) for s in stacks]} have no supported common dtype")
-        self.n_channels_out = stacks[0].data_shape[1] if channels is None else len(channels)
-        self.resident = all(self._is_resident(s, device) for s in stacks)
-        self._table = None
-
-    @staticmethod
-    def _is_resident(stack, device: str) -> bool:
-        if stack.array is None:
-            return False
-        return is_cupy_array(stack.array) == (device == "gpu")
-
-    def source_arrays(self) -> list:
-        arrays = []
-        for s in self.stacks:
-            a = s.array
-            if a.dtype != self.dtype:  # mixed dtypes: cast once to the common dtype
-                a = a.astype(self.dtype)
-            arrays.append(a)
-        return arrays
-
-    def source_table(self):
-        if self._table is None:
-            self._table = SourceTable(self.source_arrays())
-        return self._table
 
 
 def _copy_field(value):
@@ -196,8 +163,8 @@ class PatchDataset:
         inputs_, targets_ = self._place(inputs_, targets_, placement)
         self.input_stacks = inputs_
         self.target_stacks = targets_
-        self._input = _Role(inputs_, self.device, self.channels)
-        self._target = _Role(targets_, self.device, None) if targets_ is not None else None
+        self._input = Role(inputs_, self.device, self.channels)
+        self._target = Role(targets_, self.device, None) if targets_ is not None else None
 
         if isinstance(patching, type) or (callable(patching) and not hasattr(patching, "spec_table")):
             patching = patching([s.data_shape for s in inputs_])  # a class or a factory
@@ -384,7 +351,7 @@ class PatchDataset:
             )
         return sizes.pop()
 
-    def _read_regions(self, role: _Role, specs: np.ndarray, patch_size) -> Any:
+    def _read_regions(self, role: Role, specs: np.ndarray, patch_size) -> Any:
         """Read each patch window on the host into a staging buffer and upload it."""
         n_ch = role.n_channels_out
         slot, host = self._staging.acquire((len(specs), n_ch, *patch_size), role.dtype)
@@ -404,7 +371,7 @@ class PatchDataset:
                 read(b)
         return self._staging.upload(slot, host)
 
-    def _gather(self, role: _Role, which: str, specs: np.ndarray, patch_size, flags):
+    def _gather(self, role: Role, which: str, specs: np.ndarray, patch_size, flags):
         # host arrays: the ops layer uploads these few bytes with the spec table
         scale, shift = self._input_affine if which == "input" else self._target_affine
         flip_y, flip_x, rot = flags if flags is not None else (None, None, None)
