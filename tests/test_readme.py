@@ -225,7 +225,7 @@ def test_readme_commands_ran():
     """The bash blocks did run commands (a parser that finds none would pass silently)."""
     for example in EXAMPLES:
         if example.line not in _DONE:
-            pytest.skip("the README examples were not all run in this session")
+            pytest.skip("the README examples were not all run in this test run")
     ran = [c.text.split()[:2] for c in RUN_COMMANDS]
     assert ["cupatch", "predict"] in ran and ["cupatch", "info"] in ran, RUN_COMMANDS
 
