@@ -172,3 +172,9 @@ def write_results(out_dir: str | Path, stem: str, payload: dict[str, Any], table
     json_path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     txt_path.write_text(table + "\n")
     return json_path, txt_path
+
+
+def add_result_arguments(parser) -> None:
+    """``--out-dir`` and ``--tag``, the same for every benchmark that writes results."""
+    parser.add_argument("--out-dir", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--tag", default=None, help="result file prefix (default: the GPU name or cpu-<cores>core)")

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import default_tag, format_table, machine_info, write_results  # noqa: E402
+from _harness import add_result_arguments, default_tag, format_table, machine_info, write_results  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -150,8 +150,7 @@ def main(argv=None) -> None:
     parser.add_argument("--shape", type=int, nargs=3, default=None)
     parser.add_argument("--blend", default="crop")
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--out-dir", default=str(HERE / "results"))
-    parser.add_argument("--tag", default=None)
+    add_result_arguments(parser)
     parser.add_argument("--rounds", type=int, default=1, help="alternating rounds; the best of each is reported")
     args = parser.parse_args(argv)
     shape = tuple(args.shape or ((32, 256, 256) if args.quick else (128, 1024, 1024)))

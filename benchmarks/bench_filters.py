@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import default_tag, format_table, gpu_usable, machine_info, write_results  # noqa: E402
+from _harness import add_result_arguments, default_tag, format_table, gpu_usable, machine_info, write_results  # noqa: E402
 
 from cupatch import StratifiedPatching, as_stacks, filter_background  # noqa: E402
 from cupatch._sample import sample_image  # noqa: E402
@@ -124,8 +124,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=None, help="best of N runs per side (default 3, quick 1)")
     parser.add_argument("--filters", nargs="*", default=list(FILTERS), choices=list(FILTERS))
-    parser.add_argument("--out-dir", default=str(Path(__file__).parent / "results"))
-    parser.add_argument("--tag", default=None)
+    add_result_arguments(parser)
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 3)
 

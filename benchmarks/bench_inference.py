@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import default_tag, machine_info  # noqa: E402
+from _harness import add_result_arguments, default_tag, machine_info  # noqa: E402
 from _peers import load_careamics, load_monai  # noqa: E402
 
 from cupatch._sample import sample_image  # noqa: E402
@@ -280,8 +280,7 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3, help="round-robin rounds (min and median over them)")
     parser.add_argument("--models", nargs="+", choices=("identity", "conv"), default=["identity", "conv"])
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    parser.add_argument("--out-dir", default=str(Path(__file__).resolve().parent / "results"))
-    parser.add_argument("--tag", default=None, help="file name prefix (default: gpu name or cpu-<cores>core)")
+    add_result_arguments(parser)
     parser.add_argument("--readme", default=None, help="README whose bench_inference section is regenerated")
     args = parser.parse_args(argv)
 

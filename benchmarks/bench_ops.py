@@ -231,8 +231,7 @@ def main(argv=None) -> int:
     parser.add_argument("--ops", nargs="+", choices=("gather", "stitch"), default=["gather", "stitch"])
     parser.add_argument("--cases", nargs="+", default=None, help="case names to run (default: all)")
     parser.add_argument("--min-time", type=float, default=0.3, help="seconds of repetitions per timing")
-    parser.add_argument("--out-dir", default=str(Path(__file__).resolve().parent / "results"))
-    parser.add_argument("--tag", default=None, help="file name prefix (default: GPU name or cpu-<cores>core)")
+    H.add_result_arguments(parser)
     parser.add_argument("--note", default="", help="free text recorded with the results (e.g. machine load)")
     args = parser.parse_args(argv)
 

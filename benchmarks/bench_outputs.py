@@ -31,7 +31,7 @@ import tifffile
 import zarr
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import default_tag, format_table, machine_info, write_results  # noqa: E402
+from _harness import add_result_arguments, default_tag, format_table, machine_info, write_results  # noqa: E402
 
 import cupatch  # noqa: E402
 from cupatch._sample import sample_image  # noqa: E402
@@ -86,8 +86,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
     parser.add_argument("--quick", action="store_true", help="2 x 1024 x 1024 instead of 2 x 2048 x 2048")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out-dir", default=str(Path(__file__).parent / "results"))
-    parser.add_argument("--tag", help="result file prefix (default: cpu-<cores>core or the GPU name)")
+    add_result_arguments(parser)
     args = parser.parse_args()
 
     device = resolve_device(args.device)

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import default_tag, format_table, machine_info, write_results  # noqa: E402
+from _harness import add_result_arguments, default_tag, format_table, machine_info, write_results  # noqa: E402
 
 from cupatch.inference import resolve_device, run_prediction  # noqa: E402
 
@@ -69,8 +69,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
     parser.add_argument("--quick", action="store_true", help="a 64x128x128 volume instead of 128x256x256")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out-dir", default=str(Path(__file__).parent / "results"))
-    parser.add_argument("--tag", help="result file prefix (default: cpu-<cores>core or the GPU name)")
+    add_result_arguments(parser)
     args = parser.parse_args()
 
     device = resolve_device(args.device)
