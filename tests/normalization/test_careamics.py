@@ -1,4 +1,4 @@
-"""CAREamics' statistic names and configs (:mod:`cupatch.normalization.careamics`).
+"""CAREamics' statistic names and configs (:mod:`cupatch.normalization.careamics`, :mod:`cupatch.normalization.from_config`).
 
 The configs are CAREamics' own pydantic models, loaded from ``CAREAMICS_PATH`` (its
 ``normalization_config.py`` needs only pydantic); the dict forms run everywhere.

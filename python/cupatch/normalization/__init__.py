@@ -34,7 +34,7 @@ are any (supervised training), else the input statistics.
 from __future__ import annotations
 
 from .base import RANGE_EPS, STD_EPS, NoNormalization, Normalization, check_normalization
-from .careamics import from_careamics_config
+from .from_config import from_careamics_config
 from .mean_std import MeanStdNormalization
 from .min_max import MinMaxNormalization
 from .quantile import QuantileNormalization

@@ -2,16 +2,18 @@
 ``NoNormConfig``) turned into cupatch normalisations, field by field.
 
 CAREamics names the input statistics ``input_means``, ``input_stds``, ``input_mins``,
-``input_maxes``, ``input_lower_quantile_values``, ...; the constructors here accept the first
-four directly, and :func:`from_careamics_config` reads a whole config: the pydantic model
-itself or its ``model_dump()`` dict (CAREamics is never imported).
+``input_maxes``, ``input_lower_quantile_values``, ...; the constructors accept the first
+four directly, and :func:`config_fields` turns a whole config (the pydantic model itself or its
+``model_dump()`` dict; CAREamics is never imported) into constructor arguments, for
+:func:`~cupatch.normalization.from_careamics_config` and the ``from_careamics_config``
+class methods.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["from_careamics_config"]
+__all__ = ["config_fields"]
 
 # Per CAREamics config name: its fields and the constructor argument each becomes.
 _FIELDS = {
@@ -91,43 +93,3 @@ def config_fields(config, name: str | None, owner: str) -> dict:
         out.pop("per_channel", None)
         out.pop("skip_target", None)
     return out
-
-
-def from_careamics_config(config):
-    """The cupatch normalisation for a CAREamics normalization config.
-
-    Parameters
-    ----------
-    config : CAREamics ``MeanStdConfig``, ``MinMaxConfig``, ``QuantileConfig``, ``NoNormConfig``, or dict
-        The config, or its ``model_dump()``; ``name`` picks the normalisation
-        (``"mean_std"``, ``"min_max"``, ``"quantile"``, ``"none"``). Statistics left None are
-        computed by ``fit``.
-
-    Returns
-    -------
-    Normalization
-        :class:`MeanStdNormalization`, :class:`MinMaxNormalization`,
-        :class:`QuantileNormalization` or :class:`NoNormalization`.
-
-    Raises
-    ------
-    TypeError
-        ``config`` is neither a config nor a mapping.
-    ValueError
-        Unknown ``name`` or fields, or per-channel quantile levels that differ.
-    """
-    from .base import NoNormalization
-    from .mean_std import MeanStdNormalization
-    from .min_max import MinMaxNormalization
-    from .quantile import QuantileNormalization
-
-    classes = {
-        "mean_std": MeanStdNormalization,
-        "min_max": MinMaxNormalization,
-        "quantile": QuantileNormalization,
-        "none": NoNormalization,
-    }
-    name = _as_dict(config, "from_careamics_config").get("name")
-    if name not in classes:
-        raise ValueError(f"from_careamics_config: config name must be one of {', '.join(map(repr, classes))}, got {name!r}")
-    return classes[name](**config_fields(config, name, "from_careamics_config"))

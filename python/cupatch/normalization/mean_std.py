@@ -6,6 +6,7 @@ import numpy as np
 
 from .._validation import as_bool
 from .base import STD_EPS, Normalization, as_stat, careamics_alias, check_lengths, fmt
+from .careamics import config_fields
 
 __all__ = ["MeanStdNormalization"]
 
@@ -48,8 +49,6 @@ class MeanStdNormalization(Normalization):
     @classmethod
     def from_careamics_config(cls, config) -> MeanStdNormalization:
         """The normalisation a CAREamics ``MeanStdConfig`` (or its ``model_dump()`` dict) describes."""
-        from .careamics import config_fields
-
         fields = config_fields(config, "mean_std", cls.__name__)
         return cls(**fields)
 

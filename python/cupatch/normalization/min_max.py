@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .._validation import as_bool
 from .base import RangeNormalization, as_stat, careamics_alias, check_range, fmt
+from .careamics import config_fields
 
 __all__ = ["MinMaxNormalization"]
 
@@ -39,8 +40,6 @@ class MinMaxNormalization(RangeNormalization):
     @classmethod
     def from_careamics_config(cls, config) -> MinMaxNormalization:
         """The normalisation a CAREamics ``MinMaxConfig`` (or its ``model_dump()`` dict) describes."""
-        from .careamics import config_fields
-
         return cls(**config_fields(config, "min_max", cls.__name__))
 
     def _range(self, target):
