@@ -46,6 +46,21 @@ def test_shard_indices_match_distributed_sampler(n, world_size, drop_last):
         assert got.tolist() == _distributed_sampler_reference(order.tolist(), rank, world_size, drop_last)
 
 
+@pytest.mark.parametrize("world_size", [20, 97, 2**62])
+def test_a_world_larger_than_the_epoch_pads_without_a_padded_copy(world_size):
+    """More ranks than patches: each rank gets the patch DistributedSampler's cyclic padding
+    gives it, read from the order itself (a padded copy of 2**62 entries could not be made)."""
+    order = np.random.default_rng(0).permutation(7)
+    for rank in (0, 6, 7, 13, world_size - 1):
+        assert shard_indices(order, rank, world_size, False).tolist() == [int(order[rank % 7])]
+        assert shard_indices(order, rank, world_size, True).tolist() == []
+    if world_size < 100:  # the reference builds the padded list
+        for rank in range(world_size):
+            assert shard_indices(order, rank, world_size, False).tolist() == _distributed_sampler_reference(
+                order.tolist(), rank, world_size, False
+            )
+
+
 def test_shard_indices_against_torch_sampler():
     torch = pytest.importorskip("torch", reason="torch is not installed")
     from torch.utils.data import DistributedSampler

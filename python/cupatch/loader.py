@@ -53,23 +53,20 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
 
 
 def shard_indices(indices: np.ndarray, rank: int, world_size: int, drop_last: bool) -> np.ndarray:
-    """``DistributedSampler``'s padding / truncation and ``indices[rank::world_size]``."""
+    """``DistributedSampler``'s padding / truncation and ``indices[rank::world_size]``.
+
+    The padded order repeats ``indices`` cyclically, so the shard is read straight from it
+    (no padded copy: a world larger than the epoch costs nothing)."""
     n = len(indices)
+    if n == 0:
+        return np.ascontiguousarray(indices[:0])
     if drop_last and n % world_size != 0:
-        num_samples = math.ceil((n - world_size) / world_size)
+        num_samples = max(0, math.ceil((n - world_size) / world_size))
     else:
         num_samples = math.ceil(n / world_size)
-    total = num_samples * world_size
-    if not drop_last:
-        padding = total - n
-        if padding > 0:
-            if padding <= n:
-                indices = np.concatenate([indices, indices[:padding]])
-            else:
-                indices = np.concatenate([indices, np.tile(indices, math.ceil(padding / n))[:padding]])
-    else:
-        indices = indices[:total]
-    return np.ascontiguousarray(indices[rank:total:world_size])
+    # position rank + k * world_size of the padded order is indices[(rank + k * world_size) % n]
+    positions = (rank % n + (world_size % n) * np.arange(num_samples, dtype=np.int64)) % n
+    return np.ascontiguousarray(indices[positions])
 
 
 class BatchLoader:
