@@ -465,6 +465,7 @@ REJECTED = [
     ("MeanStdNormalization/input_scale_shift-float", lambda: cp.MeanStdNormalization(1.0, 2.0).input_scale_shift(2.5), TypeError, "n_channels must be an integer"),
     ("MeanStdNormalization/input_scale_shift-length", lambda: cp.MeanStdNormalization([1.0, 2.0], [1.0, 1.0]).input_scale_shift(3), ValueError, "has 2 entries but there are 3 channels"),
     ("MeanStdNormalization/denormalize-1d", lambda: cp.MeanStdNormalization(1.0, 2.0).denormalize(np.zeros(3)), ValueError, "denormalize expects an array with the channel axis at position 1"),
+    ("MeanStdNormalization/denormalize-none", lambda: cp.MeanStdNormalization(1.0, 2.0).denormalize(None), TypeError, "x must be a NumPy, CuPy or torch array with the channel axis at position 1, got NoneType"),
     # -- augmentations -----------------------------------------------------------------------------
     ("Augmentations/p_flip-range", lambda: cp.Augmentations(p_flip=1.5), ValueError, "p_flip must be a probability in [0, 1], got 1.5"),
     ("Augmentations/p_flip-string", lambda: cp.Augmentations(p_flip="0.5"), ValueError, "p_flip must be a probability in [0, 1], got '0.5' (str)"),

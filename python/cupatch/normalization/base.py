@@ -228,8 +228,12 @@ class Normalization:
         affine = self._target_affine() or self._input_affine()
         if affine is None:
             raise ValueError(f"{type(self).__name__} is not fitted: give the statistics or call fit()")
-        if getattr(x, "ndim", 0) < 2:
-            raise ValueError("denormalize expects an array with the channel axis at position 1")
+        if not hasattr(x, "ndim"):
+            raise TypeError(
+                f"x must be a NumPy, CuPy or torch array with the channel axis at position 1, got {type(x).__name__}"
+            )
+        if x.ndim < 2:
+            raise ValueError(f"denormalize expects an array with the channel axis at position 1, got shape {tuple(x.shape)}")
         n_channels = x.shape[1]
         scale = broadcast(affine[0], n_channels, "statistics")
         shift = broadcast(affine[1], n_channels, "statistics")
