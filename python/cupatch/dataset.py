@@ -106,9 +106,11 @@ class PatchDataset:
         ``patch_filter`` config: :func:`cupatch.filter_background` with ``ref_channel=0`` and
         ``filtered_patch_prob=0.1`` (call it on the strategy yourself for other values).
     masks : same as inputs, optional
-        Foreground masks (axes ``axes``), one per input image: regions whose mask coverage is
-        below that of ``patch_filter`` when it is a :class:`MaskPatchFilter`, else below
-        ``0.5**ndim`` (CAREamics' default), are filtered as CAREamics' mask filtering does.
+        Foreground masks, one per input image, with the input's axes or without C (files
+        that name their axes, such as OME-Zarr labels, are read with them): regions whose
+        mask coverage is below that of ``patch_filter`` when it is a
+        :class:`MaskPatchFilter`, else below ``0.5**ndim`` (CAREamics' default), are
+        filtered as CAREamics' mask filtering does.
     progress : bool
         Progress bars while regions are filtered and normalisation statistics are computed.
 

@@ -230,6 +230,24 @@ def test_dataset_masks_with_default_and_given_coverage():
         assert len(ds) == _filtered_strategy((masks, f)).n_patches
 
 
+def test_dataset_masks_without_channels_or_with_their_own_axes(tmp_path):
+    """A mask needs no channel axis: arrays without C, and files that name their axes (here
+    Zarr v3 dimension_names, as OME-Zarr labels do), filter as the SCYX masks do."""
+    import zarr
+
+    masks = _masks()
+    want = len(_dataset(masks=masks))
+    assert want < len(_dataset())
+    assert len(_dataset(masks=[m[:, 0] for m in masks])) == want  # SYX arrays under SCYX inputs
+    paths = []
+    for k, m in enumerate(masks):
+        paths.append(str(tmp_path / f"mask{k}.zarr"))
+        zarr.create_array(paths[-1], data=m[:, 0].astype(np.uint8), dimension_names=("s", "y", "x"))
+    assert len(_dataset(masks=paths)) == want
+    with pytest.raises(ValueError):
+        _dataset(masks=[m[:, 0, :, :10] for m in masks])  # wrong spatial size still refused
+
+
 def test_dataset_filter_then_masks_in_careamics_order():
     masks, f = _masks(), ShannonPatchFilter(4.0)
     ds = _dataset(masks=masks, patch_filter=f)

@@ -208,4 +208,34 @@ def filter_dataset_background(patching, stacks, patch_filter, masks, axes: str, 
         filter_background(patching, stacks, patch_filter, progress=progress)
     if masks is not None:
         mask_filter = patch_filter if is_mask else MaskPatchFilter(0.5 ** len(patching.patch_size))
-        filter_background(patching, masks, mask_filter, axes=axes, progress=progress)
+        filter_background(patching, [_mask_stack(m, axes) for m in _as_source_list(masks)], mask_filter,
+                          progress=progress)  # fmt: skip
+
+
+def _mask_stack(mask, axes: str):
+    """A dataset's mask as a stack: with the input's ``axes``, else (a mask has no use for
+    channels) with the axes its file names (OME-Zarr labels, OME/ImageJ TIFF, Zarr
+    ``dimension_names``) or with the input's axes without C."""
+    from ..stacks import as_stack
+    from ..stacks.base import BaseStack
+    from ..stacks.factory import source_axes
+
+    if isinstance(mask, BaseStack):
+        return mask
+    try:
+        return as_stack(mask, axes)
+    except ValueError as first:
+        error = first
+    others = []
+    try:
+        others.append(source_axes(mask))
+    except (TypeError, ValueError, OSError):
+        pass
+    others.append(axes.replace("C", "") if "C" in axes else None)
+    for other in others:
+        if other and other != axes:
+            try:
+                return as_stack(mask, other)
+            except ValueError:
+                continue
+    raise error
