@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .._validation import ensure_tuple_rep
-from ..inference.destinations import clear_path, is_own_incomplete, mark_incomplete, path_kind
+from ..inference.destinations import clear_path, is_own_incomplete, mark_incomplete, path_kind, per_image
 from ..inference.writers import Layout, _zarr_compressors
 from .record import read_record
 
@@ -29,14 +29,8 @@ def out_paths(out, n_images: int, is_list: bool) -> list[Path]:
             "out is required: the .zarr path (one per image for a list of images) that the workers write into; "
             "it must be on storage every worker can reach"
         )
-    if is_list:
-        if not isinstance(out, (list, tuple)) or len(out) != n_images:
-            raise ValueError(f"out must be a list with one .zarr path per image ({n_images}) when data is a list")
-        outs = list(out)
-    else:
-        outs = [out]
     paths = []
-    for k, o in enumerate(outs):
+    for k, o in enumerate(per_image(out, n_images, is_list, ".zarr path")):
         name = "out" if not is_list else f"out[{k}]"
         if not isinstance(o, (str, Path)) or hasattr(o, "shape"):
             raise TypeError(f"{name} must be a .zarr path that every worker can write, got {type(o).__name__}")

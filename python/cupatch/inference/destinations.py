@@ -361,17 +361,20 @@ def check_outputs(outs: list, data, stacks, overwrite: bool) -> None:
                 )
 
 
+def per_image(out, n_images: int, is_list: bool, what: str = "destination") -> list:
+    """``out`` as one entry per image: the list itself for a list of images, else ``[out]``."""
+    if not is_list:
+        return [out]
+    if not isinstance(out, (list, tuple)) or len(out) != n_images:
+        raise ValueError(f"out must be a list with one {what} per image ({n_images}) when data is a list")
+    return list(out)
+
+
 def normalise_out(out, n_images: int, is_list: bool) -> list:
     if out is None:
         return [None] * n_images
-    if is_list:
-        if not isinstance(out, (list, tuple)) or len(out) != n_images:
-            raise ValueError(f"out must be a list with one destination per image ({n_images}) when data is a list")
-        outs = list(out)
-    else:
-        outs = [out]
     result = []
-    for o in outs:
+    for o in per_image(out, n_images, is_list):
         if o is None or isinstance(o, np.ndarray) or is_zarr_array(o):
             result.append(o)
         elif isinstance(o, (str, os.PathLike)):
