@@ -3,6 +3,7 @@
 // the output, filled from the pad value and one strided (usually unit-stride) source run.
 #include "cupatch/gather.h"
 #include "parallel.h"
+#include "prefetch.h"
 
 namespace cupatch {
 
@@ -14,29 +15,12 @@ namespace {
 constexpr int kBatch = 8;
 constexpr index_t kMaxPrefetchLines = 32;
 
-// One cache-line prefetch the optimiser must keep. GCC treats a loop of __builtin_prefetch
-// calls as free of side effects and deletes it at -O1 and above (dead-code elimination with
-// C++'s forward-progress rule), so the hint is emitted as a volatile instruction.
-inline void prefetch_line(const void* p) {
-#if defined(__x86_64__) || defined(__i386__)
-    asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
-#elif defined(__aarch64__)
-    asm volatile("prfm pldl1keep, %0" : : "Q"(*static_cast<const char*>(p)));
-#else
-    __builtin_prefetch(p);
-#endif
-}
-
 template <class T>
-inline void prefetch_run(const GatherRow& r) {
+inline void prefetch_source_run(const GatherRow& r) {
     if (r.hi <= r.lo) return;
     const T* src = static_cast<const T*>(r.data) + r.base;
     if (r.step == 1) {
-        const char* first = reinterpret_cast<const char*>(src + r.lo);
-        const char* last = reinterpret_cast<const char*>(src + r.hi - 1);
-        for (index_t line = 0; first + line * 64 <= last && line < kMaxPrefetchLines; ++line)
-            prefetch_line(first + line * 64);
-        prefetch_line(last);
+        prefetch_run(src + r.lo, (r.hi - r.lo) * index_t(sizeof(T)), kMaxPrefetchLines);
     } else {  // strided (quarter turns): one line per element, up to the cap
         for (index_t qx = r.lo; qx < r.hi && qx - r.lo < kMaxPrefetchLines; ++qx) prefetch_line(src + qx * r.step);
     }
@@ -86,7 +70,7 @@ void gather_rows(const GatherArgs& a, index_t begin, index_t end) {
         const int n = static_cast<int>(end - mapped < kBatch ? end - mapped : kBatch);
         for (int j = 0; j < n; ++j) {
             batch[j] = plane_row(plane, i.qy);
-            prefetch_run<T>(batch[j]);
+            prefetch_source_run<T>(batch[j]);
             next_index();
             if (i.qy == 0 && mapped + j + 1 < end) plane = gather_plane(a, i.b, i.k, i.qz);
         }

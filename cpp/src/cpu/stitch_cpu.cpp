@@ -9,6 +9,7 @@
 #include "cupatch/blend.h"
 #include "cupatch/crop.h"
 #include "parallel.h"
+#include "prefetch.h"
 
 namespace cupatch {
 
@@ -24,21 +25,34 @@ namespace {
 #define CUPATCH_ROW_CLONES
 #endif
 
-// w[i] = weight_zy * wx[i]  (blend_weight_x)
-CUPATCH_ROW_CLONES void scale_row(float* __restrict w, float weight_zy, const float* __restrict wx, index_t n) {
-    for (index_t i = 0; i < n; ++i) w[i] = mul_rn(weight_zy, wx[i]);
+// The weight of covering tile j at x is mul_rn(wzy, wx[i]) (blend_weight_x()); its term
+// mul_rn(weight, v[i]); terms are summed from 0 in ascending batch order and the sum added
+// to the output (blend_accumulate()).
+
+// One covering tile: out[i] += 0 + (wzy * wx[i]) * v[i]
+CUPATCH_ROW_CLONES void blend_row_1(float* __restrict out, float wzy, const float* __restrict wx, const float* __restrict v,
+                                    index_t n) {
+    for (index_t i = 0; i < n; ++i) out[i] = add_rn(out[i], add_rn(0.0f, mul_rn(mul_rn(wzy, wx[i]), v[i])));
 }
-// acc[i] += w[i] * v[i]
-CUPATCH_ROW_CLONES void accumulate_row(float* __restrict acc, const float* __restrict w, const float* __restrict v, index_t n) {
-    for (index_t i = 0; i < n; ++i) acc[i] = add_rn(acc[i], mul_rn(w[i], v[i]));
+// Two covering tiles: out[i] += (0 + t0) + t1
+CUPATCH_ROW_CLONES void blend_row_2(float* __restrict out, float wzy0, const float* __restrict wx0, const float* __restrict v0,
+                                    float wzy1, const float* __restrict wx1, const float* __restrict v1, index_t n) {
+    for (index_t i = 0; i < n; ++i) {
+        const float t0 = mul_rn(mul_rn(wzy0, wx0[i]), v0[i]), t1 = mul_rn(mul_rn(wzy1, wx1[i]), v1[i]);
+        out[i] = add_rn(out[i], add_rn(add_rn(0.0f, t0), t1));
+    }
 }
-// out[i] += acc[i]
+// More covering tiles, one at a time: acc[i] += (wzy * wx[i]) * v[i], then out[i] += acc[i]
+CUPATCH_ROW_CLONES void accumulate_row(float* __restrict acc, float wzy, const float* __restrict wx, const float* __restrict v,
+                                       index_t n) {
+    for (index_t i = 0; i < n; ++i) acc[i] = add_rn(acc[i], mul_rn(mul_rn(wzy, wx[i]), v[i]));
+}
 CUPATCH_ROW_CLONES void add_row(float* __restrict out, const float* __restrict acc, index_t n) {
     for (index_t i = 0; i < n; ++i) out[i] = add_rn(out[i], acc[i]);
 }
-// One covering tile: out[i] += (0 + w[i] * v[i]), the sum blend_accumulate() forms.
-CUPATCH_ROW_CLONES void add_weighted_row(float* __restrict out, const float* __restrict w, const float* __restrict v, index_t n) {
-    for (index_t i = 0; i < n; ++i) out[i] = add_rn(out[i], add_rn(0.0f, mul_rn(w[i], v[i])));
+// Weight sums (blend_accumulate()'s wsum): acc[i] += wzy * wx[i]
+CUPATCH_ROW_CLONES void accumulate_weight_row(float* __restrict acc, float wzy, const float* __restrict wx, index_t n) {
+    for (index_t i = 0; i < n; ++i) acc[i] = add_rn(acc[i], mul_rn(wzy, wx[i]));
 }
 }  // namespace
 
@@ -111,6 +125,7 @@ void stitch_blend_cpu(const StitchArgs& a) {
     // while large batches keep whole tiles (each item repeats its tile's band setup). Which
     // item adds a voxel does not change what is added to it.
     constexpr index_t kTargetItems = 64;
+    constexpr index_t kRowsAhead = 2;
     const int slice_axis = a.ndim == 3 ? 0 : 1;
     const index_t extent = a.tile[slice_axis], min_rows = a.ndim == 3 ? 1 : 16;
     const index_t wanted = std::min<index_t>((kTargetItems + B - 1) / std::max<index_t>(B, 1), (extent + min_rows - 1) / min_rows);
@@ -120,7 +135,8 @@ void stitch_blend_cpu(const StitchArgs& a) {
         std::vector<index_t> zcuts, ycuts, xcuts;
         std::vector<std::int32_t> band;
         std::vector<Segment> segments;
-        std::vector<float> weight_zy, weights, acc;
+        std::vector<float> weight_zy, wzy, acc;
+        std::vector<const float*> wx;
         std::vector<index_t> tile_row;
         for (index_t item = begin; item < end; ++item) {
             const index_t b = item / n_slices, slice = item % n_slices;
@@ -178,34 +194,45 @@ void stitch_blend_cpu(const StitchArgs& a) {
                                 contiguous_offset(o.shape, tb.sample, 0, z - o.origin[0], y - o.origin[1], 0) - o.origin[2];
                             const index_t weight_row =
                                 contiguous_offset(wshape, tb.sample, 0, z - o.origin[0], y - o.origin[1], 0) - o.origin[2];
+                            // Output rows are a row stride (3-D: often pages) apart, which the
+                            // hardware prefetchers do not follow: fetch the band's row
+                            // kRowsAhead rows on while this one is added.
+                            if (y + kRowsAhead < ycuts[yb + 1]) {
+                                const index_t ahead = kRowsAhead * o.shape[4];
+                                const index_t x0 = segments.front().x0, bytes = (segments.back().x1 - x0) * index_t(sizeof(float));
+                                for (index_t ch = 0; ch < n_channels; ++ch)
+                                    prefetch_run(o.data + (out_row + ahead + ch * plane + x0), bytes);
+                                if (o.weight) prefetch_run(o.weight + (weight_row + ahead + x0), bytes);
+                            }
                             for (const Segment& seg : segments) {
                                 const index_t x0 = seg.x0, n = seg.x1 - seg.x0;
                                 const std::size_t m = seg.cover.size();
-                                weights.resize(m * static_cast<std::size_t>(n));
-                                acc.resize(static_cast<std::size_t>(n));
+                                wx.resize(m);
+                                wzy.resize(m);
                                 for (std::size_t j = 0; j < m; ++j) {
                                     const int c = seg.cover[j];
                                     const index_t px = x0 - specs[band[c]].coords[2];  // >= 0 (x inside the window)
-                                    const float* wx = a.window + ((a.ndim - 1) * 4 + windows[band[c]].flag[2]) * a.window_len + px;
-                                    scale_row(weights.data() + j * n, weight_zy[c], wx, n);  // = blend_weight_x()
+                                    wx[j] = a.window + ((a.ndim - 1) * 4 + windows[band[c]].flag[2]) * a.window_len + px;
+                                    wzy[j] = weight_zy[c];
                                 }
+                                auto tile_at = [&](std::size_t j, index_t ch) {
+                                    return a.tiles + (tile_row[seg.cover[j]] + ch * tile_voxels + x0);
+                                };
                                 for (index_t ch = 0; ch < n_channels; ++ch) {
                                     float* out = o.data + (out_row + ch * plane + x0);
-                                    const float* v0 = a.tiles + (tile_row[seg.cover[0]] + ch * tile_voxels + x0);
                                     if (m == 1) {  // most voxels: one covering tile
-                                        add_weighted_row(out, weights.data(), v0, n);
-                                        continue;
+                                        blend_row_1(out, wzy[0], wx[0], tile_at(0, ch), n);
+                                    } else if (m == 2) {
+                                        blend_row_2(out, wzy[0], wx[0], tile_at(0, ch), wzy[1], wx[1], tile_at(1, ch), n);
+                                    } else {
+                                        acc.assign(static_cast<std::size_t>(n), 0.0f);
+                                        for (std::size_t j = 0; j < m; ++j) accumulate_row(acc.data(), wzy[j], wx[j], tile_at(j, ch), n);
+                                        add_row(out, acc.data(), n);
                                     }
-                                    std::fill(acc.begin(), acc.end(), 0.0f);
-                                    for (std::size_t j = 0; j < m; ++j) {
-                                        const float* v = a.tiles + (tile_row[seg.cover[j]] + ch * tile_voxels + x0);
-                                        accumulate_row(acc.data(), weights.data() + j * n, v, n);
-                                    }
-                                    add_row(out, acc.data(), n);
                                 }
                                 if (!o.weight) continue;  // normalised by the caller (a geometry weight map)
-                                std::fill(acc.begin(), acc.end(), 0.0f);
-                                for (std::size_t j = 0; j < m; ++j) add_row(acc.data(), weights.data() + j * n, n);
+                                acc.assign(static_cast<std::size_t>(n), 0.0f);
+                                for (std::size_t j = 0; j < m; ++j) accumulate_weight_row(acc.data(), wzy[j], wx[j], n);
                                 add_row(o.weight + (weight_row + x0), acc.data(), n);
                             }
                         }
