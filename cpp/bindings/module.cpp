@@ -24,6 +24,7 @@
 #include "cupatch/blend.h"
 #include "cupatch/crop.h"
 #include "cupatch/threads.h"
+#include "cupatch/weightmap.h"
 
 #ifndef CUPATCH_VERSION
 #define CUPATCH_VERSION "0.0.0"
@@ -342,6 +343,29 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("tiles").noconvert(), py::arg("specs").noconvert(), py::arg("outputs").noconvert(),
         py::arg("window").noconvert());
+
+    m.def(
+        "divide_by_weight_map_cpu",
+        [](py::array_t<float> values, const carray<float>& first, const carray<float>& rest) {
+            // values: float32 (outer, rows, row_len), rows of row_len contiguous floats (any
+            // outer and row strides); first: (rows,); rest: (row_len,)
+            cupatch::require(values.ndim() == 3, "values must be 3-D (blocks, rows, row length)");
+            cupatch::require(values.writeable(), "values must be writable");
+            const index_t outer = values.shape(0), rows = values.shape(1), row_len = values.shape(2);
+            const auto stride = [&](int d) { return static_cast<index_t>(values.strides(d)); };
+            cupatch::require(row_len <= 1 || stride(2) == index_t(sizeof(float)), "values' rows must be contiguous");
+            cupatch::require(stride(0) % index_t(sizeof(float)) == 0 && stride(1) % index_t(sizeof(float)) == 0,
+                             "values' strides must be whole floats");
+            cupatch::require(first.ndim() == 1 && first.shape(0) == rows, "first must have one sum per row");
+            cupatch::require(rest.ndim() == 1 && rest.shape(0) == row_len, "rest must have one sum per row element");
+            float* v = values.mutable_data();
+            py::gil_scoped_release release;
+            cupatch::divide_by_weight_map_cpu(v, outer, stride(0) / index_t(sizeof(float)), rows,
+                                              stride(1) / index_t(sizeof(float)), row_len, first.data(), rest.data());
+        },
+        py::arg("values").noconvert(), py::arg("first").noconvert(), py::arg("rest").noconvert(),
+        "Divide float32 values (blocks, rows, row_len) in place by first[row] * rest[col] (a blend "
+        "weight-sum map), each float32 operation rounded to nearest.");
 
     m.def(
         "_stitch_blend_voxelwise_cpu",

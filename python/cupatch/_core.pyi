@@ -48,6 +48,11 @@ def stitch_blend_cpu(
     outputs: npt.NDArray[np.int64],
     window: npt.NDArray[np.float32],
 ) -> None: ...
+def divide_by_weight_map_cpu(
+    values: npt.NDArray[np.float32],
+    first: npt.NDArray[np.float32],
+    rest: npt.NDArray[np.float32],
+) -> None: ...
 def _stitch_blend_voxelwise_cpu(
     tiles: npt.NDArray[np.float32],
     specs: npt.NDArray[np.int64],

@@ -40,6 +40,16 @@ CUPATCH_HD float add_rn(float a, float b) {
 #endif
 }
 
+// float32 division rounded to nearest even (IEEE; CUDA's `/` is too unless built with
+// fast-math flags, which cupatch never uses).
+CUPATCH_HD float div_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+    return __fdiv_rn(a, b);
+#else
+    return a / b;
+#endif
+}
+
 CUPATCH_HD index_t min_i(index_t a, index_t b) { return a < b ? a : b; }
 CUPATCH_HD index_t max_i(index_t a, index_t b) { return a > b ? a : b; }
 

@@ -10,20 +10,14 @@
 #include "cupatch/crop.h"
 #include "parallel.h"
 #include "prefetch.h"
+#include "row_clones.h"
 
 namespace cupatch {
 
 namespace {
 // Row loops of the CPU blend, separately rounded float32 operations in blend_voxel()'s
 // order (hence the same bits as the GPU), written over non-aliasing rows so that they
-// vectorise; on x86-64 an AVX2 clone is picked at load time where the CPU has it (the
-// same IEEE operations, only wider).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && \
-    !defined(__SANITIZE_THREAD__)
-#define CUPATCH_ROW_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define CUPATCH_ROW_CLONES
-#endif
+// vectorise (row_clones.h).
 
 // The weight of covering tile j at x is mul_rn(wzy, wx[i]) (blend_weight_x()); its term
 // mul_rn(weight, v[i]); terms are summed from 0 in ascending batch order and the sum added
@@ -107,7 +101,8 @@ void stitch_blend_cpu(const StitchArgs& a) {
     // the same bits as blend_voxel() and the GPU.
     struct Segment {
         index_t x0, x1;
-        std::vector<int> cover;  // indices into the band's tiles, ascending batch order
+        std::vector<int> cover;         // indices into the band's tiles, ascending batch order
+        std::vector<const float*> wx;   // each covering tile's X window, from x0
     };
     const index_t TY = a.tile[1], TX = a.tile[2];
     const index_t tile_voxels = a.tile[0] * TY * TX;
@@ -135,8 +130,7 @@ void stitch_blend_cpu(const StitchArgs& a) {
         std::vector<index_t> zcuts, ycuts, xcuts;
         std::vector<std::int32_t> band;
         std::vector<Segment> segments;
-        std::vector<float> weight_zy, wzy, acc;
-        std::vector<const float*> wx;
+        std::vector<float> weight_zy, acc;
         std::vector<index_t> tile_row;
         for (index_t item = begin; item < end; ++item) {
             const index_t b = item / n_slices, slice = item % n_slices;
@@ -165,7 +159,7 @@ void stitch_blend_cpu(const StitchArgs& a) {
                     band_cuts(xcuts, band, 2, lo[2], hi[2]);
                     segments.clear();
                     for (std::size_t k = 0; k + 1 < xcuts.size(); ++k) {
-                        Segment seg{xcuts[k], xcuts[k + 1], {}};
+                        Segment seg{xcuts[k], xcuts[k + 1], {}, {}};
                         bool owner = true;
                         for (std::size_t j = 0; j < band.size(); ++j) {  // ascending batch order
                             const BlendWindow& w = windows[band[j]];
@@ -175,6 +169,8 @@ void stitch_blend_cpu(const StitchArgs& a) {
                                 break;
                             }
                             seg.cover.push_back(static_cast<int>(j));
+                            const index_t px = seg.x0 - specs[band[j]].coords[2];  // >= 0 (x inside the window)
+                            seg.wx.push_back(a.window + ((a.ndim - 1) * 4 + w.flag[2]) * a.window_len + px);
                         }
                         if (owner) segments.push_back(std::move(seg));
                     }
@@ -207,32 +203,26 @@ void stitch_blend_cpu(const StitchArgs& a) {
                             for (const Segment& seg : segments) {
                                 const index_t x0 = seg.x0, n = seg.x1 - seg.x0;
                                 const std::size_t m = seg.cover.size();
-                                wx.resize(m);
-                                wzy.resize(m);
-                                for (std::size_t j = 0; j < m; ++j) {
-                                    const int c = seg.cover[j];
-                                    const index_t px = x0 - specs[band[c]].coords[2];  // >= 0 (x inside the window)
-                                    wx[j] = a.window + ((a.ndim - 1) * 4 + windows[band[c]].flag[2]) * a.window_len + px;
-                                    wzy[j] = weight_zy[c];
-                                }
+                                const float* const* wx = seg.wx.data();
+                                auto wzy = [&](std::size_t j) { return weight_zy[seg.cover[j]]; };
                                 auto tile_at = [&](std::size_t j, index_t ch) {
                                     return a.tiles + (tile_row[seg.cover[j]] + ch * tile_voxels + x0);
                                 };
                                 for (index_t ch = 0; ch < n_channels; ++ch) {
                                     float* out = o.data + (out_row + ch * plane + x0);
                                     if (m == 1) {  // most voxels: one covering tile
-                                        blend_row_1(out, wzy[0], wx[0], tile_at(0, ch), n);
+                                        blend_row_1(out, wzy(0), wx[0], tile_at(0, ch), n);
                                     } else if (m == 2) {
-                                        blend_row_2(out, wzy[0], wx[0], tile_at(0, ch), wzy[1], wx[1], tile_at(1, ch), n);
+                                        blend_row_2(out, wzy(0), wx[0], tile_at(0, ch), wzy(1), wx[1], tile_at(1, ch), n);
                                     } else {
                                         acc.assign(static_cast<std::size_t>(n), 0.0f);
-                                        for (std::size_t j = 0; j < m; ++j) accumulate_row(acc.data(), wzy[j], wx[j], tile_at(j, ch), n);
+                                        for (std::size_t j = 0; j < m; ++j) accumulate_row(acc.data(), wzy(j), wx[j], tile_at(j, ch), n);
                                         add_row(out, acc.data(), n);
                                     }
                                 }
                                 if (!o.weight) continue;  // normalised by the caller (a geometry weight map)
                                 acc.assign(static_cast<std::size_t>(n), 0.0f);
-                                for (std::size_t j = 0; j < m; ++j) accumulate_weight_row(acc.data(), wzy[j], wx[j], n);
+                                for (std::size_t j = 0; j < m; ++j) accumulate_weight_row(acc.data(), wzy(j), wx[j], n);
                                 add_row(o.weight + (weight_row + x0), acc.data(), n);
                             }
                         }

@@ -92,13 +92,17 @@ class ModelRunner:
     @contextlib.contextmanager
     def _eval_mode(self):
         """The model in ``eval()`` for one call; every submodule's own mode restored after it."""
-        modes = [(m, m.training) for m in self.model.modules()]
+        modules = list(self.model.modules())
+        training = [m for m in modules if m.training]
+        if not training:  # the usual case at inference: nothing to switch or restore
+            yield
+            return
         self.model.eval()
         try:
             yield
         finally:
-            for module, training in modes:
-                module.training = training
+            for module in training:
+                module.training = True
 
     def __call__(self, batch):
         if self.torch is not None:

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from .. import _core
 from ..patching.tiled import AXIS_COLUMNS
 
 __all__ = ["WeightMap"]
@@ -49,6 +50,7 @@ class WeightMap:
         self.xp = xp
         self.first = xp.asarray(sums[0])
         self.rest = xp.asarray(rest)
+        self._rest_flat = np.ascontiguousarray(rest).reshape(-1) if xp is np else None
         # Rows divided per step: a cache-sized map block on the CPU, large ones on the GPU.
         per_row = math.prod(rest.shape)
         self.step = max(1, (1 << (16 if xp is np else 24)) // per_row)
@@ -58,9 +60,32 @@ class WeightMap:
         first spatial axis) by the weight sums, in place."""
         nd = self.rest.ndim + 1
         rows = values.shape[-nd]
+        if self.xp is np and values.dtype == np.float32:
+            blocks = _row_blocks(values, rows, self._rest_flat.size)
+            if blocks is not None:  # the native kernel: the same float32 maths, on every core
+                _core.divide_by_weight_map_cpu(blocks, self.first[lo : lo + rows], self._rest_flat)
+                return
         tail = (slice(None),) * (nd - 1)
         for r0 in range(0, rows, self.step):
             r1 = min(rows, r0 + self.step)
             w = self.first[lo + r0 : lo + r1].reshape((r1 - r0,) + (1,) * (nd - 1)) * self.rest
             block = values[(Ellipsis, slice(r0, r1)) + tail]
             block /= w
+
+
+def _row_blocks(values: np.ndarray, rows: int, row_len: int) -> np.ndarray | None:
+    """``values`` (``(..., rows, *rest)``) as a ``(blocks, rows, row_len)`` view whose rows
+    are contiguous, or None when that takes a copy (then NumPy divides in place)."""
+    if values.size == 0:
+        return None
+    try:
+        blocks = np.reshape(values, (-1, rows, row_len), copy=False)
+    except ValueError:
+        return None
+    except TypeError:  # NumPy < 2.1 has no copy=: only a C-ordered array surely reshapes to a view
+        if not values.flags.c_contiguous:
+            return None
+        blocks = values.reshape(-1, rows, row_len)
+    if row_len > 1 and blocks.strides[2] != blocks.itemsize:
+        return None
+    return blocks
