@@ -4,6 +4,7 @@
 #include "cupatch/gather.h"
 #include "parallel.h"
 #include "prefetch.h"
+#include "row_clones.h"
 
 namespace cupatch {
 
@@ -16,7 +17,7 @@ constexpr int kBatch = 8;
 constexpr index_t kMaxPrefetchLines = 32;
 
 template <class T>
-inline void prefetch_source_run(const GatherRow& r) {
+CUPATCH_ALWAYS_INLINE void prefetch_source_run(const GatherRow& r) {
     if (r.hi <= r.lo) return;
     const T* src = static_cast<const T*>(r.data) + r.base;
     if (r.step == 1) {
@@ -27,7 +28,7 @@ inline void prefetch_source_run(const GatherRow& r) {
 }
 
 template <class T, class O>
-void copy_row(const GatherRow& r, O* dst, index_t width) {
+CUPATCH_ALWAYS_INLINE void copy_row(const GatherRow& r, O* dst, index_t width) {
     O pad;
     from_float(gather_affine(0.0f, r.scale, r.shift), pad);
     for (index_t qx = 0; qx < r.lo; ++qx) dst[qx] = pad;
@@ -44,8 +45,10 @@ void copy_row(const GatherRow& r, O* dst, index_t width) {
     for (index_t qx = r.hi; qx < width; ++qx) dst[qx] = pad;
 }
 
+// The whole row loop is cloned for AVX2 (row_clones.h), with its per-row helpers inlined
+// into it: short rows spend as much time in bookkeeping as in copying.
 template <class T, class O>
-void gather_rows(const GatherArgs& a, index_t begin, index_t end) {
+CUPATCH_ROW_CLONES void gather_rows(const GatherArgs& a, index_t begin, index_t end) {
     const index_t width = a.patch[2];
     O* out = static_cast<O*>(a.out);
     RowIndex i = gather_row_index(a, begin);  // then stepped in C order: no divisions per row

@@ -11,3 +11,10 @@
 #else
 #define CUPATCH_ROW_CLONES
 #endif
+
+// Helpers of a cloned loop must be inlined into it to be compiled for its target too.
+#if defined(__GNUC__)
+#define CUPATCH_ALWAYS_INLINE __attribute__((always_inline)) inline
+#else
+#define CUPATCH_ALWAYS_INLINE inline
+#endif
