@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -76,7 +77,7 @@ public:
             std::lock_guard<std::mutex> lock(m_);
             job->max_workers = n_threads - 1;
             current_ = job;
-            ++generation_;
+            generation_.fetch_add(1, std::memory_order_release);
         }
         wake_.notify_all();
         job->work();
@@ -94,12 +95,14 @@ public:
         {
             std::lock_guard<std::mutex> lock(m_);
             stop_ = true;
+            stop_flag_.store(true, std::memory_order_relaxed);
         }
         wake_.notify_all();
         for (auto& w : workers_) w.join();
         workers_.clear();
         std::lock_guard<std::mutex> lock(m_);
         stop_ = false;
+        stop_flag_.store(false, std::memory_order_relaxed);
     }
 
 private:
@@ -124,6 +127,7 @@ private:
         }
         for (;;) {
             std::shared_ptr<Job> job;
+            spin_for_next_job(seen);
             {
                 std::unique_lock<std::mutex> lock(m_);
                 wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
@@ -135,13 +139,36 @@ private:
         }
     }
 
+    // Kernels often come back to back (a batch loop, the gather and stitch of tiled
+    // inference): a worker that has just finished watches for the next job for a short
+    // while before it sleeps. Waking a sleeping thread costs tens of microseconds on a
+    // virtual machine (its CPU has to be rescheduled), a large part of a sub-millisecond job.
+    void spin_for_next_job(std::uint64_t seen) const {
+        const auto until = std::chrono::steady_clock::now() + kSpin;
+        while (generation_.load(std::memory_order_acquire) == seen && !stop_flag_.load(std::memory_order_relaxed)) {
+            for (int i = 0; i < 64; ++i) cpu_relax();
+            if (std::chrono::steady_clock::now() >= until) return;
+        }
+    }
+
+    static void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        asm volatile("yield");
+#endif
+    }
+
+    static constexpr std::chrono::microseconds kSpin{100};
+
     std::mutex run_mutex_;  // one job at a time
     std::mutex m_;
     std::condition_variable wake_;
     std::vector<std::thread> workers_;
     std::shared_ptr<Job> current_;
-    std::uint64_t generation_ = 0;
+    std::atomic<std::uint64_t> generation_{0};  // written under m_; read without it while spinning
     bool stop_ = false;
+    std::atomic<bool> stop_flag_{false};  // stop_, for the spin
 };
 
 // Never destroyed: workers may be blocked in it at process exit, and a forked child leaks
