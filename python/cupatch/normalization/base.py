@@ -40,6 +40,15 @@ def as_stat(values, name: str) -> np.ndarray | None:
     return as_float_array(values, name)
 
 
+#: More channels than any image has: a larger count is a mistake (it would allocate that
+#: many per-channel statistics), refused with a message instead of NumPy's memory error.
+MAX_CHANNELS = 1 << 24
+
+
+def as_channel_count(n_channels, name: str = "n_channels") -> int:
+    return as_int(n_channels, name, minimum=1, below=MAX_CHANNELS + 1, below_text=f"2**24 + 1 = {MAX_CHANNELS + 1}")
+
+
 def broadcast(values: np.ndarray, n_channels: int, name: str) -> np.ndarray:
     if values.size == 1:
         return np.repeat(values, n_channels)
@@ -198,11 +207,11 @@ class Normalization:
 
     def input_scale_shift(self, n_channels: int) -> tuple[np.ndarray, np.ndarray]:
         """Float32 ``(scale, shift)`` of length ``n_channels`` so that ``x*scale+shift`` normalises inputs."""
-        return self._affine(False, as_int(n_channels, "n_channels", minimum=1))
+        return self._affine(False, as_channel_count(n_channels))
 
     def target_scale_shift(self, n_channels: int) -> tuple[np.ndarray, np.ndarray]:
         """Float32 ``(scale, shift)`` for targets (identity with ``skip_target``)."""
-        return self._affine(True, as_int(n_channels, "n_channels", minimum=1))
+        return self._affine(True, as_channel_count(n_channels))
 
     def normalize(self, x, *, target: bool = False):
         """Normalise a NumPy/CuPy array with channels on axis 1, exactly like the gather kernel."""
