@@ -71,6 +71,7 @@ unsigned ballot_sync(unsigned mask, bool predicate, const char* site);
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline float __fmul_rn(float a, float b) { return a * b; }
 inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
 inline unsigned __float_as_uint(float f) {
     unsigned u;
     __builtin_memcpy(&u, &f, sizeof u);
