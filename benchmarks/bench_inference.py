@@ -14,7 +14,8 @@ Models: ``identity`` and a small torch CNN (2D: 1→16→1, 3D: 1→8→1 channe
 kernels, zero padding). ``max error`` is the largest absolute difference from whole-image
 inference (the model on the whole image, computed in slabs with a halo the CNN cannot see
 past). Timing is round-robin: each round runs every method once, in turn, so that load from
-other processes spreads over all methods; the table reports the minimum and the median.
+other processes spreads over all methods; the table reports the minimum and the median,
+and each ratio also as the median over rounds of the ratio within a round ("paired").
 ``uptime`` is recorded before and after.
 
 Usage::
@@ -193,7 +194,8 @@ def run(device: str, quick: bool, rounds: int, model_kinds):
 
 
 def ratios(rows):
-    """The done-when ratios, per case and model (medians; mins in brackets)."""
+    """The done-when ratios, per case and model: of the medians, of the minima, and the
+    median over rounds of the ratio within each round (``paired``)."""
     out = []
     groups = {}
     for r in rows:
@@ -206,8 +208,10 @@ def ratios(rows):
             pairs += [(f"cupatch {m}", "model-only") for m in CUPATCH_MODES]
         for a, b in pairs:
             if a in g and b in g:
+                # the same round's times: both ran next to each other, so machine drift cancels
+                per_round = [ta / tb for ta, tb in zip(g[a]["times_s"], g[b]["times_s"])]
                 out.append(dict(case=case, kind=kind, ratio=f"{a} / {b}", median=g[a]["median_s"] / g[b]["median_s"],
-                                min=g[a]["min_s"] / g[b]["min_s"]))  # fmt: skip
+                                min=g[a]["min_s"] / g[b]["min_s"], paired=statistics.median(per_round)))  # fmt: skip
     return out
 
 
@@ -226,9 +230,9 @@ def markdown(rows, ratio_rows, env) -> str:
         err = "" if r["max_error"] is None else f"{r['max_error']:.1e}"
         shape = "×".join(map(str, r["shape"]))
         lines.append(f"| {r['case']} {shape} | {r['model']} | {r['method']} | {r['min_s']:.3f} | {r['median_s']:.3f} | {err} |")
-    lines += ["", "| case | model | ratio | median | min |", "|---|---|---|---:|---:|"]
+    lines += ["", "| case | model | ratio | median | min | paired |", "|---|---|---|---:|---:|---:|"]
     for q in ratio_rows:
-        lines.append(f"| {q['case']} | {q['kind']} | {q['ratio']} | {q['median']:.2f} | {q['min']:.2f} |")
+        lines.append(f"| {q['case']} | {q['kind']} | {q['ratio']} | {q['median']:.2f} | {q['min']:.2f} | {q['paired']:.2f} |")
     return "\n".join(lines)
 
 
@@ -296,7 +300,7 @@ def main(argv=None):
     info["uptime_after"] = _uptime()
     ratio_rows = ratios(rows)
     for q in ratio_rows:
-        print(f"# {q['case']} {q['kind']:<8} {q['ratio']:<36} median {q['median']:.2f}  min {q['min']:.2f}")
+        print(f"# {q['case']} {q['kind']:<8} {q['ratio']:<36} median {q['median']:.2f}  min {q['min']:.2f}  paired {q['paired']:.2f}")
     tag = args.tag or default_tag(device, info)
     stem = f"{tag}-{_dt.date.today().isoformat()}-inference{'-quick' if args.quick else ''}"
     out_dir = Path(args.out_dir)

@@ -42,3 +42,24 @@ def test_quick_benchmark_runs_and_agrees_with_whole_image_inference(tmp_path, ca
     text = readme.read_text()
     assert "old table" not in text and "| identity | cupatch crop |" in text
     assert text.startswith("# x\n\nbefore\n") and text.endswith("after\n") and ".png)" in text
+
+
+@pytest.mark.skipif(not BENCH.exists(), reason="benchmarks/ is not part of this checkout")
+def test_ratios_pair_the_times_of_each_round():
+    spec = importlib.util.spec_from_file_location("bench_inference", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def row(method, times):
+        return dict(case="2d", kind="conv", method=method, times_s=times, min_s=min(times), median_s=sorted(times)[1])
+
+    # the machine slows down in round 2: the paired ratio sees 1.1 in every round
+    rows = [row("model-only", [1.0, 2.0, 1.0]), row("cupatch crop", [1.1, 2.2, 1.1])]
+    (q,) = bench.ratios(rows)
+    assert q["ratio"] == "cupatch crop / model-only"
+    assert q["paired"] == pytest.approx(1.1)
+    assert q["median"] == pytest.approx(1.1) and q["min"] == pytest.approx(1.1)
+    rows = [row("model-only", [1.0, 2.0, 1.5]), row("cupatch crop", [2.1, 1.1, 1.6])]
+    (q,) = bench.ratios(rows)
+    assert q["paired"] == pytest.approx(1.6 / 1.5)  # the median of 2.1, 0.55 and 1.07
+    assert q["median"] == pytest.approx(1.6 / 1.5) and q["min"] == pytest.approx(1.1)
