@@ -25,6 +25,7 @@
 #include "cupatch/crop.h"
 #include "cupatch/threads.h"
 #include "cupatch/weightmap.h"
+#include "cupatch/memory.h"
 
 #ifndef CUPATCH_VERSION
 #define CUPATCH_VERSION "0.0.0"
@@ -343,6 +344,21 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("tiles").noconvert(), py::arg("specs").noconvert(), py::arg("outputs").noconvert(),
         py::arg("window").noconvert());
+
+    m.def(
+        "prefault_for_writing",
+        [](py::array array) {
+            // array: any dtype, C-contiguous and writable; its contents are left as they are
+            cupatch::require(array.writeable(), "array must be writable");
+            cupatch::require((array.flags() & py::array::c_style) != 0, "array must be C-contiguous");
+            void* data = array.mutable_data();
+            const auto nbytes = static_cast<std::int64_t>(array.nbytes());
+            py::gil_scoped_release release;
+            cupatch::prefault_for_writing(data, nbytes);
+        },
+        py::arg("array").noconvert(),
+        "Map the pages of a C-contiguous writable array for writing now, on every core, leaving its "
+        "contents as they are (Linux MADV_POPULATE_WRITE; elsewhere a no-op).");
 
     m.def(
         "divide_by_weight_map_cpu",

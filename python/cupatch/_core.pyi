@@ -48,6 +48,7 @@ def stitch_blend_cpu(
     outputs: npt.NDArray[np.int64],
     window: npt.NDArray[np.float32],
 ) -> None: ...
+def prefault_for_writing(array: np.ndarray) -> None: ...
 def divide_by_weight_map_cpu(
     values: npt.NDArray[np.float32],
     first: npt.NDArray[np.float32],

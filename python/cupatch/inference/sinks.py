@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _core
 from .._layouts import tile_columns
 from .._windows import window_table
 from ..ops import BlendAccumulator, stitch_tiles
@@ -95,6 +96,9 @@ class MemorySink:
             self.weight_map = WeightMap(tiling, table, xp)
         else:  # skipped tiles: the weights say which voxels a stitched tile covers
             self.acc = BlendAccumulator([shape], tiling.tile, tiling.overlap, window=window, array_module=xp)
+        if xp is np and self.acc is None:
+            # its pages mapped now, on every core, rather than fault by fault inside the stitches
+            _core.prefault_for_writing(self.output)
 
     def add(self, tiles, table, tile_index, next_tile=None) -> None:
         if self.acc is not None:
