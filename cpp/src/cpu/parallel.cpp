@@ -95,14 +95,12 @@ public:
         {
             std::lock_guard<std::mutex> lock(m_);
             stop_ = true;
-            stop_flag_.store(true, std::memory_order_relaxed);
         }
         wake_.notify_all();
         for (auto& w : workers_) w.join();
         workers_.clear();
         std::lock_guard<std::mutex> lock(m_);
         stop_ = false;
-        stop_flag_.store(false, std::memory_order_relaxed);
     }
 
 private:
@@ -145,7 +143,7 @@ private:
     // virtual machine (its CPU has to be rescheduled), a large part of a sub-millisecond job.
     void spin_for_next_job(std::uint64_t seen) const {
         const auto until = std::chrono::steady_clock::now() + kSpin;
-        while (generation_.load(std::memory_order_acquire) == seen && !stop_flag_.load(std::memory_order_relaxed)) {
+        while (generation_.load(std::memory_order_acquire) == seen && !stop_.load(std::memory_order_relaxed)) {
             for (int i = 0; i < 64; ++i) cpu_relax();
             if (std::chrono::steady_clock::now() >= until) return;
         }
@@ -167,8 +165,7 @@ private:
     std::vector<std::thread> workers_;
     std::shared_ptr<Job> current_;
     std::atomic<std::uint64_t> generation_{0};  // written under m_; read without it while spinning
-    bool stop_ = false;
-    std::atomic<bool> stop_flag_{false};  // stop_, for the spin
+    std::atomic<bool> stop_{false};  // written under m_; read without it while spinning
 };
 
 // Never destroyed: workers may be blocked in it at process exit, and a forked child leaks

@@ -92,8 +92,7 @@ class ModelRunner:
     @contextlib.contextmanager
     def _eval_mode(self):
         """The model in ``eval()`` for one call; every submodule's own mode restored after it."""
-        modules = list(self.model.modules())
-        training = [m for m in modules if m.training]
+        training = [m for m in self.model.modules() if m.training]
         if not training:  # the usual case at inference: nothing to switch or restore
             yield
             return

@@ -50,7 +50,6 @@ class WeightMap:
         self.xp = xp
         self.first = xp.asarray(sums[0])
         self.rest = xp.asarray(rest)
-        self._rest_flat = np.ascontiguousarray(rest).reshape(-1) if xp is np else None
         # Rows divided per step: a cache-sized map block on the CPU, large ones on the GPU.
         per_row = math.prod(rest.shape)
         self.step = max(1, (1 << (16 if xp is np else 24)) // per_row)
@@ -61,9 +60,9 @@ class WeightMap:
         nd = self.rest.ndim + 1
         rows = values.shape[-nd]
         if self.xp is np and values.dtype == np.float32:
-            blocks = _row_blocks(values, rows, self._rest_flat.size)
+            blocks = _row_blocks(values, rows, self.rest.size)
             if blocks is not None:  # the native kernel: the same float32 maths, on every core
-                _core.divide_by_weight_map_cpu(blocks, self.first[lo : lo + rows], self._rest_flat)
+                _core.divide_by_weight_map_cpu(blocks, self.first[lo : lo + rows], self.rest.reshape(-1))
                 return
         tail = (slice(None),) * (nd - 1)
         for r0 in range(0, rows, self.step):
