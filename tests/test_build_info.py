@@ -18,6 +18,8 @@ def test_build_info_keys_and_types():
     assert isinstance(info["cuda_emulated"], bool)
     assert isinstance(info["cuda_devices"], int) and info["cuda_devices"] >= 0
     assert isinstance(info["cpu_threads"], int) and info["cpu_threads"] >= 1
+    assert info["cpu_parallel"] == _core.cpu_parallel_backend()
+    assert info["cpu_parallel"] == "pool" or info["cpu_parallel"].startswith("openmp /")
     assert isinstance(info["cuda_architectures"], str)
     assert info["cupy_version"] is None or isinstance(info["cupy_version"], str)
     if info["cuda_emulated"]:

@@ -303,20 +303,24 @@ PYBIND11_MODULE(_core, m) {
 
     m.def(
         "_parallel_for_check",
-        [](index_t n, int fail_thread_start_after, index_t throw_at) {
+        [](index_t n, int fail_thread_start_after, index_t throw_at, bool pool_only) {
             cupatch::require(n >= 0, "n must be >= 0");
             py::array_t<std::int32_t> hits(static_cast<py::ssize_t>(n));
             std::int32_t* h = hits.mutable_data();
             {
                 py::gil_scoped_release release;
-                cupatch::parallel_for_check(n, fail_thread_start_after, throw_at, h);
+                cupatch::parallel_for_check(n, fail_thread_start_after, throw_at, h, pool_only);
             }
             return hits;
         },
-        py::arg("n"), py::arg("fail_thread_start_after"), py::arg("throw_at"),
+        py::arg("n"), py::arg("fail_thread_start_after"), py::arg("throw_at"), py::arg("pool_only") = true,
         "Testing aid: run the CPU parallel loop over n items with cpu_threads() threads, refusing worker "
         "thread starts after the first fail_thread_start_after (< 0: never) and throwing IndexError from "
-        "the chunk holding item throw_at (< 0: never); returns how often each item ran.");
+        "the chunk holding item throw_at (< 0: never); returns how often each item ran. pool_only: on the "
+        "kernels' own pool even where a loaded OpenMP runtime would be borrowed (False: as the kernels run).");
+    m.def("cpu_parallel_backend", &cupatch::cpu_parallel_backend,
+          "What the CPU kernels' parallel loop runs on now, called from this thread: 'openmp <path>' (the "
+          "threads of an OpenMP runtime something else loaded, such as torch's) or 'pool' (cupatch's own).");
 
     m.def("hash4", &hash4_array, py::arg("seed"), py::arg("epoch"), py::arg("index").noconvert(), py::arg("stream"),
           "Counter-based hash (docs/contracts.md) of int64 indices, as uint64.");

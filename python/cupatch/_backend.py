@@ -146,7 +146,10 @@ def build_info() -> dict[str, Any]:
         such a build reports one device), ``cuda_devices`` (int, 0 on any CUDA
         error), ``cuda_runtime_version`` (int such as 13000, or None without CUDA),
         ``cupy_version`` (str or None), ``cuda_architectures`` (str baked in at build time,
-        empty without CUDA), ``cpu_threads`` (int, threads used by the CPU kernels).
+        empty without CUDA), ``cpu_threads`` (int, threads used by the CPU kernels),
+        ``cpu_parallel`` (str, what the CPU kernels called from this thread run on now:
+        ``"openmp <path>"``, the threads of an OpenMP runtime already loaded, such as
+        torch's, or ``"pool"``, cupatch's own worker threads).
     """
     cupy = import_cupy()
     runtime = int(_core.cuda_runtime_version())
@@ -159,6 +162,7 @@ def build_info() -> dict[str, Any]:
         "cupy_version": getattr(cupy, "__version__", None) if cupy is not None else None,
         "cuda_architectures": str(_core.cuda_architectures),
         "cpu_threads": int(_core.cpu_threads()),
+        "cpu_parallel": str(_core.cpu_parallel_backend()),
     }
 
 

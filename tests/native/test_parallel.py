@@ -116,3 +116,136 @@ def test_concurrent_callers_share_the_pool(four_threads):
     for k in range(4):
         for g in got[k]:
             np.testing.assert_array_equal(g, expected[k])
+
+
+# --------------------------------------------------------------------------------------
+# borrowing a loaded OpenMP runtime (cpp/src/cpu/openmp_runtime.h)
+# --------------------------------------------------------------------------------------
+
+_LOAD_OPENMP = """
+import ctypes, ctypes.util, os, sys
+if RUNTIME == "libgomp":
+    sys.modules["torch"] = None  # as if torch were not installed
+try:
+    import torch  # the runtime users have loaded: torch's own copy
+    torch.set_num_threads(2)
+    torch.ones(256, 256) @ torch.ones(256, 256)  # its team of threads exists now
+    omp = None
+except ImportError:
+    name = ctypes.util.find_library("gomp")
+    if name is None or RUNTIME == "torch":
+        print("no-openmp"); sys.exit(0)
+    omp = ctypes.CDLL(name)  # the system's libgomp, as another library would load it
+    omp.omp_set_num_threads(2)
+import numpy as np
+from cupatch import _core
+from cupatch.ops import gather_patches
+_core.set_cpu_threads(2)
+source = np.arange(512 * 512, dtype=np.uint16).reshape(1, 1, 512, 512)
+specs = np.array([[0, 0, 7 * i, 5 * i] for i in range(64)], dtype=np.int64)
+expected = np.stack([source[0, :, 7 * i : 7 * i + 64, 5 * i : 5 * i + 64] for i in range(64)]).astype(np.float32)
+"""
+
+
+@pytest.fixture(params=["torch", "libgomp"])
+def openmp_runtime(request):
+    """Which runtime the subprocess loads: torch's copy, or the system's libgomp."""
+    return request.param
+
+
+def _run_openmp_case(runtime: str, body: str, env=None) -> list[str]:
+    import os
+    import subprocess
+    import sys
+
+    code = f"RUNTIME = {runtime!r}\n" + _LOAD_OPENMP + body
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=dict(os.environ, **(env or {})), capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split()
+    if lines == ["no-openmp"]:
+        pytest.skip(f"no {runtime} to load")
+    return lines
+
+
+def test_kernels_run_on_a_loaded_openmp_runtime(openmp_runtime):
+    """With an OpenMP runtime loaded (torch's), the main thread's kernels run on its threads,
+    every item once, with the same results, and a chunk's exception still reaches Python."""
+    lines = _run_openmp_case(
+        openmp_runtime,
+        """
+print(_core.cpu_parallel_backend().split()[0])
+print(bool((_core._parallel_for_check(1001, -1, -1, pool_only=False) == 1).all()))
+print(bool((gather_patches([source], specs, (64, 64)) == expected).all()))
+try:
+    _core._parallel_for_check(1001, -1, 500, pool_only=False)
+    print("no-error")
+except IndexError as e:
+    print("item-500" if "item 500 failed" in str(e) else repr(e))
+"""
+    )
+    assert lines == ["openmp", "True", "True", "item-500"]
+
+
+def test_no_runtime_or_turned_off_uses_the_pool(openmp_runtime):
+    import subprocess
+    import sys
+
+    alone = subprocess.run(
+        [sys.executable, "-c", "from cupatch import _core; print(_core.cpu_parallel_backend())"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert alone.stdout.split() == ["pool"], alone.stderr
+    lines = _run_openmp_case(
+        openmp_runtime,
+        "print(_core.cpu_parallel_backend()); print(bool((gather_patches([source], specs, (64, 64)) == expected).all()))",
+        env={"CUPATCH_OPENMP": "0"},
+    )
+    assert lines == ["pool", "True"]
+
+
+def test_other_threads_and_smaller_teams_use_the_pool(openmp_runtime):
+    """Another thread would get a new OpenMP team of its own, spinning beside torch's; a team
+    smaller than the kernels' thread count would have to start threads: both use the pool."""
+    lines = _run_openmp_case(
+        openmp_runtime,
+        """
+import threading
+seen = []
+def work():
+    seen.append(_core.cpu_parallel_backend())
+    seen.append(bool((gather_patches([source], specs, (64, 64)) == expected).all()))
+t = threading.Thread(target=work); t.start(); t.join()
+print(*seen)
+if omp is None:
+    torch.set_num_threads(1)
+else:
+    omp.omp_set_num_threads(1)
+print(_core.cpu_parallel_backend(), bool((gather_patches([source], specs, (64, 64)) == expected).all()))
+"""
+    )
+    assert lines == ["pool", "True", "pool", "True"]
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_forked_child_of_an_openmp_process_uses_the_pool(openmp_runtime):
+    """libgomp's threads do not survive fork (a parallel region in the child would wait for
+    them forever): a DataLoader worker forked after the kernels ran on the runtime uses the
+    pool, and finishes."""
+    lines = _run_openmp_case(
+        openmp_runtime,
+        """
+assert _core.cpu_parallel_backend().startswith("openmp")
+gather_patches([source], specs, (64, 64))  # a region on the runtime's threads, before the fork
+pid = os.fork()
+if pid == 0:
+    ok = _core.cpu_parallel_backend() == "pool"
+    ok = ok and bool((gather_patches([source], specs, (64, 64)) == expected).all())
+    ok = ok and bool((_core._parallel_for_check(5000, -1, -1, pool_only=False) == 1).all())
+    os._exit(0 if ok else 1)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+    )
+    assert lines == ["0"]

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace cupatch {
 
@@ -14,7 +15,14 @@ void set_cpu_threads(int n);
 // Testing aid: run the CPU parallel loop over n items, refusing worker thread starts after
 // the first `fail_thread_start_after` (< 0: never) and throwing std::out_of_range from the
 // chunk that holds item `throw_at` (< 0: never). hits: (n,) int32, incremented once per
-// item run. Thread-start refusal is reset before returning, also on error.
-void parallel_for_check(std::int64_t n, int fail_thread_start_after, std::int64_t throw_at, std::int32_t* hits);
+// item run. Thread-start refusal is reset before returning, also on error. pool_only: run
+// on the kernels' own pool even where a loaded OpenMP runtime would be borrowed.
+void parallel_for_check(std::int64_t n, int fail_thread_start_after, std::int64_t throw_at, std::int32_t* hits,
+                        bool pool_only);
+
+// What the CPU kernels' parallel loop runs on now, called from this thread: "openmp <path
+// of the runtime>" (a loaded OpenMP runtime's threads, see cpp/src/cpu/openmp_runtime.h) or
+// "pool" (the kernels' own worker threads).
+std::string cpu_parallel_backend();
 
 }  // namespace cupatch

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: BSD-3-Clause
 #include "parallel.h"
 
+#include "openmp_runtime.h"
+
 #include <pthread.h>
 
 #include <algorithm>
@@ -173,7 +175,10 @@ private:
 std::atomic<Pool*> g_pool{nullptr};
 std::once_flag g_atfork_once;
 
-void drop_pool_in_child() { g_pool.store(nullptr, std::memory_order_relaxed); }
+void drop_pool_in_child() {
+    g_pool.store(nullptr, std::memory_order_relaxed);
+    forget_openmp_runtime_in_child();
+}
 
 Pool& pool() {
     std::call_once(g_atfork_once, [] { pthread_atfork(nullptr, nullptr, drop_pool_in_child); });
@@ -209,17 +214,27 @@ std::thread start_worker_thread(std::int64_t index, std::function<void()> work) 
 
 void reset_thread_pool_for_testing() { pool().stop_all(); }
 
-void run_chunks(std::int64_t n_chunks, int n_threads, const std::function<void(std::int64_t)>& chunk) {
+void run_chunks(std::int64_t n_chunks, int n_threads, const std::function<void(std::int64_t)>& chunk,
+                ParallelBackend backend) {
     auto job = std::make_shared<Job>();
     job->chunk = &chunk;
     job->n_chunks = n_chunks;
     job->errors.resize(static_cast<std::size_t>(n_chunks));
-    if (!pool().run(job, n_threads)) job->work();  // busy (another caller, or nested): inline
+    Pool& own = pool();  // also installs the fork handler that keeps a child off the runtime
+    const OpenMPRuntime* openmp = backend == ParallelBackend::any ? openmp_runtime_for(n_threads) : nullptr;
+    if (openmp) {
+        // Every team thread claims chunks like a pool worker; the region ends when all have
+        // returned, and a chunk's exception is caught inside work(), never crossing the runtime.
+        openmp->parallel([](void* j) { static_cast<Job*>(j)->work(); }, job.get(), static_cast<unsigned>(n_threads), 0);
+    } else if (!own.run(job, n_threads)) {
+        job->work();  // busy (another caller, or nested): inline
+    }
     for (auto& e : job->errors)
         if (e) std::rethrow_exception(e);
 }
 
-void parallel_for_check(std::int64_t n, int fail_thread_start_after, std::int64_t throw_at, std::int32_t* hits) {
+void parallel_for_check(std::int64_t n, int fail_thread_start_after, std::int64_t throw_at, std::int32_t* hits,
+                        bool pool_only) {
     struct ResetHook {
         ~ResetHook() {
             set_thread_start_failure_for_testing(-1);
@@ -233,7 +248,7 @@ void parallel_for_check(std::int64_t n, int fail_thread_start_after, std::int64_
         for (std::int64_t i = begin; i < end; ++i) ++hits[i];
         if (throw_at >= begin && throw_at < end)
             throw std::out_of_range("item " + std::to_string(throw_at) + " failed (testing)");
-    });
+    }, pool_only ? ParallelBackend::pool : ParallelBackend::any);
 }
 
 }  // namespace cupatch

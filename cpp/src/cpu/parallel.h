@@ -9,6 +9,9 @@
 // call and joining them, as before, made every call wait for the slowest thread start,
 // 3-10x slower beside a torch model on two cores.
 //
+// Next to an OpenMP runtime that something else loaded (torch), calls from the main thread
+// run as a parallel region of that runtime instead, on its threads (openmp_runtime.h).
+//
 // Fork safety: a forked child (DataLoader workers) inherits no pool threads; a
 // pthread_atfork handler drops the parent's pool in the child, which starts its own on
 // first use. A call made while the pool is busy (another thread, or a nested call) runs
@@ -33,9 +36,14 @@ std::thread start_worker_thread(std::int64_t index, std::function<void()> work);
 // Testing aid: stop and join the pool's workers (the next parallel_for starts them anew).
 void reset_thread_pool_for_testing();
 
+// Where run_chunks runs: a loaded OpenMP runtime's threads where openmp_runtime_for allows
+// it, else the pool (`any`); always the pool (`pool`, for testing the pool itself).
+enum class ParallelBackend { any, pool };
+
 // Run chunk(k) for k in [0, n_chunks) on up to `n_threads` threads (the caller included).
 // Exceptions: the one of the lowest failing chunk is rethrown after every chunk finished.
-void run_chunks(std::int64_t n_chunks, int n_threads, const std::function<void(std::int64_t)>& chunk);
+void run_chunks(std::int64_t n_chunks, int n_threads, const std::function<void(std::int64_t)>& chunk,
+                ParallelBackend backend = ParallelBackend::any);
 
 // Run body(begin, end) over [0, n) split into contiguous chunks. `cost_per_item` is a rough
 // element count per item; small jobs run on the caller thread. Items are independent, so
@@ -45,7 +53,8 @@ void run_chunks(std::int64_t n_chunks, int n_threads, const std::function<void(s
 // after every chunk has finished. When worker threads cannot be started, the calling
 // thread runs all chunks.
 template <class Body>
-void parallel_for(std::int64_t n, std::int64_t cost_per_item, Body&& body) {
+void parallel_for(std::int64_t n, std::int64_t cost_per_item, Body&& body,
+                  ParallelBackend backend = ParallelBackend::any) {
     if (n <= 0) return;
     constexpr std::int64_t kMinWorkPerChunk = 1 << 14;
     constexpr std::int64_t kChunksPerThread = 8;  // balance, and slack for a late worker
@@ -61,7 +70,7 @@ void parallel_for(std::int64_t n, std::int64_t cost_per_item, Body&& body) {
     run_chunks(n_chunks, n_threads, [&](std::int64_t k) {
         const std::int64_t begin = k * per + std::min(k, extra);
         body(begin, begin + per + (k < extra ? 1 : 0));
-    });
+    }, backend);
 }
 
 }  // namespace cupatch
