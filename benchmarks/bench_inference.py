@@ -18,13 +18,25 @@ other processes spreads over all methods; the table reports the minimum and the 
 and each ratio also as the median over rounds of the ratio within a round ("paired").
 ``uptime`` is recorded before and after.
 
+Forward hooks on the model time the model's own calls inside every method, so each method's
+time *outside the model* (gathering, stitching, its Python) is measured apart from the
+model's, whose time varies from round to round far more than that outside time on a small
+machine. ``outside`` ratios compare (model-only + the method's outside time) with
+model-only, in the same round.
+
+``--keep-freed-memory`` makes glibc keep freed memory for reuse instead of returning it
+to the system (``mallopt``, as ``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=...:
+glibc.malloc.trim_threshold=...`` would): a CPU torch model then no longer page-faults its
+activations in on every call, runs several times faster, and whatever a method adds
+beside it weighs that much more.
+
 Usage::
 
     python benchmarks/bench_inference.py [--quick] [--rounds N] [--device auto|cpu|gpu]
-        [--out-dir DIR] [--readme README.md]
+        [--keep-freed-memory] [--out-dir DIR] [--readme README.md]
 
-writes ``<tag>-<date>-inference.{json,txt,md,png}`` (``--readme``: also replaces the
-table and figure between the ``bench_inference`` markers of the README).
+writes ``<tag>-<date>-inference[-keepfreed].{json,txt,md,png}`` (``--readme``: also
+replaces the table and figure between the ``bench_inference`` markers of the README).
 """
 
 from __future__ import annotations
@@ -119,6 +131,59 @@ def model_only(model, image, tile, overlap, batch, device):
     return run
 
 
+class ModelClock:
+    """Total time spent inside ``model``'s forward calls, from forward hooks.
+
+    On the GPU the hooks record CUDA events (no synchronisation added); ``seconds()`` then
+    synchronises and sums the intervals."""
+
+    def __init__(self, model, device: str):
+        import torch
+
+        self._torch, self._gpu = torch, device == "gpu"
+        self._cpu_s, self._start, self._events = 0.0, 0.0, []
+        self._handles = [model.register_forward_pre_hook(self._before), model.register_forward_hook(self._after)]
+
+    def _before(self, module, args):
+        if self._gpu:
+            self._events.append([self._torch.cuda.Event(enable_timing=True), self._torch.cuda.Event(enable_timing=True)])
+            self._events[-1][0].record()
+        else:
+            self._start = time.perf_counter()
+
+    def _after(self, module, args, output):
+        if self._gpu:
+            self._events[-1][1].record()
+        else:
+            self._cpu_s += time.perf_counter() - self._start
+
+    def reset(self) -> None:
+        self._cpu_s, self._events = 0.0, []
+
+    def seconds(self) -> float:
+        if not self._gpu:
+            return self._cpu_s
+        self._torch.cuda.synchronize()
+        return sum(a.elapsed_time(b) for a, b in self._events) / 1e3
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+
+
+def keep_freed_memory() -> bool:
+    """glibc keeps freed blocks of up to 1 GiB for reuse (never mapped anew per call, the
+    heap never trimmed). False where this is not glibc."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
+
+
 # --------------------------------------------------------------------------------------
 # the run
 # --------------------------------------------------------------------------------------
@@ -167,7 +232,9 @@ def run(device: str, quick: bool, rounds: int, model_kinds):
             model, model_name = make_model(kind, len(shape), device)
             reference = whole_image(model, image, device)
             methods = _methods(model, image, tile, overlap, batch, device, monai, careamics)
+            clock = ModelClock(model, device)
             times = {m: [] for m in methods}
+            model_times = {m: [] for m in methods}
             errors = {}
             for fn_name, fn in methods.items():  # warm-up, and the error against whole-image inference
                 out = fn()
@@ -175,15 +242,20 @@ def run(device: str, quick: bool, rounds: int, model_kinds):
                     errors[fn_name] = float(np.max(np.abs(np.asarray(out, np.float32).reshape(shape) - reference)))
             for _ in range(rounds):
                 for fn_name, fn in methods.items():
+                    clock.reset()
                     t0 = time.perf_counter()
                     fn()
                     times[fn_name].append(time.perf_counter() - t0)
+                    model_times[fn_name].append(clock.seconds())
+            clock.remove()
             for fn_name, ts in times.items():
                 rows.append(
                     dict(
                         case=name, shape=list(shape), tile=list(tile), overlap=list(overlap), batch_size=batch,
                         tiles=n_tiles(shape, tile, overlap), model=model_name, kind=kind, method=fn_name,
                         min_s=min(ts), median_s=statistics.median(ts), times_s=ts, max_error=errors.get(fn_name),
+                        model_times_s=model_times[fn_name],
+                        outside_median_s=statistics.median(t - m for t, m in zip(ts, model_times[fn_name])),
                     )
                 )  # fmt: skip
                 print(_fmt_row(rows[-1]), flush=True)
@@ -194,8 +266,10 @@ def run(device: str, quick: bool, rounds: int, model_kinds):
 
 
 def ratios(rows):
-    """The done-when ratios, per case and model: of the medians, of the minima, and the
-    median over rounds of the ratio within each round (``paired``)."""
+    """The done-when ratios, per case and model: of the medians, of the minima, the median
+    over rounds of the ratio within each round (``paired``), and for ratios to model-only,
+    the median over rounds of (model-only + the method's time outside the model) /
+    model-only (``outside``: the model's own round-to-round variation left out)."""
     out = []
     groups = {}
     for r in rows:
@@ -210,29 +284,40 @@ def ratios(rows):
             if a in g and b in g:
                 # the same round's times: both ran next to each other, so machine drift cancels
                 per_round = [ta / tb for ta, tb in zip(g[a]["times_s"], g[b]["times_s"])]
+                outside = None
+                if b == "model-only":
+                    outside = statistics.median(
+                        (tb + ta - ma) / tb for ta, ma, tb in zip(g[a]["times_s"], g[a]["model_times_s"], g[b]["times_s"])
+                    )
                 out.append(dict(case=case, kind=kind, ratio=f"{a} / {b}", median=g[a]["median_s"] / g[b]["median_s"],
-                                min=g[a]["min_s"] / g[b]["min_s"], paired=statistics.median(per_round)))  # fmt: skip
+                                min=g[a]["min_s"] / g[b]["min_s"], paired=statistics.median(per_round),
+                                outside=outside))  # fmt: skip
     return out
 
 
 def _fmt_row(r):
     err = "" if r["max_error"] is None else f"{r['max_error']:.2e}"
     return (f"{r['case']:<4} {r['model']:<18} {r['method']:<18} {r['min_s']:>9.3f} {r['median_s']:>9.3f} "
-            f"{r['tiles'] / r['median_s']:>9.1f} {err:>10}")  # fmt: skip
+            f"{r['outside_median_s']:>9.3f} {r['tiles'] / r['median_s']:>9.1f} {err:>10}")  # fmt: skip
 
 
-HEADER = f"{'case':<4} {'model':<18} {'method':<18} {'min s':>9} {'median s':>9} {'tiles/s':>9} {'max error':>10}"
+HEADER = (f"{'case':<4} {'model':<18} {'method':<18} {'min s':>9} {'median s':>9} {'outside':>9} {'tiles/s':>9} "
+          f"{'max error':>10}")  # fmt: skip
 
 
 def markdown(rows, ratio_rows, env) -> str:
-    lines = ["| case | model | method | min s | median s | max error vs whole image |", "|---|---|---|---:|---:|---:|"]
+    lines = ["| case | model | method | min s | median s | outside the model, median s | max error vs whole image |",
+             "|---|---|---|---:|---:|---:|---:|"]  # fmt: skip
     for r in rows:
         err = "" if r["max_error"] is None else f"{r['max_error']:.1e}"
         shape = "×".join(map(str, r["shape"]))
-        lines.append(f"| {r['case']} {shape} | {r['model']} | {r['method']} | {r['min_s']:.3f} | {r['median_s']:.3f} | {err} |")
-    lines += ["", "| case | model | ratio | median | min | paired |", "|---|---|---|---:|---:|---:|"]
+        lines.append(f"| {r['case']} {shape} | {r['model']} | {r['method']} | {r['min_s']:.3f} | {r['median_s']:.3f} | "
+                     f"{r['outside_median_s']:.3f} | {err} |")  # fmt: skip
+    lines += ["", "| case | model | ratio | median | min | paired | outside |", "|---|---|---|---:|---:|---:|---:|"]
     for q in ratio_rows:
-        lines.append(f"| {q['case']} | {q['kind']} | {q['ratio']} | {q['median']:.2f} | {q['min']:.2f} | {q['paired']:.2f} |")
+        outside = "" if q.get("outside") is None else f"{q['outside']:.3f}"
+        lines.append(f"| {q['case']} | {q['kind']} | {q['ratio']} | {q['median']:.2f} | {q['min']:.2f} | {q['paired']:.2f} "
+                     f"| {outside} |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -284,15 +369,21 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3, help="round-robin rounds (min and median over them)")
     parser.add_argument("--models", nargs="+", choices=("identity", "conv"), default=["identity", "conv"])
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="glibc keeps freed memory for reuse (mallopt): no page faults per model call")  # fmt: skip
     add_result_arguments(parser)
     parser.add_argument("--readme", default=None, help="README whose bench_inference section is regenerated")
     args = parser.parse_args(argv)
 
     import torch
 
+    kept = keep_freed_memory() if args.keep_freed_memory else False
+    if args.keep_freed_memory and not kept:
+        raise SystemExit("--keep-freed-memory needs glibc's mallopt")
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     info = machine_info()
+    info.update(keep_freed_memory=kept)
     info.update(torch=torch.__version__, torch_threads=torch.get_num_threads(), uptime_before=_uptime())
     print(f"# device {device}, torch {torch.__version__} with {torch.get_num_threads()} threads; {info['uptime_before']}")
     print(HEADER)
@@ -300,16 +391,20 @@ def main(argv=None):
     info["uptime_after"] = _uptime()
     ratio_rows = ratios(rows)
     for q in ratio_rows:
-        print(f"# {q['case']} {q['kind']:<8} {q['ratio']:<36} median {q['median']:.2f}  min {q['min']:.2f}  paired {q['paired']:.2f}")
+        outside = "" if q["outside"] is None else f"  outside {q['outside']:.3f}"
+        print(f"# {q['case']} {q['kind']:<8} {q['ratio']:<36} median {q['median']:.2f}  min {q['min']:.2f}  "
+              f"paired {q['paired']:.2f}{outside}")  # fmt: skip
     tag = args.tag or default_tag(device, info)
-    stem = f"{tag}-{_dt.date.today().isoformat()}-inference{'-quick' if args.quick else ''}"
+    stem = (f"{tag}-{_dt.date.today().isoformat()}-inference{'-keepfreed' if kept else ''}"
+            f"{'-quick' if args.quick else ''}")  # fmt: skip
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = dict(benchmark="bench_inference", quick=args.quick, rounds=args.rounds, environment=info, skipped=skipped,
                   rows=rows, ratios=ratio_rows)  # fmt: skip
     (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     table = markdown(rows, ratio_rows, info)
-    note = (f"`python benchmarks/bench_inference.py --readme README.md` on {device} ({info['cpu_count']} cores, torch "
+    command = "python benchmarks/bench_inference.py" + (" --keep-freed-memory" if kept else "") + " --readme README.md"
+    note = (f"`{command}` on {device} ({info['cpu_count']} cores, torch "
             f"{info['torch_threads']} threads), {args.rounds} round-robin rounds, {_dt.date.today().isoformat()}; "
             f"load before: `{info['uptime_before']}`, after: `{info['uptime_after']}`"
             + "".join(f"; {k} skipped: {v}" for k, v in skipped.items()))  # fmt: skip
