@@ -287,17 +287,17 @@ def _predict_image(run: _Run, image: ImagePlan):
     if stats.n_skipped and hasattr(run.bar, "set_postfix"):
         run.bar.set_postfix(skipped=stats.n_skipped, refresh=False)  # the bar's tiles/s counts both
     source = open_source(plan, image)
+    # every run tile's row of the tile table, made once: each batch takes a slice of it
+    run_index = np.arange(n_run, dtype=np.int64) if run_tiles is None else np.asarray(run_tiles, dtype=np.int64)
+    run_specs = np.ascontiguousarray(tiling.patching.spec_table(run_index), dtype=np.int64)
     sink = None
     done = 0  # tiles before the next one to run: stitched or skipped
     try:
         for begin in range(0, n_run, plan.batch_size):
-            if run_tiles is None:
-                tile_index = np.arange(begin, min(begin + plan.batch_size, n_run), dtype=np.int64)
-            else:
-                tile_index = run_tiles[begin : begin + plan.batch_size]
+            tile_index = run_index[begin : begin + plan.batch_size]
             end = begin + len(tile_index)
-            next_tile = tiling.n_tiles if end == n_run else (end if run_tiles is None else int(run_tiles[end]))
-            specs = np.ascontiguousarray(tiling.patching.spec_table(tile_index), dtype=np.int64)
+            next_tile = tiling.n_tiles if end == n_run else int(run_index[end])
+            specs = run_specs[begin:end]
             t0 = time.perf_counter()
             batch = source.gather(specs, tile_index)
             t1 = phase_end()
