@@ -35,7 +35,8 @@ def test_cpu_kernels_are_clean_under_asan_and_ubsan(tmp_path):
     cmd = [
         cxx, "-std=c++17", "-O1", "-g", "-ffp-contract=off", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
         "-pthread", f"-I{ROOT / 'cpp' / 'include'}", f"-I{CPU}", str(ROOT / "cpp" / "tests" / "sanitize_fuzz.cpp"),
-        str(CPU / "gather_cpu.cpp"), str(CPU / "stitch_cpu.cpp"), str(CPU / "parallel.cpp"), "-o", str(exe),
+        str(CPU / "gather_cpu.cpp"), str(CPU / "stitch_cpu.cpp"), str(CPU / "parallel.cpp"),
+        str(CPU / "openmp_runtime.cpp"), "-ldl", "-o", str(exe),
     ]
     build = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if build.returncode != 0 and "sanitize" in build.stderr:

@@ -434,3 +434,53 @@ def test_gpu_blend_accumulator_across_streams_matches_cpu():
         host = [r.get() for r in results]
     for a, b in zip(cpu_acc.finalize(), host):
         np.testing.assert_array_equal(a, b)
+
+
+# --------------------------------------------------------------------------------------
+# TileStitcher: the outputs checked once, batch after batch
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["crop", "blend"])
+@pytest.mark.parametrize("case", ["2d", "3d"])
+def test_stitcher_gives_the_bits_of_stitch_tiles(xp, case, mode):
+    shapes, tile, overlaps = CASES[case]
+    rng = np.random.default_rng(5)
+    specs = tile_table(shapes, tile, overlaps)
+    tiles = random_tiles(rng, len(specs), shapes[0][1], tile)
+    window = xp.asarray(window_table(tile, overlaps, "hann")) if mode == "blend" else None
+    expected = [xp.zeros(s, dtype=np.float32) for s in shapes]
+    got = [xp.zeros(s, dtype=np.float32) for s in shapes]
+    stitcher = ops.TileStitcher(got, (shapes[0][1], *tile), mode=mode, window_table=window, array_module=xp)
+    stitcher.check_specs(specs)
+    for k, part in enumerate(np.array_split(np.arange(len(specs)), 4)):
+        batch = xp.asarray(tiles[part])
+        stitch_tiles(batch, specs[part], expected, mode=mode, window_table=window)
+        stitcher(batch, specs[part], checked=k % 2 == 1)  # checked or not: the same launch
+    for g, e in zip(got, expected):
+        np.testing.assert_array_equal(to_numpy(g), to_numpy(e))
+        assert np.abs(to_numpy(g)).sum() > 0
+
+
+def test_stitcher_checks_what_stitch_tiles_checks():
+    shapes, tile, overlaps = CASES["2d"]
+    specs = tile_table(shapes, tile, overlaps)
+    outputs = [np.zeros(s, dtype=np.float32) for s in shapes]
+    stitcher = ops.TileStitcher(outputs, (3, *tile))
+    tiles = np.zeros((len(specs), 3, *tile), np.float32)
+    bad = specs.copy()
+    bad[0, 2 + 2 * 2 : 2 + 3 * 2] = np.add(tile, 1)  # crop_size past the tile's end
+    for call in (lambda: stitcher.check_specs(bad), lambda: stitcher(tiles, bad), lambda: stitch_tiles(tiles, bad, outputs)):
+        with pytest.raises(ValueError, match="specs: tile 0 keeps crop_coords"):
+            call()
+    with pytest.raises(ValueError, match=r"tiles must be float32 \(B, 3, 16, 16\), got float32 \(2, 3, 16, 8\)"):
+        stitcher(np.zeros((2, 3, 16, 8), np.float32), specs[:2])
+    with pytest.raises(ValueError, match="specs has 2 rows but tiles has 3 tiles"):
+        stitcher(tiles[:3], specs[:2])
+    with pytest.raises(ValueError, match="tiles share memory with outputs"):
+        stitcher(outputs[0].reshape(-1)[: 3 * 16 * 16].reshape(1, 3, 16, 16), specs[:1])
+    with pytest.raises(ValueError, match='mode="blend" needs window_table'):
+        ops.TileStitcher(outputs, (3, *tile), mode="blend")
+    with pytest.raises(ValueError, match="outputs\\[0\\] has 3 channels but the tiles have 2"):
+        ops.TileStitcher(outputs, (2, *tile))
+    assert (outputs[0] == 0).all() and (outputs[1] == 0).all()  # nothing was stitched

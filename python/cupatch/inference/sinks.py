@@ -15,7 +15,7 @@ import numpy as np
 from .. import _core
 from .._layouts import tile_columns
 from .._windows import window_table
-from ..ops import BlendAccumulator, stitch_tiles
+from ..ops import BlendAccumulator, TileStitcher, stitch_tiles
 from .plan import Tiling
 from .weightmap import WeightMap
 from .writers import BackgroundWriter, Writer
@@ -96,17 +96,25 @@ class MemorySink:
             self.weight_map = WeightMap(tiling, table, xp)
         else:  # skipped tiles: the weights say which voxels a stitched tile covers
             self.acc = BlendAccumulator([shape], tiling.tile, tiling.overlap, window=window, array_module=xp)
-        if xp is np and self.acc is None:
-            # its pages mapped now, on every core, rather than fault by fault inside the stitches
-            _core.prefault_for_writing(self.output)
+        self.stitcher = None
+        if self.acc is None:
+            if xp is np:
+                # its pages mapped now, on every core, rather than fault by fault inside the stitches
+                _core.prefault_for_writing(self.output)
+            # the output and the tiling's tile table checked once, not once a batch
+            blend = self.weight_map is not None
+            self.stitcher = TileStitcher(
+                [self.output], (c_out, *tiling.tile), mode="blend" if blend else "crop",
+                window_table=self.table if blend else None, array_module=xp,
+            )  # fmt: skip
+            self.stitcher.check_specs(tiling.patching.spec_table(np.arange(tiling.n_tiles, dtype=np.int64)))
 
     def add(self, tiles, table, tile_index, next_tile=None) -> None:
+        """Stitch a batch: ``table`` holds rows of the tiling's tile table."""
         if self.acc is not None:
             self.acc.add(tiles, table)
-        elif self.weight_map is not None:
-            stitch_tiles(tiles, table, [self.output], mode="blend", window_table=self.table)
         else:
-            stitch_tiles(tiles, table, [self.output], mode="crop")
+            self.stitcher(tiles, table, checked=True)
 
     def finish(self):
         """The stitched SC(Z)YX output on the working device, in the output dtype."""

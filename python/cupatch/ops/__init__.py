@@ -17,7 +17,7 @@ from .._dtypes import OUTPUT_DTYPES, SOURCE_DTYPES
 from .._windows import WINDOWS, window_table
 from .gather import gather_patches
 from .sources import SourceTable
-from .stitch import BlendAccumulator, stitch_tiles
+from .stitch import BlendAccumulator, TileStitcher, stitch_tiles
 
 __all__ = [
     "OUTPUT_DTYPES",
@@ -25,6 +25,7 @@ __all__ = [
     "BlendAccumulator",
     "SourceTable",
     "gather_patches",
+    "TileStitcher",
     "stitch_tiles",
     "window_table",
     "WINDOWS",

@@ -19,7 +19,7 @@ from .._validation import as_int_tuple, as_list, as_patch_size, is_int, look_up_
 from .._windows import window_table as make_window_table
 from ._arrays import EXTENT_LIMIT, FLOAT32, as_backend_array, byte_range, is_array_list, memory_overlaps, ptr, spatial3, spec_table
 
-__all__ = ["BlendAccumulator", "stitch_tiles"]
+__all__ = ["BlendAccumulator", "TileStitcher", "stitch_tiles"]
 
 
 def _per_output(values, n: int, ndim: int, name: str, *, minimum: int) -> list[tuple[int, ...]]:
@@ -182,11 +182,17 @@ def stitch_tiles(
     RuntimeError
         For GPU inputs when no GPU is usable; ``cupatch._core.CudaError`` for CUDA failures.
     """
-    blend = look_up_option(mode, ("crop", "blend"), "mode") == "blend"
-    if not blend:
-        for name, value in (("weights", weights), ("window_table", window_table)):
-            if value is not None:
-                raise ValueError(f'{name} is used only with mode="blend"; mode="crop" copies the kept regions without weights')
+    look_up_option(mode, ("crop", "blend"), "mode")  # before the tiles, as always
+    tiles, xp = _checked_tiles(tiles)
+    stitcher = TileStitcher(
+        outputs, tiles.shape[1:], mode=mode, weights=weights, window_table=window_table, image_shapes=image_shapes,
+        origins=origins, array_module=xp,
+    )  # fmt: skip
+    stitcher(tiles, specs)
+
+
+def _checked_tiles(tiles):
+    """``(tiles, xp)``: a float32 (B, C, [Z,] Y, X) batch, C-contiguous, and its array module."""
     is_gpu = _backend.is_gpu_array(tiles)
     xp = _backend.require_gpu("stitch_tiles") if is_gpu else np
     if not is_gpu and not isinstance(tiles, np.ndarray):
@@ -198,36 +204,90 @@ def stitch_tiles(
         raise ValueError(f"tiles must be (B, C, Y, X) or (B, C, Z, Y, X), got shape {tiles.shape}")
     if tiles.shape[1] < 1 or any(s < 1 for s in tiles.shape[2:]):
         raise ValueError(f"tiles must have at least one channel and a non-empty tile size, got shape {tiles.shape}")
-    tiles = xp.ascontiguousarray(tiles)
-    ndim = tiles.ndim - 2
-    tile_size = tuple(int(s) for s in tiles.shape[2:])
-    n_cols = n_tile_columns(ndim)
-    specs_dev, specs_host = spec_table(specs, n_cols, xp, "specs", what="tile table")
-    n_tiles = int(specs_dev.shape[0])
-    if n_tiles != tiles.shape[0]:
-        raise ValueError(f"specs has {n_tiles} rows but tiles has {tiles.shape[0]} tiles")
-    outs, wts, table, shapes = _output_table(outputs, weights, origins, image_shapes, ndim, int(tiles.shape[1]), xp, blend)
-    _check_tiles_separate(tiles, outs, wts)
-    if specs_host is not None and n_tiles:
-        _check_tile_specs(specs_host, outs, shapes, tile_size, ndim, check_crop=not blend)
-    window = _window(window_table, ndim, tile_size, xp) if blend else None
-    if n_tiles == 0:
-        return None
-    if xp is np:
-        if blend:
-            _core.stitch_blend_cpu(tiles, specs_dev, table, window)
-        else:
-            _core.stitch_crop_cpu(tiles, specs_dev, table)
-        return None
-    device = int(xp.cuda.Device().id)
-    table_dev = _cached_device_table(xp, device, table)
-    launch = _core.stitch_blend_cuda if blend else _core.stitch_crop_cuda
-    launch(
-        ptr(tiles), n_tiles, int(tiles.shape[1]), spatial3(tile_size), ptr(specs_dev), n_cols, ndim, ptr(table_dev),
-        len(outs), 0 if window is None else ptr(window), 0 if window is None else int(window.shape[2]),
-        int(xp.cuda.get_current_stream().ptr), device,
-    )
-    return None
+    return xp.ascontiguousarray(tiles), xp
+
+
+class TileStitcher:
+    """:func:`stitch_tiles` into the same outputs batch after batch, its outputs, window and
+    tile table columns checked once (tiled inference stitches hundreds of batches into one
+    output; each batch then costs the kernel and the checks of that batch only).
+
+    Parameters
+    ----------
+    outputs, mode, weights, window_table, image_shapes, origins
+        As for :func:`stitch_tiles`.
+    tile_shape : sequence of int
+        ``(C, *tile_size)`` of every batch to come.
+    array_module : module
+        ``numpy`` (CPU) or ``cupy`` (GPU): where the tiles and outputs live.
+    """
+
+    def __init__(
+        self,
+        outputs: Sequence[Any],
+        tile_shape: Sequence[int],
+        *,
+        mode: str = "crop",
+        weights: Sequence[Any] | None = None,
+        window_table: Any = None,
+        image_shapes: Sequence[Sequence[int]] | None = None,
+        origins: Sequence[Sequence[int]] | None = None,
+        array_module=np,
+    ):
+        self.blend = look_up_option(mode, ("crop", "blend"), "mode") == "blend"
+        if not self.blend:
+            for name, value in (("weights", weights), ("window_table", window_table)):
+                if value is not None:
+                    raise ValueError(f'{name} is used only with mode="blend"; mode="crop" copies the kept regions without weights')
+        self.xp = xp = array_module
+        self.tile_shape = tuple(int(s) for s in tile_shape)
+        self.ndim = ndim = len(self.tile_shape) - 1
+        self.tile_size = self.tile_shape[1:]
+        self.n_cols = n_tile_columns(ndim)
+        self.outs, self.wts, self.table, self.shapes = _output_table(
+            outputs, weights, origins, image_shapes, ndim, self.tile_shape[0], xp, self.blend
+        )
+        self.window = _window(window_table, ndim, self.tile_size, xp) if self.blend else None
+
+    def check_specs(self, specs: Any) -> None:
+        """Check a tile table against the outputs (what every call does for its batch), so
+        that calls with rows of it can pass ``checked=True``."""
+        _, specs_host = spec_table(specs, self.n_cols, self.xp, "specs", what="tile table")
+        if specs_host is not None and len(specs_host):
+            _check_tile_specs(specs_host, self.outs, self.shapes, self.tile_size, self.ndim, check_crop=not self.blend)
+
+    def __call__(self, tiles: Any, specs: Any, *, checked: bool = False) -> None:
+        """Stitch one batch (one launch). ``checked``: the rows of ``specs`` come from a
+        table :meth:`check_specs` accepted."""
+        xp = self.xp
+        tiles = as_backend_array(tiles, xp, "tiles")
+        if np.dtype(tiles.dtype) != FLOAT32 or tuple(tiles.shape[1:]) != self.tile_shape:
+            raise ValueError(f"tiles must be float32 (B, {', '.join(map(str, self.tile_shape))}), got {tiles.dtype} {tuple(tiles.shape)}")
+        tiles = xp.ascontiguousarray(tiles)
+        specs_dev, specs_host = spec_table(specs, self.n_cols, xp, "specs", what="tile table")
+        n_tiles = int(specs_dev.shape[0])
+        if n_tiles != tiles.shape[0]:
+            raise ValueError(f"specs has {n_tiles} rows but tiles has {tiles.shape[0]} tiles")
+        _check_tiles_separate(tiles, self.outs, self.wts)
+        if not checked and specs_host is not None and n_tiles:
+            _check_tile_specs(specs_host, self.outs, self.shapes, self.tile_size, self.ndim, check_crop=not self.blend)
+        if n_tiles == 0:
+            return
+        window = self.window
+        if xp is np:
+            if self.blend:
+                _core.stitch_blend_cpu(tiles, specs_dev, self.table, window)
+            else:
+                _core.stitch_crop_cpu(tiles, specs_dev, self.table)
+            return
+        device = int(xp.cuda.Device().id)
+        table_dev = _cached_device_table(xp, device, self.table)
+        launch = _core.stitch_blend_cuda if self.blend else _core.stitch_crop_cuda
+        launch(
+            ptr(tiles), n_tiles, int(tiles.shape[1]), spatial3(self.tile_size), ptr(specs_dev), self.n_cols, self.ndim,
+            ptr(table_dev), len(self.outs), 0 if window is None else ptr(window),
+            0 if window is None else int(window.shape[2]), int(xp.cuda.get_current_stream().ptr), device,
+        )  # fmt: skip
 
 
 _OUTPUT_TABLES: dict = {}
