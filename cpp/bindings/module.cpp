@@ -319,8 +319,9 @@ PYBIND11_MODULE(_core, m) {
         "the chunk holding item throw_at (< 0: never); returns how often each item ran. pool_only: on the "
         "kernels' own pool even where a loaded OpenMP runtime would be borrowed (False: as the kernels run).");
     m.def("cpu_parallel_backend", &cupatch::cpu_parallel_backend,
-          "What the CPU kernels' parallel loop runs on now, called from this thread: 'openmp <path>' (the "
-          "threads of an OpenMP runtime something else loaded, such as torch's) or 'pool' (cupatch's own).");
+          "What the CPU kernels' parallel loop runs on now, called from this thread: 'openmp <path>, <n> "
+          "threads' (the threads of an OpenMP runtime something else loaded, such as torch's) or 'pool' "
+          "(cupatch's own).");
 
     m.def("hash4", &hash4_array, py::arg("seed"), py::arg("epoch"), py::arg("index").noconvert(), py::arg("stream"),
           "Counter-based hash (docs/contracts.md) of int64 indices, as uint64.");

@@ -148,8 +148,8 @@ def build_info() -> dict[str, Any]:
         ``cupy_version`` (str or None), ``cuda_architectures`` (str baked in at build time,
         empty without CUDA), ``cpu_threads`` (int, threads used by the CPU kernels),
         ``cpu_parallel`` (str, what the CPU kernels called from this thread run on now:
-        ``"openmp <path>"``, the threads of an OpenMP runtime already loaded, such as
-        torch's, or ``"pool"``, cupatch's own worker threads).
+        ``"openmp <path>, <n> threads"``, the threads of an OpenMP runtime already loaded,
+        such as torch's, or ``"pool"``, cupatch's own worker threads).
     """
     cupy = import_cupy()
     runtime = int(_core.cuda_runtime_version())

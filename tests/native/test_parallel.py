@@ -207,7 +207,7 @@ def test_no_runtime_or_turned_off_uses_the_pool(openmp_runtime):
 
 def test_other_threads_and_smaller_teams_use_the_pool(openmp_runtime):
     """Another thread would get a new OpenMP team of its own, spinning beside torch's; a team
-    smaller than the kernels' thread count would have to start threads: both use the pool."""
+    smaller than a thread count the user chose would have to start threads: both use the pool."""
     lines = _run_openmp_case(
         openmp_runtime,
         """
@@ -249,3 +249,26 @@ print(os.waitstatus_to_exitcode(status))
 """
     )
     assert lines == ["0"]
+
+
+def test_default_thread_count_follows_the_runtimes_team(openmp_runtime):
+    """With the hardware-default thread count, the kernels run on as many threads as the
+    runtime's team has (torch.set_num_threads), more or fewer than the hardware threads."""
+    import os
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one hardware thread: every loop runs inline")
+    lines = _run_openmp_case(
+        openmp_runtime,
+        """
+_core.set_cpu_threads(0)  # the hardware default (CUPATCH_NUM_THREADS unset)
+set_team = torch.set_num_threads if omp is None else omp.omp_set_num_threads
+for team in (1, 2):
+    set_team(team)
+    print(_core.cpu_parallel_backend().rsplit(",", 1)[1].strip().replace(" ", "-"))
+    print(bool((_core._parallel_for_check(1001, -1, -1, pool_only=False) == 1).all()))
+    print(bool((gather_patches([source], specs, (64, 64)) == expected).all()))
+""",
+        env={"CUPATCH_NUM_THREADS": ""},
+    )
+    assert lines == ["1-thread", "True", "True", "2-threads", "True", "True"]

@@ -11,6 +11,9 @@ namespace cupatch {
 // Number of worker threads the CPU kernels use (set_cpu_threads(0) = all hardware threads).
 int cpu_threads();
 void set_cpu_threads(int n);
+// True when the count was chosen (set_cpu_threads(n > 0) or CUPATCH_NUM_THREADS), false for
+// the hardware default.
+bool cpu_threads_chosen();
 
 // Testing aid: run the CPU parallel loop over n items, refusing worker thread starts after
 // the first `fail_thread_start_after` (< 0: never) and throwing std::out_of_range from the
@@ -21,8 +24,8 @@ void parallel_for_check(std::int64_t n, int fail_thread_start_after, std::int64_
                         bool pool_only);
 
 // What the CPU kernels' parallel loop runs on now, called from this thread: "openmp <path
-// of the runtime>" (a loaded OpenMP runtime's threads, see cpp/src/cpu/openmp_runtime.h) or
-// "pool" (the kernels' own worker threads).
+// of the runtime>, <n> threads" (a loaded OpenMP runtime's threads, see
+// cpp/src/cpu/openmp_runtime.h) or "pool" (the kernels' own worker threads).
 std::string cpu_parallel_backend();
 
 }  // namespace cupatch

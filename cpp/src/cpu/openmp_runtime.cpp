@@ -86,21 +86,25 @@ const OpenMPRuntime* loaded_runtime() {
 #endif
 }  // namespace
 
-const OpenMPRuntime* openmp_runtime_for(int n_threads) {
+OpenMPTeam openmp_team_for(int n_threads) {
 #if defined(__linux__)
-    if (g_in_child.load(std::memory_order_relaxed) || !enabled() || !on_main_thread()) return nullptr;
+    if (g_in_child.load(std::memory_order_relaxed) || !enabled() || !on_main_thread()) return {};
     const OpenMPRuntime* rt = loaded_runtime();
-    if (!rt || rt->in_parallel() || n_threads > rt->max_threads()) return nullptr;
-    return rt;
+    if (!rt || rt->in_parallel()) return {};
+    const int team = rt->max_threads();
+    if (n_threads <= team) return {rt, n_threads};
+    if (cpu_threads_chosen()) return {};  // more than the team holds: the pool
+    return {rt, team < 1 ? 1 : team};
 #else
     (void)n_threads;
-    return nullptr;
+    return {};
 #endif
 }
 
 std::string cpu_parallel_backend() {
-    const OpenMPRuntime* rt = openmp_runtime_for(cpu_threads());
-    return rt ? "openmp " + rt->path : "pool";
+    const OpenMPTeam team = openmp_team_for(cpu_threads());
+    if (!team.runtime) return "pool";
+    return "openmp " + team.runtime->path + ", " + std::to_string(team.threads) + (team.threads == 1 ? " thread" : " threads");
 }
 
 void forget_openmp_runtime_in_child() { g_in_child.store(true, std::memory_order_relaxed); }

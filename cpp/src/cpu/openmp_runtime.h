@@ -30,9 +30,17 @@ struct OpenMPRuntime {
     std::string path;                // the shared object the entry points come from
 };
 
-// The OpenMP runtime a parallel loop of `n_threads` threads on the calling thread may run
-// on now, or nullptr (use the kernels' own pool).
-const OpenMPRuntime* openmp_runtime_for(int n_threads);
+// Where a parallel loop of `n_threads` threads on the calling thread may run now: a loaded
+// runtime and its team size, or runtime == nullptr (use the kernels' own pool). The team is
+// n_threads, or the runtime's own thread count where that is smaller and the kernels'
+// count is the hardware default (cpu_threads_chosen() false): the kernels then follow
+// torch's thread count; a count the user chose that the runtime's team cannot hold without
+// starting threads keeps the pool.
+struct OpenMPTeam {
+    const OpenMPRuntime* runtime = nullptr;
+    int threads = 0;
+};
+OpenMPTeam openmp_team_for(int n_threads);
 
 // The kernels' parallel loop in a forked child never borrows the runtime (called from the
 // pool's pthread_atfork child handler).

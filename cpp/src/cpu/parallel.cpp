@@ -27,11 +27,17 @@ std::atomic<int> g_fail_thread_start_after{-1};  // testing aid, < 0 = off
 
 constexpr long kMaxThreads = 4096;  // more would only fail to start (and then run inline)
 
-int default_threads() {
+// CUPATCH_NUM_THREADS as a thread count, 0 where it is unset or not a positive number.
+int threads_from_env() {
     if (const char* env = std::getenv("CUPATCH_NUM_THREADS")) {
         const long n = std::strtol(env, nullptr, 10);  // saturates instead of overflowing like atoi
         if (n > 0) return static_cast<int>(n < kMaxThreads ? n : kMaxThreads);
     }
+    return 0;
+}
+
+int default_threads() {
+    if (const int n = threads_from_env()) return n;
     // Asked once: hardware_concurrency() reads /sys on every call (a system call per kernel).
     static const unsigned hw = std::thread::hardware_concurrency();
     return hw ? static_cast<int>(hw) : 1;
@@ -200,6 +206,8 @@ int cpu_threads() {
     return n > 0 ? n : default_threads();
 }
 
+bool cpu_threads_chosen() { return g_threads.load(std::memory_order_relaxed) > 0 || threads_from_env() > 0; }
+
 void set_cpu_threads(int n) { g_threads.store(n > 0 ? n : 0, std::memory_order_relaxed); }
 
 void set_thread_start_failure_for_testing(int n) { g_fail_thread_start_after.store(n < 0 ? -1 : n, std::memory_order_relaxed); }
@@ -221,11 +229,12 @@ void run_chunks(std::int64_t n_chunks, int n_threads, const std::function<void(s
     job->n_chunks = n_chunks;
     job->errors.resize(static_cast<std::size_t>(n_chunks));
     Pool& own = pool();  // also installs the fork handler that keeps a child off the runtime
-    const OpenMPRuntime* openmp = backend == ParallelBackend::any ? openmp_runtime_for(n_threads) : nullptr;
-    if (openmp) {
+    const OpenMPTeam openmp = backend == ParallelBackend::any ? openmp_team_for(n_threads) : OpenMPTeam{};
+    if (openmp.runtime) {
         // Every team thread claims chunks like a pool worker; the region ends when all have
         // returned, and a chunk's exception is caught inside work(), never crossing the runtime.
-        openmp->parallel([](void* j) { static_cast<Job*>(j)->work(); }, job.get(), static_cast<unsigned>(n_threads), 0);
+        openmp.runtime->parallel([](void* j) { static_cast<Job*>(j)->work(); }, job.get(),
+                                 static_cast<unsigned>(openmp.threads), 0);
     } else if (!own.run(job, n_threads)) {
         job->work();  // busy (another caller, or nested): inline
     }

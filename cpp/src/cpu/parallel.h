@@ -10,7 +10,8 @@
 // 3-10x slower beside a torch model on two cores.
 //
 // Next to an OpenMP runtime that something else loaded (torch), calls from the main thread
-// run as a parallel region of that runtime instead, on its threads (openmp_runtime.h).
+// run as a parallel region of that runtime instead, on its threads, as many as it has when
+// the kernels' thread count is the hardware default (openmp_runtime.h).
 //
 // Fork safety: a forked child (DataLoader workers) inherits no pool threads; a
 // pthread_atfork handler drops the parent's pool in the child, which starts its own on
