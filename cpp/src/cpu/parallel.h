@@ -37,7 +37,7 @@ std::thread start_worker_thread(std::int64_t index, std::function<void()> work);
 // Testing aid: stop and join the pool's workers (the next parallel_for starts them anew).
 void reset_thread_pool_for_testing();
 
-// Where run_chunks runs: a loaded OpenMP runtime's threads where openmp_runtime_for allows
+// Where run_chunks runs: a loaded OpenMP runtime's threads where openmp_team_for allows
 // it, else the pool (`any`); always the pool (`pool`, for testing the pool itself).
 enum class ParallelBackend { any, pool };
 

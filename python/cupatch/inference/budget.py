@@ -85,15 +85,16 @@ def open_stream(plan: Plan, image: ImagePlan, pred, resident_bytes: int) -> Writ
     )  # fmt: skip
 
 
-def open_sink(plan: Plan, image: ImagePlan, pred, writer: Writer | None) -> MemorySink | SlabSink:
-    """The sink stitching the image: in memory (``writer`` None) or streaming into ``writer``."""
+def open_sink(plan: Plan, image: ImagePlan, pred, writer: Writer | None, tile_table) -> MemorySink | SlabSink:
+    """The sink stitching the image: in memory (``writer`` None) or streaming into ``writer``.
+    ``tile_table``: the rows of the tiling's tile table the batches will take."""
     c_out = int(pred.shape[1])
     fill = None  # skip_value, where tiles may be skipped
     if getattr(plan, "skip", None) is not None:
         fill = plan.skip.value
         check_fill(fill, pred.dtype if writer is None else writer.target.dtype)
     if writer is None:
-        return MemorySink(plan.xp, plan.mode, plan.window, image.tiling, c_out, pred.dtype, fill=fill)
+        return MemorySink(plan.xp, plan.mode, plan.window, image.tiling, c_out, pred.dtype, tile_table, fill=fill)
     table = plan.window_table
     if table is not None and plan.xp is not np:
         table = plan.xp.asarray(table)  # upload the blend window once, not per batch

@@ -315,7 +315,7 @@ def _predict_image(run: _Run, image: ImagePlan):
                     if writer.path is not None:
                         run.created.append(writer.path)
                     stats.streamed.append(writer.label)
-                sink = open_sink(plan, image, pred, writer)
+                sink = open_sink(plan, image, pred, writer, run_specs)
                 c_out = int(pred.shape[1])
             tiles = xp.ascontiguousarray(pred, dtype=np.float32)
             sink.add(tiles, specs, tile_index, next_tile)

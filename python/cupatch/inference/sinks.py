@@ -80,10 +80,12 @@ class MemorySink:
     """Stitches into full-size outputs on the working device.
 
     With ``fill`` (tile skipping), voxels no stitched tile wrote get ``fill``: in crop mode
-    the output starts full of it, in blend mode where the weights stay 0.
+    the output starts full of it, in blend mode where the weights stay 0. ``tile_table``
+    holds the rows of the tiling's tile table that :meth:`add` will be given, checked once.
     """
 
-    def __init__(self, xp, mode: str, window: str | None, tiling: Tiling, c_out: int, dtype, fill: float | None = None):
+    def __init__(self, xp, mode: str, window: str | None, tiling: Tiling, c_out: int, dtype, tile_table,
+                 fill: float | None = None):
         shape = (tiling.n_samples, c_out, *tiling.spatial)
         self.xp, self.mode, self.dtype, self.fill = xp, mode, np.dtype(dtype), fill
         self.acc = self.weight_map = self.table = None
@@ -107,7 +109,7 @@ class MemorySink:
                 [self.output], (c_out, *tiling.tile), mode="blend" if blend else "crop",
                 window_table=self.table if blend else None, array_module=xp,
             )  # fmt: skip
-            self.stitcher.check_specs(tiling.patching.spec_table(np.arange(tiling.n_tiles, dtype=np.int64)))
+            self.stitcher.check_specs(tile_table)  # the rows add() will take
 
     def add(self, tiles, table, tile_index, next_tile=None) -> None:
         """Stitch a batch: ``table`` holds rows of the tiling's tile table."""
